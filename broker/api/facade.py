@@ -1,0 +1,74 @@
+"""What the HTTP routes need from a running node, as a Protocol.
+
+broker.node.Node implements it; tests of the routes may use a small fake. Routes never reach
+into the node's internals beyond this surface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from kraft.raft.types import QuorumStatus
+
+
+class NoLeaderError(Exception):
+    """No leader (active controller) is known right now; the caller should retry soon."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaDescription:
+    node_id: int
+    is_voter: bool
+    log_end_offset: int
+    last_fetch_unix_ms: int | None
+    last_caught_up_unix_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumDescription:
+    """The leader's view of the quorum, as `kafka-metadata-quorum.sh describe` shows it."""
+
+    cluster_id: str
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    leader_log_end_offset: int
+    voters: tuple[int, ...]
+    observers: tuple[int, ...]
+    replicas: tuple[ReplicaDescription, ...]  # the leader included
+    now_unix_ms: int
+
+
+class NodeFacade(Protocol):
+    node_id: int
+    cluster_id: str
+
+    def quorum_status(self) -> QuorumStatus:
+        """The core's view of the quorum, taken now."""
+        ...
+
+    def tick_to_unix_ms(self, tick: int) -> int:
+        """Wall-clock time (ms since the epoch) at which the core's clock showed `tick`."""
+        ...
+
+    async def describe_quorum(self) -> QuorumDescription:
+        """The leader's view (asked of the leader over rpc when this node is not it).
+        Raises NoLeaderError when no leader is known or it cannot be reached."""
+        ...
+
+    def is_ready(self) -> bool:
+        """True once the node knows a leader and has applied the log up to the high
+        watermark it learnt on start; False while booting."""
+        ...
+
+    async def kv_put(self, key: str, value: str) -> int:
+        """Proposes key=value to the demo key-value state machine (forwarding to the leader
+        when this node is not it) and returns the committed offset once applied here.
+        Raises NoLeaderError when no leader is known, TimeoutError when the commit did not
+        come in time."""
+        ...
+
+    def kv_get(self, key: str) -> str | None:
+        """The committed value of key in this node's replica of the state machine."""
+        ...
