@@ -1,0 +1,439 @@
+"""The asyncio shell around the pure Raft core: the replicated state-machine API.
+
+One task owns the core (STYLE §1). Other tasks reach it only through two bounded queues:
+inbound messages (from the rpc server) and proposals (from `propose`). The loop:
+
+    drain queues into core.step/propose -> tick by the clock -> ready() -> persist (in one
+    storage thread: election state, snapshot, truncation, entries + one fsync) -> send ->
+    apply committed entries to the state machine -> advance() -> maybe snapshot
+
+While one Ready is being persisted, messages and proposals keep queueing, so the next Ready
+carries all of them: appends and fsyncs are grouped, and throughput grows with load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from kraft.raft.config import RaftConfig
+from kraft.raft.core import RaftCore
+from kraft.raft.messages import Message
+from kraft.raft.types import (
+    ElectionState,
+    Entry,
+    EntryKind,
+    NotLeaderError,
+    ProposalTooLargeError,
+    QuorumStatus,
+    Ready,
+    RestoredState,
+    Role,
+    RoleChange,
+    Snapshot,
+    SnapshotId,
+)
+from kraft.storage.interfaces import LogStore, SnapshotStore, StateStore
+
+log = structlog.get_logger(__name__)
+
+INBOUND_QUEUE_MAX_MESSAGES = 10_000
+PROPOSAL_QUEUE_MAX = 100_000
+MAX_MESSAGES_PER_LOOP = 2_000  # bound one loop iteration so ticks are never starved
+PROPOSE_TIMEOUT_S_DEFAULT = 10.0
+SNAPSHOT_INTERVAL_RECORDS_DEFAULT = 20_000
+CLOSE_TIMEOUT_S = 2.0
+
+
+class Transport(Protocol):
+    def send(self, to: int, message: Message) -> None:
+        """Queues a message for a peer; never blocks; may drop (raft retransmits)."""
+        ...
+
+
+class StateMachine(Protocol):
+    def apply(self, entry: Entry) -> None: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+class ProposalLostError(Exception):
+    """The entry appended for a proposal was replaced by another leader's: not committed."""
+
+
+class OverloadedError(Exception):
+    """The proposal queue is full: back off and retry."""
+
+
+@dataclass(slots=True)
+class _Proposal:
+    records: list[bytes]
+    future: asyncio.Future[int]
+    submitted_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeHooks:
+    """Callbacks for logs and metrics; each defaults to doing nothing."""
+
+    on_role_change: Callable[[RoleChange], None] = lambda change: None
+    on_commit_latency: Callable[[float], None] = lambda seconds: None
+    on_append: Callable[[int, float], None] = lambda entries, fsync_seconds: None
+
+
+def restore_state(
+    log_store: LogStore, state_store: StateStore, snapshot_store: SnapshotStore
+) -> RestoredState:
+    """Reads back what the stores hold, as the core wants it at start."""
+    election_state = state_store.read() or ElectionState(epoch=0)
+    snapshot = snapshot_store.latest()
+    first_offset = snapshot.snapshot_id.end_offset if snapshot else 0
+    assert log_store.start_offset() <= first_offset or log_store.end_offset() <= first_offset, (
+        f"log starts at {log_store.start_offset()} after the snapshot end {first_offset}"
+    )
+    entries = log_store.read(first_offset) if log_store.end_offset() > first_offset else []
+    return RestoredState(election_state=election_state, snapshot=snapshot, entries=entries)
+
+
+class QuorumRuntime:
+    def __init__(
+        self,
+        config: RaftConfig,
+        *,
+        log_store: LogStore,
+        state_store: StateStore,
+        snapshot_store: SnapshotStore,
+        transport: Transport,
+        state_machine: StateMachine,
+        tick_ms: int,
+        snapshot_interval_records: int = SNAPSHOT_INTERVAL_RECORDS_DEFAULT,
+        rng: random.Random | None = None,
+        hooks: RuntimeHooks | None = None,
+    ) -> None:
+        assert tick_ms > 0
+        self._config = config
+        self._log_store = log_store
+        self._state_store = state_store
+        self._snapshot_store = snapshot_store
+        self._transport = transport
+        self._state_machine = state_machine
+        self._tick_s = tick_ms / 1000.0
+        self._tick_ms = tick_ms
+        self._snapshot_interval_records = snapshot_interval_records
+        self._rng = rng or random.Random()
+        self._hooks = hooks or RuntimeHooks()
+        self._inbound: asyncio.Queue[tuple[int, Message]] = asyncio.Queue(
+            INBOUND_QUEUE_MAX_MESSAGES
+        )
+        self._proposals: asyncio.Queue[_Proposal] = asyncio.Queue(PROPOSAL_QUEUE_MAX)
+        self._wakeup = asyncio.Event()
+        self._storage_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-io")
+        self._pending: dict[int, tuple[int, _Proposal]] = {}  # last offset -> (epoch, proposal)
+        self._core: RaftCore | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._applied_end_offset = 0  # one past the last applied entry
+        self._applied_epoch = 0
+        self._records_since_snapshot = 0
+        self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._tick_count = 0
+        self._tick_origin_unix_ms = 0.0
+        self._dropped_inbound = 0
+        self._ready_once = False
+        self._closing = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        restored = restore_state(self._log_store, self._state_store, self._snapshot_store)
+        if restored.snapshot is not None:
+            self._state_machine.restore(restored.snapshot.data)
+            self._applied_end_offset = restored.snapshot.snapshot_id.end_offset
+            self._applied_epoch = restored.snapshot.snapshot_id.epoch
+        self._core = RaftCore(self._config, restored, self._rng)
+        self._tick_origin_unix_ms = time.time() * 1000.0
+        log.info(
+            "quorum.started",
+            node_id=self._config.node_id,
+            epoch=restored.election_state.epoch,
+            voted_id=restored.election_state.voted_id,
+            log_entries=len(restored.entries),
+            snapshot_end_offset=self._applied_end_offset,
+        )
+        self._task = asyncio.create_task(self._run(), name=f"raft-{self._config.node_id}")
+
+    async def close(self, *, resign: bool = True) -> None:
+        """Stops the loop; a leader first resigns (EndQuorumEpoch) so the next election
+        starts at once instead of after a timeout."""
+        if self._task is None:
+            return
+        core = self._core
+        assert core is not None
+        if resign and core.role is Role.LEADER and not self._task.done():
+            self._closing = True
+            self._wakeup.set()
+            # the loop resigns and flushes the resulting Ready before it stops
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), CLOSE_TIMEOUT_S)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        self._fail_pending(NotLeaderError(None, core.epoch))
+        self._storage_thread.shutdown(wait=True)
+
+    # --- inputs from other tasks -----------------------------------------------------------
+
+    def deliver(self, sender: int, message: Message) -> None:
+        """Called by the rpc server for each raft message; never blocks."""
+        try:
+            self._inbound.put_nowait((sender, message))
+        except asyncio.QueueFull:
+            self._dropped_inbound += 1  # raft retransmits; the count shows overload
+            return
+        self._wakeup.set()
+
+    async def propose(
+        self, records: Sequence[bytes], timeout_s: float = PROPOSE_TIMEOUT_S_DEFAULT
+    ) -> int:
+        """Appends records through the leader and returns the offset of the last one once it
+        is committed and applied on this node. Raises NotLeaderError (with the leader hint),
+        ProposalLostError, OverloadedError or TimeoutError."""
+        assert records, "a proposal carries at least one record"
+        core = self._require_core()
+        if core.role is not Role.LEADER:
+            raise NotLeaderError(core.leader_id, core.epoch)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        try:
+            self._proposals.put_nowait(_Proposal(list(records), future, time.monotonic()))
+        except asyncio.QueueFull:
+            raise OverloadedError(f"{PROPOSAL_QUEUE_MAX} proposals already queued") from None
+        self._wakeup.set()
+        return await asyncio.wait_for(future, timeout_s)
+
+    async def wait_applied(self, offset: int, timeout_s: float) -> None:
+        """Returns once the entry at `offset` has been applied on this node."""
+        if self._applied_end_offset > offset:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((offset, future))
+        await asyncio.wait_for(future, timeout_s)
+
+    # --- views -----------------------------------------------------------------------------
+
+    def status(self) -> QuorumStatus:
+        return self._require_core().status()
+
+    @property
+    def role(self) -> Role:
+        return self._require_core().role
+
+    @property
+    def leader_id(self) -> int | None:
+        return self._require_core().leader_id
+
+    @property
+    def applied_end_offset(self) -> int:
+        return self._applied_end_offset
+
+    @property
+    def dropped_inbound_messages(self) -> int:
+        return self._dropped_inbound
+
+    def tick_to_unix_ms(self, tick: int) -> int:
+        return int(self._tick_origin_unix_ms + tick * self._tick_ms)
+
+    def is_ready(self) -> bool:
+        """Ready once a leader is known and this node has applied up to the high watermark
+        it saw then; it stays ready after that (a lagging node is still serving)."""
+        if not self._ready_once and self._core is not None:
+            core = self._core
+            if core.leader_id is not None and self._applied_end_offset >= core.high_watermark:
+                self._ready_once = True
+        return self._ready_once
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _require_core(self) -> RaftCore:
+        assert self._core is not None, "start() the runtime first"
+        return self._core
+
+    async def _run(self) -> None:
+        core = self._require_core()
+        loop = asyncio.get_running_loop()
+        next_tick_at = loop.time() + self._tick_s
+        while True:
+            if self._closing:
+                await self._resign_and_flush(core)
+                return
+            delay = next_tick_at - loop.time()
+            if delay > 0 and not core.has_ready() and self._nothing_queued():
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), delay)
+            self._drain_inbound(core)
+            self._drain_proposals(core)
+            now = loop.time()
+            while now >= next_tick_at:
+                core.tick()
+                self._tick_count += 1
+                next_tick_at += self._tick_s
+            if core.has_ready():
+                await self._handle_ready(core, core.ready())
+
+    def _nothing_queued(self) -> bool:
+        return self._inbound.empty() and self._proposals.empty()
+
+    def _drain_inbound(self, core: RaftCore) -> None:
+        for _ in range(MAX_MESSAGES_PER_LOOP):
+            try:
+                sender, message = self._inbound.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            core.step(sender, message)
+
+    def _drain_proposals(self, core: RaftCore) -> None:
+        for _ in range(MAX_MESSAGES_PER_LOOP):
+            try:
+                proposal = self._proposals.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if proposal.future.done():
+                continue  # its caller timed out or was cancelled before it was appended
+            try:
+                ack = core.propose(proposal.records)
+            except (NotLeaderError, ProposalTooLargeError) as error:
+                proposal.future.set_exception(error)
+                continue
+            self._pending[ack.last_offset] = (ack.epoch, proposal)
+
+    async def _handle_ready(self, core: RaftCore, ready: Ready) -> None:
+        for change in ready.role_changes:
+            self._log_role_change(change)
+        started = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(self._storage_thread, self._persist, ready)
+        if ready.entries:
+            self._hooks.on_append(len(ready.entries), time.monotonic() - started)
+        for outbound in ready.messages:
+            self._transport.send(outbound.to, outbound.message)  # type: ignore[arg-type]
+        self._apply(ready)
+        core.advance(ready)
+        self._maybe_snapshot(core)
+
+    def _persist(self, ready: Ready) -> None:
+        """Runs in the storage thread: everything the Ready's messages may rely on."""
+        if ready.election_state is not None:
+            self._state_store.write(ready.election_state)
+        if ready.snapshot is not None:
+            self._snapshot_store.save(ready.snapshot)
+        if ready.log_start_offset is not None:
+            self._log_store.delete_before(ready.log_start_offset)
+        if ready.snapshot is not None and ready.snapshot_to_load is not None:
+            # an installed snapshot replaces the whole log
+            self._log_store.truncate(self._log_store.start_offset())
+        if ready.truncate_to is not None:
+            self._log_store.truncate(ready.truncate_to)
+        if ready.entries:
+            self._log_store.append(ready.entries)
+
+    def _apply(self, ready: Ready) -> None:
+        if ready.snapshot_to_load is not None:
+            snapshot_id = ready.snapshot_to_load.snapshot_id
+            self._state_machine.restore(ready.snapshot_to_load.data)
+            self._applied_end_offset = snapshot_id.end_offset
+            self._applied_epoch = snapshot_id.epoch
+            self._records_since_snapshot = 0
+            log.info("quorum.snapshot_loaded", end_offset=snapshot_id.end_offset)
+            self._fail_pending_below(snapshot_id.end_offset)
+        now = time.monotonic()
+        for entry in ready.committed:
+            if entry.offset < self._applied_end_offset:
+                continue  # already covered by a loaded snapshot
+            assert entry.offset == self._applied_end_offset, (
+                f"committed entry {entry.offset} skips past applied end {self._applied_end_offset}"
+            )
+            if entry.kind is EntryKind.DATA:
+                self._state_machine.apply(entry)
+                self._records_since_snapshot += 1
+            self._applied_end_offset = entry.offset + 1
+            self._applied_epoch = entry.epoch
+            self._complete_proposal(entry, now)
+        self._wake_applied_waiters()
+
+    def _complete_proposal(self, entry: Entry, now: float) -> None:
+        pending = self._pending.pop(entry.offset, None)
+        if pending is None:
+            return
+        epoch, proposal = pending
+        if proposal.future.done():
+            return
+        if epoch == entry.epoch:
+            proposal.future.set_result(entry.offset)
+            self._hooks.on_commit_latency(now - proposal.submitted_at)
+        else:
+            proposal.future.set_exception(
+                ProposalLostError(f"offset {entry.offset} was committed from epoch {entry.epoch}")
+            )
+
+    def _fail_pending_below(self, end_offset: int) -> None:
+        for offset in [offset for offset in self._pending if offset < end_offset]:
+            _, proposal = self._pending.pop(offset)
+            if not proposal.future.done():
+                proposal.future.set_exception(
+                    ProposalLostError(f"offset {offset} was replaced by a snapshot")
+                )
+
+    def _fail_pending(self, error: Exception) -> None:
+        for _, proposal in self._pending.values():
+            if not proposal.future.done():
+                proposal.future.set_exception(error)
+        self._pending.clear()
+
+    def _wake_applied_waiters(self) -> None:
+        if not self._applied_waiters:
+            return
+        still_waiting = []
+        for offset, future in self._applied_waiters:
+            if future.done():
+                continue
+            if self._applied_end_offset > offset:
+                future.set_result(None)
+            else:
+                still_waiting.append((offset, future))
+        self._applied_waiters = still_waiting
+
+    def _maybe_snapshot(self, core: RaftCore) -> None:
+        if self._records_since_snapshot < self._snapshot_interval_records:
+            return
+        end_offset = min(self._applied_end_offset, core.high_watermark)
+        if end_offset <= 0 or end_offset != self._applied_end_offset:
+            return
+        snapshot = Snapshot(SnapshotId(end_offset, self._applied_epoch), self._state_machine.snapshot())
+        core.compact(snapshot)
+        self._records_since_snapshot = 0
+        log.info("quorum.snapshot_taken", end_offset=end_offset, size_bytes=len(snapshot.data))
+
+    async def _resign_and_flush(self, core: RaftCore) -> None:
+        core.resign()
+        if core.has_ready():
+            await self._handle_ready(core, core.ready())
+
+    def _log_role_change(self, change: RoleChange) -> None:
+        log.info(
+            "quorum.role_changed",
+            from_role=change.from_role.value,
+            to_role=change.to_role.value,
+            epoch=change.epoch,
+            leader_id=change.leader_id,
+            reason=change.reason,
+        )
+        self._hooks.on_role_change(change)
