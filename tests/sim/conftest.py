@@ -1,0 +1,56 @@
+"""Options of the simulation tests.
+
+pytest tests/sim                      # the CI batch: seeds 0 .. DEFAULT_SEED_COUNT-1
+pytest tests/sim --seed=N             # replay one seed
+pytest tests/sim --seed=N --sim-trace # ... printing every event of it
+pytest tests/sim --sim-seeds=2000 --sim-first-seed=5000
+"""
+
+from __future__ import annotations
+
+import pytest
+
+DEFAULT_SEED_COUNT = 500
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sim", "deterministic simulation")
+    group.addoption("--seed", type=int, default=None, help="run only this simulation seed")
+    group.addoption(
+        "--sim-seeds",
+        type=int,
+        default=DEFAULT_SEED_COUNT,
+        help=f"how many seeds to run (default {DEFAULT_SEED_COUNT})",
+    )
+    group.addoption("--sim-first-seed", type=int, default=0, help="the first seed to run")
+    group.addoption(
+        "--sim-trace", action="store_true", default=False, help="print every simulated event"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sim_seed" not in metafunc.fixturenames:
+        return
+    # Defaults too: when pytest starts from the repository root this conftest loads late,
+    # after the command line was parsed, and the options may not exist.
+    config = metafunc.config
+    seed = config.getoption("--seed", default=None)
+    if seed is not None:
+        seeds = [seed]
+    else:
+        first = config.getoption("--sim-first-seed", default=0)
+        count = config.getoption("--sim-seeds", default=DEFAULT_SEED_COUNT)
+        seeds = list(range(first, first + count))
+    from tests.sim.known_failures import KNOWN_CORE_BUGS
+
+    params = []
+    for value in seeds:
+        reason = KNOWN_CORE_BUGS.get(value)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(value, marks=marks, id=f"seed{value}"))
+    metafunc.parametrize("sim_seed", params)
+
+
+@pytest.fixture
+def sim_trace(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--sim-trace", default=False))

@@ -1,0 +1,125 @@
+"""Runs many simulation seeds as a soak, prints progress and a summary, stops by itself.
+
+    python -m tests.sim.soak --seeds 10000              # seeds 0..9999
+    python -m tests.sim.soak --minutes 30 --first 100000  # as many seeds as fit in 30 min
+    python -m tests.sim.soak --seeds 2000 --jobs 2      # on two worker processes
+    python -m tests.sim.soak --seed 1234 --trace        # replay one seed, every event
+
+Exit status 0 when every seed passed, 1 when any failed (each failure is printed with its
+seed and replay command). The wall clock is read here only to report progress and to stop a
+`--minutes` soak; the runs themselves never see it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import multiprocessing
+import sys
+import time
+from collections.abc import Iterator
+
+from tests.sim.simulation import RunResult, SimulationFailure, run_seed
+
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+def _run_one(seed: int) -> tuple[int, RunResult | None, str | None]:
+    try:
+        return seed, run_seed(seed), None
+    except SimulationFailure as failure:
+        return seed, None, str(failure)
+
+
+def _seeds(first: int, count: int | None) -> Iterator[int]:
+    seed = first
+    while count is None or seed < first + count:
+        yield seed
+        seed += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.sim.soak", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=None, help="how many seeds to run")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
+    parser.add_argument("--first", type=int, default=0, help="the first seed")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--seed", type=int, default=None, help="run this one seed")
+    parser.add_argument("--trace", action="store_true", help="print every event (--seed)")
+    parser.add_argument(
+        "--stop-after-failures", type=int, default=20, help="stop once this many seeds failed"
+    )
+    args = parser.parse_args(argv)
+    if args.seed is not None:
+        return _replay(args.seed, args.trace)
+    if args.seeds is None and args.minutes is None:
+        parser.error("give --seeds N or --minutes M (or both: whichever ends first)")
+    return _soak(args)
+
+
+def _replay(seed: int, trace: bool) -> int:
+    try:
+        result = run_seed(seed, trace=print if trace else None)
+    except SimulationFailure as failure:
+        print(failure)
+        return 1
+    print(result)
+    return 0
+
+
+def _soak(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    deadline = None if args.minutes is None else started + args.minutes * 60
+    failures: list[tuple[int, str]] = []
+    profiles: collections.Counter[str] = collections.Counter()
+    passed = 0
+    ticks = 0
+    events = 0
+    acknowledged = 0
+    last_progress = started
+    seeds = _seeds(args.first, args.seeds)
+    pool = multiprocessing.Pool(args.jobs) if args.jobs > 1 else None
+    results = pool.imap(_run_one, seeds, chunksize=4) if pool else map(_run_one, seeds)
+    try:
+        for seed, result, failure in results:
+            if failure is not None:
+                failures.append((seed, failure))
+                print(f"FAIL seed {seed}\n{failure}\n", flush=True)
+            else:
+                assert result is not None
+                passed += 1
+                profiles[result.profile] += 1
+                ticks += result.ticks
+                events += result.events
+                acknowledged += result.acknowledged
+            now = time.monotonic()
+            if now - last_progress >= PROGRESS_EVERY_SECONDS:
+                last_progress = now
+                print(
+                    f"[{now - started:7.1f}s] up to seed {seed}: {passed} passed, "
+                    f"{len(failures)} failed",
+                    flush=True,
+                )
+            if deadline is not None and now >= deadline:
+                break
+            if len(failures) >= args.stop_after_failures:
+                print(f"stopping: {len(failures)} seeds failed", flush=True)
+                break
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    elapsed = time.monotonic() - started
+    print(f"\n{passed} passed, {len(failures)} failed in {elapsed:.1f}s")
+    print(
+        f"simulated {ticks} ticks, {events} events, {acknowledged} acknowledged proposals; "
+        f"profiles: {dict(sorted(profiles.items()))}"
+    )
+    for seed, failure in failures:
+        first_line = failure.splitlines()[0]
+        print(f"  seed {seed}: {first_line}\n    replay: pytest tests/sim --seed={seed}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
