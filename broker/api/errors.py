@@ -54,8 +54,9 @@ class ErrorCode(enum.IntEnum):
         return _HTTP_STATUS_OVERRIDES.get(self, int(self) // 100)
 
 
-# Codes whose HTTP status is not their first three digits (Confluent keeps the 500xx code
-# for server errors whatever the status; ours tell clients whether to retry).
+# Codes answered with another status than their first three digits: the codes keep
+# Confluent's numbering, while the status tells clients and proxies what kind of failure it
+# is (413, 415) and whether to retry (503) or that only the wait ran out (504).
 _HTTP_STATUS_OVERRIDES = {
     ErrorCode.REQUEST_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
@@ -72,13 +73,12 @@ class ApiError(Exception):
         code: ErrorCode,
         message: str,
         *,
-        http_status: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.error_code = int(code)
         self.message = message
-        self.http_status = code.http_status if http_status is None else http_status
+        self.http_status = code.http_status
         self.headers = dict(headers or {})
 
     def response(self) -> web.Response:

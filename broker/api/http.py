@@ -101,8 +101,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             f"timed out waiting for the quorum while serving {request.method} {request.path}"
         ).response()
     except Exception:
-        log.exception("unexpected error serving http request", method=request.method,
-                      path=request.path)  # fmt: skip
+        log.exception(
+            "unexpected error serving http request", method=request.method, path=request.path
+        )
         return error_response(
             500,
             ErrorCode.INTERNAL_ERROR,

@@ -5,6 +5,7 @@ Every route build_app registers has an operation here; tests/unit/api checks bot
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from broker.api.errors import RETRY_AFTER_SECONDS, ErrorCode
@@ -112,163 +113,173 @@ def _public(operation: dict[str, Any]) -> dict[str, Any]:
     return {**operation, "security": []}
 
 
-def _paths() -> dict[str, Any]:
-    return {
-        "/live": {
-            "get": _public(
-                {
-                    "summary": "Liveness: the process serves HTTP.",
-                    "operationId": "getLive",
-                    "responses": {
-                        "200": {
-                            "description": "Alive.",
-                            "content": _json_content(
-                                _object({"status": {"type": "string", "enum": ["live"]}})
-                            ),
-                        }
-                    },
-                }
-            )
-        },
-        "/v1/status/ready": {
-            "get": _public(
-                {
-                    "summary": "Readiness: a leader is known and the log applied.",
-                    "operationId": "getReady",
-                    "responses": {
-                        "200": {
-                            "description": "Ready.",
-                            "content": _json_content(
-                                _object({"status": {"type": "string", "enum": ["ready"]}})
-                            ),
-                        },
-                        "503": {
-                            "description": "Still booting.",
-                            "content": _json_content(
-                                _object({"status": {"type": "string", "enum": ["booting"]}})
-                            ),
-                        },
-                    },
-                }
-            )
-        },
-        "/metrics": {
-            "get": _public(
-                {
-                    "summary": "Prometheus metrics (SPEC §6).",
-                    "operationId": "getMetrics",
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus text exposition format.",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            )
-        },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document.",
-                "operationId": "getOpenApi",
-                "responses": {
-                    "200": {
-                        "description": "The OpenAPI document.",
-                        "content": _json_content({"type": "object"}),
-                    },
-                    "401": _UNAUTHORIZED,
-                },
-            }
-        },
-        "/v1/quorum/status": {
-            "get": {
-                "summary": "The metadata quorum, as kafka-metadata-quorum.sh describe --status.",
-                "operationId": "getQuorumStatus",
-                "responses": {
-                    "200": {
-                        "description": "The leader's view of the quorum.",
-                        "content": _json_content(_QUORUM_STATUS),
-                    },
-                    "401": _UNAUTHORIZED,
-                    "503": _NO_LEADER,
-                    "504": _TIMED_OUT,
-                },
-            }
-        },
-        "/v1/quorum/replication": {
-            "get": {
-                "summary": "Replicas of the metadata log, as describe --replication.",
-                "operationId": "getQuorumReplication",
-                "responses": {
-                    "200": {
-                        "description": "One row per replica, the leader first.",
-                        "content": _json_content(
-                            _object({"replicas": {"type": "array", "items": _REPLICA}})
-                        ),
-                    },
-                    "401": _UNAUTHORIZED,
-                    "503": _NO_LEADER,
-                    "504": _TIMED_OUT,
-                },
-            }
-        },
-        "/v1/kv/{key}": {
-            "parameters": [_KEY_PARAMETER],
-            "get": {
-                "summary": "Reads a key of the demo key-value state machine on this node.",
-                "operationId": "getKv",
-                "responses": {
-                    "200": {
-                        "description": "The committed value as applied on this node.",
-                        "content": _json_content(
-                            _object({"key": {"type": "string"}, "value": {"type": "string"}})
-                        ),
-                    },
-                    "400": _BAD_KEY,
-                    "401": _UNAUTHORIZED,
-                    "404": _error(f"No such key (error_code {int(ErrorCode.KEY_NOT_FOUND)})."),
-                },
-            },
-            "put": {
-                "summary": "Writes a key through the quorum; answers once committed and applied.",
-                "operationId": "putKv",
-                "requestBody": {
-                    "required": True,
+_LIVE: dict[str, Any] = {
+    "get": _public(
+        {
+            "summary": "Liveness: the process serves HTTP.",
+            "operationId": "getLive",
+            "responses": {
+                "200": {
+                    "description": "Alive.",
                     "content": _json_content(
-                        {
-                            **_object({"value": {"type": "string"}}),
-                            "additionalProperties": False,
-                            "description": f"value: at most {MAX_KV_VALUE_BYTES} bytes in UTF-8",
-                        }
+                        _object({"status": {"type": "string", "enum": ["live"]}})
+                    ),
+                }
+            },
+        }
+    )
+}
+
+_READY: dict[str, Any] = {
+    "get": _public(
+        {
+            "summary": "Readiness: a leader is known and the log applied.",
+            "operationId": "getReady",
+            "responses": {
+                "200": {
+                    "description": "Ready.",
+                    "content": _json_content(
+                        _object({"status": {"type": "string", "enum": ["ready"]}})
                     ),
                 },
-                "responses": {
-                    "200": {
-                        "description": "Committed at `offset` and applied on this node.",
-                        "content": _json_content(
-                            _object(
-                                {
-                                    "key": {"type": "string"},
-                                    "value": {"type": "string"},
-                                    "offset": _INT,
-                                }
-                            )
-                        ),
-                    },
-                    "400": _BAD_KEY,
-                    "401": _UNAUTHORIZED,
-                    "413": _error(
-                        f"Body too large (error_code {int(ErrorCode.REQUEST_TOO_LARGE)})."
+                "503": {
+                    "description": "Still booting.",
+                    "content": _json_content(
+                        _object({"status": {"type": "string", "enum": ["booting"]}})
                     ),
-                    "415": _error(
-                        f"Body not application/json (error_code "
-                        f"{int(ErrorCode.UNSUPPORTED_MEDIA_TYPE)})."
-                    ),
-                    "503": _NO_LEADER,
-                    "504": _TIMED_OUT,
                 },
             },
+        }
+    )
+}
+
+_METRICS: dict[str, Any] = {
+    "get": _public(
+        {
+            "summary": "Prometheus metrics (SPEC §6).",
+            "operationId": "getMetrics",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    )
+}
+
+_OPENAPI: dict[str, Any] = {
+    "get": {
+        "summary": "This document.",
+        "operationId": "getOpenApi",
+        "responses": {
+            "200": {
+                "description": "The OpenAPI document.",
+                "content": _json_content({"type": "object"}),
+            },
+            "401": _UNAUTHORIZED,
         },
     }
+}
+
+_QUORUM_STATUS_PATH: dict[str, Any] = {
+    "get": {
+        "summary": "The metadata quorum, as kafka-metadata-quorum.sh describe --status.",
+        "operationId": "getQuorumStatus",
+        "responses": {
+            "200": {
+                "description": "The leader's view of the quorum.",
+                "content": _json_content(_QUORUM_STATUS),
+            },
+            "401": _UNAUTHORIZED,
+            "503": _NO_LEADER,
+            "504": _TIMED_OUT,
+        },
+    }
+}
+
+_QUORUM_REPLICATION_PATH: dict[str, Any] = {
+    "get": {
+        "summary": "Replicas of the metadata log, as describe --replication.",
+        "operationId": "getQuorumReplication",
+        "responses": {
+            "200": {
+                "description": "One row per replica, the leader first.",
+                "content": _json_content(
+                    _object({"replicas": {"type": "array", "items": _REPLICA}})
+                ),
+            },
+            "401": _UNAUTHORIZED,
+            "503": _NO_LEADER,
+            "504": _TIMED_OUT,
+        },
+    }
+}
+
+_KV_PATH: dict[str, Any] = {
+    "parameters": [_KEY_PARAMETER],
+    "get": {
+        "summary": "Reads a key of the demo key-value state machine on this node.",
+        "operationId": "getKv",
+        "responses": {
+            "200": {
+                "description": "The committed value as applied on this node.",
+                "content": _json_content(
+                    _object({"key": {"type": "string"}, "value": {"type": "string"}})
+                ),
+            },
+            "400": _BAD_KEY,
+            "401": _UNAUTHORIZED,
+            "404": _error(f"No such key (error_code {int(ErrorCode.KEY_NOT_FOUND)})."),
+        },
+    },
+    "put": {
+        "summary": "Writes a key through the quorum; answers once committed and applied.",
+        "operationId": "putKv",
+        "requestBody": {
+            "required": True,
+            "content": _json_content(
+                {
+                    **_object({"value": {"type": "string"}}),
+                    "additionalProperties": False,
+                    "description": f"value: at most {MAX_KV_VALUE_BYTES} bytes in UTF-8",
+                }
+            ),
+        },
+        "responses": {
+            "200": {
+                "description": "Committed at `offset` and applied on this node.",
+                "content": _json_content(
+                    _object(
+                        {
+                            "key": {"type": "string"},
+                            "value": {"type": "string"},
+                            "offset": _INT,
+                        }
+                    )
+                ),
+            },
+            "400": _BAD_KEY,
+            "401": _UNAUTHORIZED,
+            "413": _error(f"Body too large (error_code {int(ErrorCode.REQUEST_TOO_LARGE)})."),
+            "415": _error(
+                f"Body not application/json (error_code {int(ErrorCode.UNSUPPORTED_MEDIA_TYPE)})."
+            ),
+            "503": _NO_LEADER,
+            "504": _TIMED_OUT,
+        },
+    },
+}
+
+_PATHS: dict[str, Any] = {
+    "/live": _LIVE,
+    "/v1/status/ready": _READY,
+    "/metrics": _METRICS,
+    "/openapi.json": _OPENAPI,
+    "/v1/quorum/status": _QUORUM_STATUS_PATH,
+    "/v1/quorum/replication": _QUORUM_REPLICATION_PATH,
+    "/v1/kv/{key}": _KV_PATH,
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -284,7 +295,7 @@ def openapi_document() -> dict[str, Any]:
                 "broker/api/errors.py."
             ),
         },
-        "paths": _paths(),
+        "paths": copy.deepcopy(_PATHS),
         "components": {
             "schemas": {
                 "Error": _object({"error_code": {"type": "integer"}, "message": {"type": "string"}})

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
 
+from broker.api.errors import ErrorCode
+from broker.api.http import build_app
 from tests.unit.api.conftest import MakeClient
 from tests.unit.api.fakes import FakeNode
 from tests.unit.api.test_kv_routes import error_of
@@ -136,9 +139,12 @@ async def test_unknown_route_needs_the_token_too(make_client: MakeClient) -> Non
 
 
 def test_empty_admin_token_is_refused() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from broker.api.http import build_app
-
     with pytest.raises(ValueError, match="admin_token is empty"):
         build_app(FakeNode(), CollectorRegistry(), admin_token=" ")
+
+
+def test_every_error_code_is_answered_with_a_status_of_its_class() -> None:
+    for code in ErrorCode:
+        assert code.http_status // 100 == int(code) // 10_000, code
+    assert ErrorCode.NO_LEADER.http_status == 503
+    assert ErrorCode.TIMED_OUT.http_status == 504

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
+from broker.api.http import build_app, start_http_server
 from tests.unit.api.conftest import MakeClient
 from tests.unit.api.fakes import FakeNode
 
@@ -60,3 +62,19 @@ async def test_head_on_a_get_route_answers_without_body(client: TestClient[Any, 
 
     assert response.status == 200
     assert await response.read() == b""
+
+
+async def test_start_http_server_serves_until_cleanup(node: FakeNode) -> None:
+    runner = await start_http_server(build_app(node, CollectorRegistry()), "127.0.0.1", 0)
+    try:
+        host, port = runner.addresses[0][:2]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://{host}:{port}/live") as response,
+        ):
+            assert response.status == 200
+            assert await response.json() == {"status": "live"}
+    finally:
+        await runner.cleanup()
+
+    assert runner.addresses == []

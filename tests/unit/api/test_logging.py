@@ -130,3 +130,20 @@ async def test_http_requests_are_logged_at_debug_level_only() -> None:
     [record] = [r for r in lines(stream) if r["event"] == "http request"]
     assert (record["method"], record["path"], record["status"]) == ("GET", "/live", 200)
     assert record["level"] == "debug"
+
+
+async def test_unexpected_errors_are_logged_with_their_traceback() -> None:
+    class BrokenNode(FakeNode):
+        def is_ready(self) -> bool:
+            raise RuntimeError("boom")
+
+    stream = io.StringIO()
+    configure_logging(1, "info", stream)
+    async with TestClient(TestServer(build_app(BrokenNode(), CollectorRegistry()))) as client:
+        response = await client.get("/v1/status/ready")
+
+    assert response.status == 500
+    [record] = [r for r in lines(stream) if r["event"] == "unexpected error serving http request"]
+    assert record["level"] == "error"
+    assert record["path"] == "/v1/status/ready"
+    assert "RuntimeError: boom" in record["exception"]
