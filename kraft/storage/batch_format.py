@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kraft.raft.types import Entry, EntryKind
+from kraft.storage.errors import EntryTooLargeError
 
 BATCH_MAGIC = b"KRLB"
 BATCH_FORMAT_VERSION = 1
@@ -95,12 +96,18 @@ def encode_batch(entries: Sequence[Entry]) -> bytes:
 
 
 def split_into_batches(entries: Sequence[Entry]) -> list[Sequence[Entry]]:
-    """Groups entries so that no batch payload passes MAX_BATCH_PAYLOAD_BYTES; usually one."""
+    """Groups entries so that no batch payload passes MAX_BATCH_PAYLOAD_BYTES; usually one.
+    Raises EntryTooLargeError, before anything is written, for an entry that fits no batch."""
     groups: list[Sequence[Entry]] = []
     group_start = 0
     group_size_bytes = 0
     for index, entry in enumerate(entries):
-        size_bytes = entry_size_bytes(entry)
+        size_bytes = ENTRY_HEADER_SIZE_BYTES + len(entry.data)
+        if size_bytes > MAX_BATCH_PAYLOAD_BYTES:
+            raise EntryTooLargeError(
+                f"entry {entry.offset} of {len(entry.data)} bytes is larger than a batch "
+                f"may be ({MAX_BATCH_PAYLOAD_BYTES} bytes)"
+            )
         if group_size_bytes + size_bytes > MAX_BATCH_PAYLOAD_BYTES and index > group_start:
             groups.append(entries[group_start:index])
             group_start = index
@@ -142,15 +149,38 @@ def check_crc(data: bytes | memoryview, position: int, header: BatchHeader) -> N
         )
 
 
-def decode_payload(payload: bytes | memoryview, header: BatchHeader) -> list[Entry]:
-    """The entries of a CRC-checked payload, checking its structure: exactly `count` entries,
-    offsets contiguous from base_offset, epochs non-decreasing, known kinds, no spare bytes."""
+@dataclass(slots=True)
+class DecodedEntries:
+    """What a decode of one batch took out of it."""
+
+    entries: list[Entry]
+    size_bytes: int  # entry_size_bytes summed over `entries`
+    is_cut_short: bool  # stopped at max_bytes before the batch's last entry
+    first_epoch: int  # epoch of the batch's first entry
+    last_epoch: int  # epoch of the batch's last entry (meaningless when cut short)
+
+
+def decode_payload(
+    payload: bytes | memoryview,
+    header: BatchHeader,
+    *,
+    from_offset: int = 0,
+    max_bytes: int | None = None,
+    at_least_one: bool = True,
+) -> DecodedEntries:
+    """The entries from `from_offset` on of a CRC-checked payload, checking its structure:
+    exactly `count` entries, offsets contiguous from base_offset, epochs non-decreasing, known
+    kinds, no spare bytes. Entries below from_offset are checked but not built (recovery
+    passes the batch's end offset to check a batch without building anything). With
+    max_bytes, stops before the entry that would take the total past it, though it returns
+    one entry anyway when at_least_one is set."""
     entries: list[Entry] = []
+    taken_size_bytes = 0
     unpack_from = ENTRY_HEADER.unpack_from
     position = 0
     end = len(payload)
     expected_offset = header.base_offset
-    previous_epoch = -1
+    first_epoch = previous_epoch = -1
     for _ in range(header.count):
         if end - position < ENTRY_HEADER_SIZE_BYTES:
             raise BatchFormatError(f"payload ends inside entry {expected_offset}")
@@ -164,20 +194,35 @@ def decode_payload(payload: bytes | memoryview, header: BatchHeader) -> list[Ent
             raise BatchFormatError(f"unknown entry kind {kind} at offset {offset}")
         if end - position < data_size_bytes:
             raise BatchFormatError(f"payload ends inside the data of entry {offset}")
-        data = bytes(payload[position : position + data_size_bytes])
+        if first_epoch < 0:
+            first_epoch = epoch
+        if offset >= from_offset:
+            size_bytes = ENTRY_HEADER_SIZE_BYTES + data_size_bytes
+            is_over_budget = max_bytes is not None and taken_size_bytes + size_bytes > max_bytes
+            if is_over_budget and (entries or not at_least_one):
+                return DecodedEntries(entries, taken_size_bytes, True, first_epoch, epoch)
+            data = bytes(payload[position : position + data_size_bytes])
+            entries.append(Entry(offset, epoch, data, EntryKind(kind)))
+            taken_size_bytes += size_bytes
         position += data_size_bytes
-        entries.append(Entry(offset, epoch, data, EntryKind(kind)))
         expected_offset += 1
         previous_epoch = epoch
     if position != end:
         raise BatchFormatError(f"{end - position} spare bytes after {header.count} entries")
-    return entries
+    return DecodedEntries(entries, taken_size_bytes, False, first_epoch, previous_epoch)
 
 
 def read_batch(
-    data: bytes | memoryview, position: int, expected_base_offset: int | None = None
-) -> tuple[BatchHeader, list[Entry]]:
-    """Parses and fully checks the batch at `position` of `data`; raises BatchFormatError."""
+    data: bytes | memoryview,
+    position: int,
+    expected_base_offset: int | None = None,
+    *,
+    from_offset: int = 0,
+    max_bytes: int | None = None,
+    at_least_one: bool = True,
+) -> tuple[BatchHeader, DecodedEntries]:
+    """Parses and checks the batch at `position` of `data` (CRC, header, structure), and
+    decodes its entries as decode_payload does; raises BatchFormatError."""
     header = parse_header(data, position)
     available_bytes = len(data) - position - BATCH_HEADER_SIZE_BYTES
     if available_bytes < header.payload_size_bytes:
@@ -191,4 +236,7 @@ def read_batch(
         raise BatchFormatError(f"base offset {header.base_offset}, expected {expected_base_offset}")
     payload_start = position + BATCH_HEADER_SIZE_BYTES
     payload = memoryview(data)[payload_start : payload_start + header.payload_size_bytes]
-    return header, decode_payload(payload, header)
+    decoded = decode_payload(
+        payload, header, from_offset=from_offset, max_bytes=max_bytes, at_least_one=at_least_one
+    )
+    return header, decoded

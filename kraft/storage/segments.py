@@ -28,10 +28,9 @@ from kraft.raft.types import Entry
 from kraft.storage.batch_format import (
     BATCH_HEADER_SIZE_BYTES,
     BATCH_MAGIC,
-    MAX_BATCH_PAYLOAD_BYTES,
     BatchFormatError,
+    DecodedEntries,
     encode_batch,
-    entry_size_bytes,
     read_batch,
     split_into_batches,
 )
@@ -43,7 +42,7 @@ from kraft.storage.durable_files import (
     write_all,
     write_file_atomically,
 )
-from kraft.storage.errors import CorruptLogError, EntryTooLargeError, LogWriteError
+from kraft.storage.errors import CorruptLogError, LogWriteError
 from kraft.storage.log_rules import check_appendable, check_readable
 
 SEGMENT_MAX_BYTES = 8 * 1024 * 1024
@@ -103,18 +102,33 @@ class _Segment:
         is_last_batch = index + 1 == len(self.batch_positions)
         return self.size_bytes if is_last_batch else self.batch_positions[index + 1]
 
-    def read_batch_entries(self, index: int) -> list[Entry]:
-        """The entries of batch `index`, CRC and structure checked again on the way out."""
+    def read_batch_entries(
+        self,
+        index: int,
+        *,
+        from_offset: int = 0,
+        max_bytes: int | None = None,
+        at_least_one: bool = True,
+    ) -> DecodedEntries:
+        """Entries of batch `index` (see decode_payload), CRC and structure checked again on
+        the way out."""
         position = self.batch_positions[index]
         size_bytes = self.batch_end_position(index) - position
         data = os.pread(self.descriptor, size_bytes, position)
         try:
             if len(data) != size_bytes:
                 raise BatchFormatError(f"read {len(data)} of {size_bytes} bytes")
-            _, entries = read_batch(data, 0, self.batch_base_offsets[index])
+            _, decoded = read_batch(
+                data,
+                0,
+                self.batch_base_offsets[index],
+                from_offset=from_offset,
+                max_bytes=max_bytes,
+                at_least_one=at_least_one,
+            )
         except BatchFormatError as error:
             raise CorruptLogError(self.path, position, error.reason) from error
-        return entries
+        return decoded
 
     def record_batch(self, base_offset: int, count: int, size_bytes: int) -> None:
         assert base_offset == self.end_offset, "batches of a segment are contiguous"
@@ -151,10 +165,11 @@ def scan_segment(data: bytes, base_offset: int, previous_epoch: int | None) -> _
     expected_offset = base_offset
     while position < len(data):
         try:
-            header, entries = read_batch(data, position, expected_offset)
-            if result.last_epoch is not None and entries[0].epoch < result.last_epoch:
+            # from_offset past the batch: every entry is checked, none is built
+            header, decoded = read_batch(data, position, expected_offset, from_offset=2**63)
+            if result.last_epoch is not None and decoded.first_epoch < result.last_epoch:
                 raise BatchFormatError(
-                    f"epoch goes back from {result.last_epoch} to {entries[0].epoch}"
+                    f"epoch goes back from {result.last_epoch} to {decoded.first_epoch}"
                 )
         except BatchFormatError as error:
             result.failure_reason = error.reason
@@ -162,7 +177,7 @@ def scan_segment(data: bytes, base_offset: int, previous_epoch: int | None) -> _
         result.batch_base_offsets.append(header.base_offset)
         result.batch_positions.append(position)
         result.batch_counts.append(header.count)
-        result.last_epoch = entries[-1].epoch
+        result.last_epoch = decoded.last_epoch
         position += header.total_size_bytes
         expected_offset = header.end_offset
         result.valid_size_bytes = position
@@ -185,7 +200,8 @@ def find_intact_batch_after(data: bytes, position: int) -> int | None:
 class FileLogStore:
     """LogStore over segment files in `directory` (created if missing); recovers at open.
 
-    `recovery_reports` lists the torn tails cut away at open, for the shell to log.
+    `recovery_reports` lists the torn tails cut away at open, for the shell to log. Not
+    thread-safe: one owner (the shell's storage thread) calls it.
     """
 
     def __init__(self, directory: Path, *, segment_max_bytes: int = SEGMENT_MAX_BYTES) -> None:
@@ -198,7 +214,9 @@ class FileLogStore:
         self._is_closed = False
         self._is_failed = False  # an I/O error left the files in an unknown state
         self.recovery_reports: list[RecoveryReport] = []
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.exists():
+            directory.mkdir(parents=True)
+            fsync_directory(directory.parent)
         self._recover()
 
     # -- LogStore -------------------------------------------------------------------------
@@ -218,12 +236,6 @@ class FileLogStore:
         if not entries:
             return
         check_appendable(entries, self.end_offset(), self._last_epoch)
-        for entry in entries:
-            if entry_size_bytes(entry) > MAX_BATCH_PAYLOAD_BYTES:
-                raise EntryTooLargeError(
-                    f"entry {entry.offset} of {len(entry.data)} bytes is larger than a batch "
-                    f"may be ({MAX_BATCH_PAYLOAD_BYTES} bytes)"
-                )
         groups = split_into_batches(entries)
         batches = [encode_batch(group) for group in groups]
         data = batches[0] if len(batches) == 1 else b"".join(batches)
@@ -280,18 +292,16 @@ class FileLogStore:
         batch_index = self._segments[segment_index].batch_index_for(start)
         for segment in self._segments[segment_index:]:
             for index in range(batch_index, len(segment.batch_positions)):
-                for entry in segment.read_batch_entries(index):
-                    if entry.offset < start:
-                        continue
-                    size_bytes = entry_size_bytes(entry)
-                    if (
-                        result
-                        and max_bytes is not None
-                        and total_size_bytes + size_bytes > max_bytes
-                    ):
-                        return result
-                    result.append(entry)
-                    total_size_bytes += size_bytes
+                decoded = segment.read_batch_entries(
+                    index,
+                    from_offset=start,
+                    max_bytes=None if max_bytes is None else max_bytes - total_size_bytes,
+                    at_least_one=not result,
+                )
+                result.extend(decoded.entries)
+                total_size_bytes += decoded.size_bytes
+                if decoded.is_cut_short:
+                    return result
             batch_index = 0
         return result
 
@@ -372,7 +382,9 @@ class FileLogStore:
         """The cut falls inside batch `index`: its kept entries are committed data, so the
         segment is rewritten beside the original and renamed over it, never cut in place
         (a crash between a cut and a re-append would lose them)."""
-        kept = [entry for entry in segment.read_batch_entries(index) if entry.offset < end_offset]
+        kept = segment.read_batch_entries(index).entries[
+            : end_offset - segment.batch_base_offsets[index]
+        ]
         assert kept, "a cut at a batch boundary takes the ftruncate path"
         position = segment.batch_positions[index]
         prefix = os.pread(segment.descriptor, position, 0)
@@ -397,7 +409,7 @@ class FileLogStore:
         for segment in reversed(self._segments):
             if segment.batch_positions:
                 last_index = len(segment.batch_positions) - 1
-                return segment.read_batch_entries(last_index)[-1].epoch
+                return segment.read_batch_entries(last_index).last_epoch
         return None
 
     # -- log start offset -----------------------------------------------------------------
@@ -499,11 +511,11 @@ class FileLogStore:
             self._cut_torn_tail(path, position, len(data) - position, scan.failure_reason)
         descriptor = os.open(path, os.O_RDWR | os.O_APPEND)
         segment = _Segment(path, base_offset, descriptor, end_offset=base_offset)
+        end_positions = [*scan.batch_positions[1:], scan.valid_size_bytes]
+        if not scan.batch_positions:
+            end_positions = []
         for batch_base_offset, count, end_position in zip(
-            scan.batch_base_offsets,
-            scan.batch_counts,
-            scan.batch_positions[1:] + [scan.valid_size_bytes],
-            strict=True,
+            scan.batch_base_offsets, scan.batch_counts, end_positions, strict=True
         ):
             segment.record_batch(batch_base_offset, count, end_position - segment.size_bytes)
         self._last_epoch = scan.last_epoch

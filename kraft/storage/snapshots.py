@@ -78,6 +78,9 @@ class FileSnapshotStore:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._directory = directory
+        for path in directory.glob(f"*{SNAPSHOT_SUFFIX}{TEMPORARY_SUFFIX}"):
+            if parse_snapshot_file_name(path.name[: -len(TEMPORARY_SUFFIX)]) is not None:
+                path.unlink()  # a save that crashed before its rename: never a snapshot
 
     @property
     def directory(self) -> Path:

@@ -64,3 +64,11 @@ def test_memory_snapshot_store_keeps_the_newest() -> None:
     store.save(Snapshot(SnapshotId(10, 1), b"a"))
     store.save(Snapshot(SnapshotId(20, 1), b"b"))
     assert store.latest() == Snapshot(SnapshotId(20, 1), b"b")
+
+
+def test_leftover_temporary_snapshot_is_removed_at_open(tmp_path: Path) -> None:
+    temporary = tmp_path / (snapshot_file_name(SnapshotId(40, 3)) + ".tmp")
+    temporary.write_bytes(b"KRSN\x01partial")
+    (tmp_path / "log-start-offset.checkpoint").write_text("{}")  # the log's file stays
+    assert FileSnapshotStore(tmp_path).latest() is None
+    assert [path.name for path in tmp_path.iterdir()] == ["log-start-offset.checkpoint"]
