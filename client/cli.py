@@ -1,0 +1,475 @@
+"""The `kraft` command line (SPEC §4): run a node, format storage, run the local cluster, and
+talk to a cluster's admin API.
+
+Exit codes: 0 ok, 1 error, 2 usage, 10 unhealthy (`cluster health`). Results go to stdout,
+errors and the progress of long operations to stderr. Admin commands take `--bootstrap
+URL[,URL...]` (default: $KRAFT_BOOTSTRAP, else the local cluster's three HTTP URLs), read the
+bearer token from $KRAFT_ADMIN_TOKEN, and print `--format text` (as Kafka's tools print it)
+or `--format json` (the API's answer).
+
+`kraft server` and `kraft storage` import the node and the storage code only when run, so
+that the admin commands work from an installation that has only the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from client.admin import (
+    ADMIN_TIMEOUT_S_DEFAULT,
+    ADMIN_TOKEN_ENV,
+    BOOTSTRAP_ENV,
+    AdminClient,
+    AdminError,
+    default_bootstrap,
+    parse_bootstrap,
+)
+from client.localcluster import (
+    DATA_DIR_DEFAULT,
+    READY_TIMEOUT_S_DEFAULT,
+    LocalClusterError,
+    cluster_up,
+    kill_node,
+    start_node,
+)
+from kraft.config import ConfigError, NodeConfig, load_config
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNHEALTHY = 10
+
+HEALTH_WATCH_INTERVAL_S = 1.0
+LABEL_WIDTH = 24  # kafka-metadata-quorum.sh pads its labels to this width
+HEALTH_LABEL_WIDTH = 34
+
+REPLICATION_HEADERS = (
+    "NodeId",
+    "LogEndOffset",
+    "Lag",
+    "LastFetchTimestamp",
+    "LastCaughtUpTimestamp",
+    "Status",
+)
+REPLICATION_FIELDS = (
+    "node_id",
+    "log_end_offset",
+    "lag",
+    "last_fetch_timestamp",
+    "last_caught_up_timestamp",
+    "status",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on; main prints it and exits 1."""
+
+
+# --- Rendering (pure) -------------------------------------------------------------------------
+
+
+def _number(value: Any) -> str:
+    # Kafka's tool prints -1 where a value is unknown (no leader, never fetched).
+    return "-1" if value is None else str(value)
+
+
+def _id_list(values: Any) -> str:
+    return "[" + ",".join(str(value) for value in (values or [])) + "]"
+
+
+def render_quorum_status(status: Mapping[str, Any]) -> str:
+    """`kafka-metadata-quorum.sh describe --status`, from GET /v1/quorum/status."""
+    rows = [
+        ("ClusterId", str(status.get("cluster_id", ""))),
+        ("LeaderId", _number(status.get("leader_id"))),
+        ("LeaderEpoch", _number(status.get("leader_epoch"))),
+        ("HighWatermark", _number(status.get("high_watermark"))),
+        ("MaxFollowerLag", _number(status.get("max_follower_lag"))),
+        ("MaxFollowerLagTimeMs", _number(status.get("max_follower_lag_time_ms"))),
+        ("CurrentVoters", _id_list(status.get("current_voters"))),
+        ("CurrentObservers", _id_list(status.get("current_observers"))),
+    ]
+    return "".join(f"{label + ':':<{LABEL_WIDTH}}{value}\n" for label, value in rows)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns, each as wide as its widest cell, two spaces apart."""
+    widths = [len(header) for header in headers]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def render_quorum_replication(replication: Mapping[str, Any]) -> str:
+    """`kafka-metadata-quorum.sh describe --replication`, from GET /v1/quorum/replication."""
+    rows = []
+    for replica in replication.get("replicas") or []:
+        row = [_number(replica.get(field)) for field in REPLICATION_FIELDS[:-1]]
+        row.append(str(replica.get("status", "")))
+        rows.append(row)
+    return render_table(REPLICATION_HEADERS, rows)
+
+
+def render_health(overview: Mapping[str, Any]) -> str:
+    """`rpk cluster health`-style overview, from GET /v1/cluster/health_overview."""
+
+    def spaced(values: Any) -> str:
+        return "[" + " ".join(str(value) for value in (values or [])) + "]"
+
+    rows = [
+        ("Healthy", str(bool(overview.get("is_healthy"))).lower()),
+        ("Unhealthy reasons", spaced(overview.get("unhealthy_reasons"))),
+        ("Controller ID", _number(overview.get("controller_id"))),
+        ("All nodes", spaced(overview.get("all_nodes"))),
+        ("Nodes down", spaced(overview.get("nodes_down"))),
+        ("Leaderless partitions", _number(overview.get("leaderless_count"))),
+        ("Under-replicated partitions", _number(overview.get("under_replicated_count"))),
+    ]
+    header = "CLUSTER HEALTH OVERVIEW\n=======================\n"
+    return header + "".join(
+        f"{label + ':':<{HEALTH_LABEL_WIDTH}}{value}\n" for label, value in rows
+    )
+
+
+def render_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False) + "\n"
+
+
+# --- Commands ---------------------------------------------------------------------------------
+
+
+def _load_node_config(args: argparse.Namespace) -> NodeConfig:
+    return load_config(Path(args.config), list(args.override or ()))
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    config = _load_node_config(args)
+    config.validate()
+    try:
+        from broker.node import run_server
+    except ModuleNotFoundError as error:
+        if error.name is None or not error.name.startswith("broker"):
+            raise
+        raise CommandError(f"this installation has no node ({error.name} is missing)") from error
+    return run_server(config)
+
+
+def cmd_storage_random_uuid(args: argparse.Namespace) -> int:
+    from kraft.storage.meta import random_cluster_id
+
+    print(random_cluster_id())
+    return EXIT_OK
+
+
+def cmd_storage_format(args: argparse.Namespace) -> int:
+    from kraft.storage.meta import StorageError, format_storage
+
+    config = _load_node_config(args)
+    directories = list(config.storage_dirs)
+    try:
+        format_storage(
+            directories,
+            args.cluster_id,
+            config.node_id,
+            initial_voters=not args.no_initial_controllers,
+            ignore_formatted=args.ignore_formatted,
+        )
+    except StorageError as error:
+        raise CommandError(str(error)) from error
+    kind = "a replacement voter" if args.no_initial_controllers else "an initial voter"
+    if not config.is_controller:
+        kind = "a broker"
+    print(
+        f"Formatted storage of node {config.node_id} ({kind}) for cluster {args.cluster_id} "
+        f"in: {', '.join(str(directory) for directory in directories)}"
+    )
+    return EXIT_OK
+
+
+def admin_client(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> AdminClient:
+    bootstrap = args.bootstrap if args.bootstrap else default_bootstrap(environ)
+    token = environ.get(ADMIN_TOKEN_ENV) or None
+    return AdminClient(bootstrap, token=token, timeout_s=args.timeout)
+
+
+def cmd_quorum_describe(args: argparse.Namespace) -> int:
+    client = admin_client(args)
+    if args.status:
+        answer = client.quorum_status()
+        text = render_quorum_status(answer)
+    else:
+        answer = client.quorum_replication()
+        text = render_quorum_replication(answer)
+    sys.stdout.write(render_json(answer) if args.format == "json" else text)
+    return EXIT_OK
+
+
+def cmd_kv_put(args: argparse.Namespace) -> int:
+    answer = admin_client(args).kv_put(args.key, args.value)
+    if args.format == "json":
+        sys.stdout.write(render_json(answer))
+    else:
+        print(
+            f"{answer.get('key')}={answer.get('value')} committed at offset {answer.get('offset')}"
+        )
+    return EXIT_OK
+
+
+def cmd_kv_get(args: argparse.Namespace) -> int:
+    answer = admin_client(args).kv_get(args.key)
+    if args.format == "json":
+        sys.stdout.write(render_json(answer))
+    else:
+        print(answer.get("value"))
+    return EXIT_OK
+
+
+def cmd_cluster_health(args: argparse.Namespace) -> int:
+    client = admin_client(args)
+    watch = args.watch or args.exit_when_healthy
+    while True:
+        try:
+            overview = client.health_overview()
+        except AdminError as error:
+            if not watch:
+                raise
+            print(f"kraft: cluster health: {error.message}", file=sys.stderr)
+            time.sleep(HEALTH_WATCH_INTERVAL_S)
+            continue
+        healthy = bool(overview.get("is_healthy"))
+        sys.stdout.write(
+            render_json(overview) if args.format == "json" else render_health(overview)
+        )
+        sys.stdout.flush()
+        if not watch:
+            return EXIT_OK if healthy else EXIT_UNHEALTHY
+        if healthy and args.exit_when_healthy:
+            return EXIT_OK
+        time.sleep(HEALTH_WATCH_INTERVAL_S)
+
+
+def cmd_cluster_up(args: argparse.Namespace) -> int:
+    return cluster_up(
+        Path(args.data_dir),
+        args.nodes,
+        args.port_offset,
+        sys.stdout,
+        sys.stderr,
+        ready_timeout_s=args.ready_timeout,
+    )
+
+
+def cmd_cluster_kill(args: argparse.Namespace) -> int:
+    kill_node(Path(args.data_dir), args.node_id, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_cluster_start(args: argparse.Namespace) -> int:
+    return start_node(
+        Path(args.data_dir),
+        args.node_id,
+        sys.stdout,
+        sys.stderr,
+        wait_ready=args.wait,
+        ready_timeout_s=args.ready_timeout,
+    )
+
+
+# --- Parser -----------------------------------------------------------------------------------
+
+
+def _bootstrap_argument(text: str) -> list[str]:
+    try:
+        return parse_bootstrap(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _node_id_argument(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"node {text!r} is not a node number (1, 2, 3, ...)")
+    return int(text)
+
+
+def _admin_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--bootstrap",
+        type=_bootstrap_argument,
+        metavar="URL[,URL...]",
+        help=f"HTTP addresses of nodes (default: ${BOOTSTRAP_ENV}, else the local cluster)",
+    )
+    parent.add_argument("--format", choices=("text", "json"), default="text")
+    parent.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=ADMIN_TIMEOUT_S_DEFAULT,
+        metavar="SECONDS",
+        help="overall deadline, retries and failover included (default: %(default)s)",
+    )
+    return parent
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE", help="server.properties")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a configuration key, over the file and KRAFT_CFG_* (repeatable)",
+    )
+
+
+def _add_server(commands: Any) -> None:
+    server = commands.add_parser("server", help="run one node in the foreground")
+    _config_options(server)
+    server.set_defaults(handler=cmd_server)
+
+
+def _add_storage(commands: Any) -> None:
+    storage = commands.add_parser("storage", help="format a node's storage")
+    actions = storage.add_subparsers(dest="action", required=True, metavar="ACTION")
+    random_uuid = actions.add_parser("random-uuid", help="print a new cluster id")
+    random_uuid.set_defaults(handler=cmd_storage_random_uuid)
+    format_ = actions.add_parser("format", help="write meta.properties into every data dir")
+    _config_options(format_)
+    format_.add_argument("--cluster-id", required=True, metavar="ID")
+    format_.add_argument(
+        "--ignore-formatted",
+        action="store_true",
+        help="skip directories already formatted for this cluster and node",
+    )
+    format_.add_argument(
+        "--no-initial-controllers",
+        action="store_true",
+        help="format a replacement for a voter that lost its storage: it rejoins as observer",
+    )
+    format_.set_defaults(handler=cmd_storage_format)
+
+
+def _add_quorum(commands: Any, admin: argparse.ArgumentParser) -> None:
+    quorum = commands.add_parser("quorum", help="the metadata quorum")
+    actions = quorum.add_subparsers(dest="action", required=True, metavar="ACTION")
+    describe = actions.add_parser("describe", parents=[admin], help="leader, epoch, lag")
+    what = describe.add_mutually_exclusive_group(required=True)
+    what.add_argument("--status", action="store_true", help="the quorum's state")
+    what.add_argument("--replication", action="store_true", help="each replica's progress")
+    describe.set_defaults(handler=cmd_quorum_describe)
+
+
+def _add_kv(commands: Any, admin: argparse.ArgumentParser) -> None:
+    kv = commands.add_parser("kv", help="the demo key-value state machine")
+    actions = kv.add_subparsers(dest="action", required=True, metavar="ACTION")
+    put = actions.add_parser("put", parents=[admin], help="commit KEY=VALUE")
+    put.add_argument("key", metavar="KEY")
+    put.add_argument("value", metavar="VALUE")
+    put.set_defaults(handler=cmd_kv_put)
+    get = actions.add_parser("get", parents=[admin], help="read KEY")
+    get.add_argument("key", metavar="KEY")
+    get.set_defaults(handler=cmd_kv_get)
+
+
+def _add_cluster(commands: Any, admin: argparse.ArgumentParser) -> None:
+    cluster = commands.add_parser("cluster", help="the local cluster, and cluster health")
+    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument(
+        "--data-dir", default=str(DATA_DIR_DEFAULT), metavar="DIR", help="(default: %(default)s)"
+    )
+    ready_timeout = argparse.ArgumentParser(add_help=False)
+    ready_timeout.add_argument(
+        "--ready-timeout",
+        type=_positive_float,
+        default=READY_TIMEOUT_S_DEFAULT,
+        metavar="SECONDS",
+        help="how long to wait for readiness (default: %(default)s)",
+    )
+    up = actions.add_parser(
+        "up", parents=[data_dir, ready_timeout], help="start the local cluster, foreground"
+    )
+    up.add_argument("--nodes", type=int, default=None, help="number of nodes (first time: 3)")
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=None,
+        metavar="K",
+        help="added to every port (first time: 0; recorded in DIR/cluster.json)",
+    )
+    up.set_defaults(handler=cmd_cluster_up)
+    kill = actions.add_parser("kill", parents=[data_dir], help="SIGKILL node N")
+    kill.add_argument("node_id", type=_node_id_argument, metavar="N")
+    kill.set_defaults(handler=cmd_cluster_kill)
+    start = actions.add_parser(
+        "start", parents=[data_dir, ready_timeout], help="start node N again, in the background"
+    )
+    start.add_argument("node_id", type=_node_id_argument, metavar="N")
+    start.add_argument("--wait", action="store_true", help="wait until the node is ready")
+    start.set_defaults(handler=cmd_cluster_start)
+    health = actions.add_parser("health", parents=[admin], help="health overview (exit 10: not)")
+    health.add_argument("--watch", action="store_true", help="print the overview every second")
+    health.add_argument(
+        "--exit-when-healthy", action="store_true", help="watch until healthy, then exit 0"
+    )
+    health.set_defaults(handler=cmd_cluster_health)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kraft",
+        description="A Kafka-style event-streaming cluster with a Raft metadata quorum.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 10 unhealthy.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    admin = _admin_options()
+    _add_server(commands)
+    _add_storage(commands)
+    _add_quorum(commands, admin)
+    _add_kv(commands, admin)
+    _add_cluster(commands, admin)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        # argparse exits 2 on a usage error and 0 after --help; hand the code back instead.
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
+    name = " ".join(["kraft", args.command, *([args.action] if "action" in args else [])])
+    try:
+        return handler(args)
+    except ConfigError as error:
+        print(f"{name}: configuration error: {error}", file=sys.stderr)
+    except AdminError as error:
+        print(f"{name}: {error.message} (error_code {error.error_code})", file=sys.stderr)
+    except (CommandError, LocalClusterError) as error:
+        print(f"{name}: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+    return EXIT_ERROR
