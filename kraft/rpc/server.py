@@ -105,6 +105,7 @@ class RpcServer:
         self._idle_timeout_s = idle_timeout_s
         self._max_connections = max_connections
         self._server: asyncio.Server | None = None
+        self._bound_port: int | None = None
         self._connection_tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._stats = ServerStats()
@@ -114,32 +115,33 @@ class RpcServer:
         self._server = await asyncio.start_server(
             self._on_connection, self.host, self._requested_port, limit=READ_BUFFER_BYTES
         )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
         log.info("rpc.server_started", host=self.host, port=self.port, node_id=self.node_id)
 
     @property
     def port(self) -> int:
         """The bound port (the one the OS chose when constructed with port 0)."""
-        assert self._server is not None and self._server.sockets, "server not started"
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        assert self._bound_port is not None, "server not started"
+        return self._bound_port
 
     def stats(self) -> ServerStats:
         """A copy of the counters, for metrics."""
         return dataclasses.replace(self._stats)
 
     async def close(self) -> None:
-        """Stops listening, closes every connection, cancels and awaits every task."""
-        self._closing = True
-        if self._server is None:
+        """Stops listening, closes every connection, cancels and awaits every task.
+        Calling it again does nothing."""
+        if self._server is None or self._closing:
+            self._closing = True
             return
-        port = self.port
+        self._closing = True
         self._server.close()
         tasks = list(self._connection_tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._server.wait_closed()
-        log.info("rpc.server_closed", port=port, node_id=self.node_id)
+        log.info("rpc.server_closed", port=self.port, node_id=self.node_id)
 
     def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain callback that starts a task of our own, rather than a coroutine asyncio

@@ -302,7 +302,14 @@ class PeerTransport:
             return connection
 
     def _backoff_delay_s(self, failures: int) -> float:
-        """Exponential in the number of consecutive failures, capped, with jitter."""
-        exponent = min(failures - 1, 32)
-        delay_s = min(self._backoff_max_s, self._backoff_initial_s * 2**exponent)
-        return delay_s * (1 - RECONNECT_BACKOFF_JITTER_FRACTION * self._rng.random())
+        return backoff_delay_s(failures, self._backoff_initial_s, self._backoff_max_s, self._rng)
+
+
+def backoff_delay_s(failures: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """The wait after `failures` consecutive failed connects: exponential from initial_s,
+    capped at max_s, less up to RECONNECT_BACKOFF_JITTER_FRACTION of it at random (so that
+    nodes that lost a peer together do not all knock at the same instant)."""
+    assert failures >= 1
+    exponent = min(failures - 1, 32)
+    delay_s = min(max_s, initial_s * 2**exponent)
+    return delay_s * (1 - RECONNECT_BACKOFF_JITTER_FRACTION * rng.random())
