@@ -1,0 +1,358 @@
+"""One kraft node process: checks its storage, opens the quorum's stores, starts the rpc
+listener, the quorum runtime and the HTTP listener, and stops them in reverse order.
+
+`run_server(config)` is what `kraft server` calls. SIGTERM and SIGINT stop the node
+gracefully: a leader resigns first (EndQuorumEpoch) so the quorum elects a successor at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from broker.api.facade import NoLeaderError, QuorumDescription, ReplicaDescription
+from broker.api.http import build_app
+from kraft.config import NodeConfig
+from kraft.logging import configure_logging
+from kraft.metrics import QuorumMetrics
+from kraft.quorum.runtime import QuorumRuntime, RuntimeHooks
+from kraft.raft.config import RaftConfig
+from kraft.raft.types import NotLeaderError, QuorumStatus, Role
+from kraft.rpc.errors import RpcError
+from kraft.rpc.server import RpcServer
+from kraft.rpc.transport import PeerTransport
+from kraft.statemachine.kv import KeyValueStateMachine
+from kraft.storage.meta import StorageError, check_storage
+from kraft.storage.segments import FileLogStore
+from kraft.storage.snapshots import FileSnapshotStore
+from kraft.storage.state import FileStateStore
+
+log = structlog.get_logger(__name__)
+
+FORWARD_TIMEOUT_S = 10.0
+COMMIT_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 10.0
+# How long a node keeps re-asking for a leader before it answers "no leader" (503).
+LEADER_WAIT_S = 2.0
+
+
+class Node:
+    """Implements broker.api.facade.NodeFacade for the HTTP routes."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.cluster_id = ""
+        self.registry = CollectorRegistry()
+        self.state_machine = KeyValueStateMachine()
+        self._runtime: QuorumRuntime | None = None
+        self._transport: PeerTransport | None = None
+        self._rpc_server: RpcServer | None = None
+        self._http_runner: web.AppRunner | None = None
+        self._metrics: QuorumMetrics | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        meta = check_storage(list(config.storage_dirs), config.node_id)
+        self.cluster_id = meta.cluster_id
+        voters = frozenset(config.voters)
+        if config.node_id in voters and not meta.initial_voter:
+            # docs/decisions/0001: a replacement for a voter that lost its storage observes
+            voters = voters - {config.node_id}
+            log.warning(
+                "node.replacement_observer",
+                reason="storage formatted with --no-initial-controllers: observing only",
+            )
+        raft_config = RaftConfig(
+            node_id=config.node_id,
+            voters=voters,
+            fetch_timeout_ticks=config.fetch_timeout_ticks,
+            election_timeout_ticks=config.election_timeout_ticks,
+            fetch_max_wait_ticks=max(1, config.fetch_timeout_ticks * 2 // 5),
+            fetch_request_timeout_ticks=max(2, config.fetch_timeout_ticks * 3 // 5),
+            begin_quorum_resend_ticks=max(1, config.election_timeout_ticks // 2),
+        )
+        raft_config.validate()
+        directory = config.metadata_partition_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        log_store = FileLogStore(directory)
+        peers = {node_id: address for node_id, address in config.voters.items()}
+        peers.pop(config.node_id, None)
+        self._transport = PeerTransport(
+            node_id=config.node_id,
+            cluster_id=self.cluster_id,
+            directory_id=meta.directory_ids[0] if meta.directory_ids else str(uuid.uuid4()),
+            peers=peers,
+        )
+        self._runtime = QuorumRuntime(
+            raft_config,
+            log_store=log_store,
+            state_store=FileStateStore(directory / "quorum-state"),
+            snapshot_store=FileSnapshotStore(directory),
+            transport=self._transport,
+            state_machine=self.state_machine,
+            tick_ms=config.tick_ms,
+            snapshot_interval_records=config.snapshot_interval_records,
+            hooks=RuntimeHooks(
+                on_role_change=lambda change: self._require_metrics().on_role_change(change),
+                on_commit_latency=lambda s: self._require_metrics().observe_commit_latency(s),
+                on_append=lambda n, s: self._require_metrics().observe_append(n, s),
+            ),
+        )
+        self._metrics = QuorumMetrics(
+            self.registry, self._runtime.status, rpc_stats=self._transport.stats
+        )
+        host, port = config.rpc_listener
+        self._rpc_server = RpcServer(
+            host,
+            port,
+            cluster_id=self.cluster_id,
+            node_id=config.node_id,
+            on_raft_message=self._runtime.deliver,
+            on_request=self._handle_rpc_request,
+        )
+        await self._runtime.start()
+        await self._transport.start()
+        await self._rpc_server.start()
+        await self._start_http()
+        log.info(
+            "node.started",
+            cluster_id=self.cluster_id,
+            roles=sorted(config.process_roles),
+            rpc=f"{host}:{port}",
+            http="%s:%d" % config.http_listener,
+        )
+
+    async def _start_http(self) -> None:
+        app = build_app(self, self.registry, admin_token=self.config.admin_token)
+        self._http_runner = web.AppRunner(app, access_log=None)
+        await self._http_runner.setup()
+        host, port = self.config.http_listener
+        await web.TCPSite(self._http_runner, host, port).start()
+
+    async def close(self) -> None:
+        log.info("node.stopping")
+        if self._runtime is not None:
+            await self._runtime.close(resign=True)
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+        if self._rpc_server is not None:
+            await self._rpc_server.close()
+        if self._transport is not None:
+            await self._transport.close()
+        log.info("node.stopped")
+
+    def _require_runtime(self) -> QuorumRuntime:
+        assert self._runtime is not None, "start() the node first"
+        return self._runtime
+
+    def _require_metrics(self) -> QuorumMetrics:
+        assert self._metrics is not None
+        return self._metrics
+
+    def _require_transport(self) -> PeerTransport:
+        assert self._transport is not None
+        return self._transport
+
+    # --- NodeFacade ------------------------------------------------------------------------
+
+    def quorum_status(self) -> QuorumStatus:
+        return self._require_runtime().status()
+
+    def tick_to_unix_ms(self, tick: int) -> int:
+        return self._require_runtime().tick_to_unix_ms(tick)
+
+    def is_ready(self) -> bool:
+        return self._require_runtime().is_ready()
+
+    async def kv_put(self, key: str, value: str) -> int:
+        record = KeyValueStateMachine.encode_put(key, value)
+        offset = await self._propose_anywhere([record])
+        await self._require_runtime().wait_applied(offset, COMMIT_TIMEOUT_S)
+        return offset
+
+    def kv_get(self, key: str) -> str | None:
+        return self.state_machine.get(key)
+
+    async def describe_quorum(self) -> QuorumDescription:
+        runtime = self._require_runtime()
+        if runtime.role is Role.LEADER:
+            return self._describe_as_leader()
+        leader_id = await self._known_leader()
+        try:
+            answer = await self._ask_leader(leader_id, {"kind": "describe_quorum"})
+        except TimeoutError:
+            raise NoLeaderError(f"leader {leader_id} did not answer in time") from None
+        if "error" in answer:
+            raise NoLeaderError(str(answer["error"]))
+        wire = answer.get("description")
+        if not isinstance(wire, dict):
+            raise NoLeaderError(f"leader {leader_id} answered without a description")
+        return description_from_wire(wire)
+
+    async def _ask_leader(self, leader_id: int, body: dict[str, object]) -> dict[str, object]:
+        """Sends a request to the leader; an unreachable leader is a NoLeaderError (retriable),
+        while TimeoutError (the outcome is unknown) passes through."""
+        try:
+            return await self._require_transport().request(leader_id, body, FORWARD_TIMEOUT_S)
+        except (RpcError, OSError) as error:
+            raise NoLeaderError(f"leader {leader_id} cannot be reached: {error}") from error
+
+    # --- leader side -----------------------------------------------------------------------
+
+    def _describe_as_leader(self) -> QuorumDescription:
+        runtime = self._require_runtime()
+        status = runtime.status()
+        if status.role is not Role.LEADER:
+            raise NoLeaderError("leadership moved while describing the quorum")
+        voters = tuple(sorted(status.voters))
+        replicas = tuple(
+            ReplicaDescription(
+                node_id=replica.node_id,
+                is_voter=replica.is_voter,
+                log_end_offset=replica.log_end_offset,
+                last_fetch_unix_ms=_maybe_unix_ms(runtime, replica.last_fetch_tick),
+                last_caught_up_unix_ms=_maybe_unix_ms(runtime, replica.last_caught_up_tick),
+            )
+            for replica in status.replicas
+        )
+        observers = tuple(sorted(r.node_id for r in replicas if not r.is_voter))
+        return QuorumDescription(
+            cluster_id=self.cluster_id,
+            leader_id=status.node_id,
+            leader_epoch=status.epoch,
+            high_watermark=status.high_watermark,
+            leader_log_end_offset=status.log_end_offset,
+            voters=voters,
+            observers=observers,
+            replicas=replicas,
+            now_unix_ms=int(time.time() * 1000),
+        )
+
+    async def _propose_anywhere(self, records: list[bytes]) -> int:
+        """Proposes on this node when it leads, else forwards to the leader over rpc."""
+        runtime = self._require_runtime()
+        if runtime.role is Role.LEADER:
+            try:
+                return await runtime.propose(records, COMMIT_TIMEOUT_S)
+            except NotLeaderError:
+                pass  # lost leadership meanwhile: forward below
+        leader_id = await self._known_leader()
+        if leader_id == self.node_id:
+            return await runtime.propose(records, COMMIT_TIMEOUT_S)
+        answer = await self._ask_leader(leader_id, {"kind": "propose", "records": records})
+        if "error" in answer:
+            raise NoLeaderError(f"leader {leader_id} refused the write: {answer['error']}")
+        offset = answer["offset"]
+        assert isinstance(offset, int), f"leader answered a non-integer offset {offset!r}"
+        return offset
+
+    async def _known_leader(self) -> int:
+        """The current leader, waiting a little for an election to finish."""
+        runtime = self._require_runtime()
+        give_up_at = time.monotonic() + LEADER_WAIT_S
+        while True:
+            leader_id = runtime.leader_id
+            if leader_id is not None and runtime.role is not Role.CANDIDATE:
+                return leader_id
+            if time.monotonic() >= give_up_at:
+                raise NoLeaderError("no leader is known: an election is in progress")
+            await asyncio.sleep(0.02)
+
+    async def _handle_rpc_request(self, sender: int | None, body: dict[str, object]) -> dict:
+        kind = body.get("kind")
+        runtime = self._require_runtime()
+        try:
+            if kind == "propose":
+                records = body.get("records")
+                if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
+                    return {"error": "propose needs a list of byte strings in 'records'"}
+                if runtime.role is not Role.LEADER:
+                    return {"error": f"not the leader (leader is {runtime.leader_id})"}
+                return {"offset": await runtime.propose(records, COMMIT_TIMEOUT_S)}
+            if kind == "describe_quorum":
+                return {"description": description_to_wire(self._describe_as_leader())}
+        except (NotLeaderError, NoLeaderError) as error:
+            return {"error": str(error)}
+        except TimeoutError:
+            return {"error": "timed out waiting for the commit"}
+        return {"error": f"unknown request kind {kind!r}"}
+
+
+def _maybe_unix_ms(runtime: QuorumRuntime, tick: int | None) -> int | None:
+    return None if tick is None else runtime.tick_to_unix_ms(tick)
+
+
+def description_to_wire(description: QuorumDescription) -> dict[str, object]:
+    return {
+        "cluster_id": description.cluster_id,
+        "leader_id": description.leader_id,
+        "leader_epoch": description.leader_epoch,
+        "high_watermark": description.high_watermark,
+        "leader_log_end_offset": description.leader_log_end_offset,
+        "voters": list(description.voters),
+        "observers": list(description.observers),
+        "replicas": [
+            [r.node_id, r.is_voter, r.log_end_offset, r.last_fetch_unix_ms, r.last_caught_up_unix_ms]
+            for r in description.replicas
+        ],
+        "now_unix_ms": description.now_unix_ms,
+    }
+
+
+def description_from_wire(wire: dict) -> QuorumDescription:
+    return QuorumDescription(
+        cluster_id=str(wire["cluster_id"]),
+        leader_id=int(wire["leader_id"]),
+        leader_epoch=int(wire["leader_epoch"]),
+        high_watermark=int(wire["high_watermark"]),
+        leader_log_end_offset=int(wire["leader_log_end_offset"]),
+        voters=tuple(int(v) for v in wire["voters"]),
+        observers=tuple(int(o) for o in wire["observers"]),
+        replicas=tuple(
+            ReplicaDescription(int(n), bool(v), int(leo), fetch_ms, caught_ms)
+            for n, v, leo, fetch_ms, caught_ms in wire["replicas"]
+        ),
+        now_unix_ms=int(wire["now_unix_ms"]),
+    )
+
+
+async def serve(config: NodeConfig) -> int:
+    node = Node(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await node.start()
+    except StorageError as error:
+        log.error("node.storage_refused", reason=str(error))
+        return 1
+    except OSError as error:
+        log.error("node.start_failed", reason=str(error))
+        await node.close()
+        return 1
+    await stop.wait()
+    try:
+        await asyncio.wait_for(node.close(), SHUTDOWN_TIMEOUT_S)
+    except TimeoutError:
+        log.error("node.shutdown_timed_out", timeout_s=SHUTDOWN_TIMEOUT_S)
+        return 1
+    return 0
+
+
+def run_server(config: NodeConfig) -> int:
+    """Runs one node until SIGTERM/SIGINT; returns the process exit code."""
+    configure_logging(config.node_id, config.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(serve(config))
+    return 0
