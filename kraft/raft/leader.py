@@ -19,6 +19,9 @@ class ReplicaProgress:
     log_end_offset: int = 0  # as proven by its last valid fetch in this epoch
     last_fetch_tick: int | None = None
     last_caught_up_tick: int | None = None
+    # The high watermark our last answer told it: a fetch is parked only if it has
+    # nothing to learn, neither entries nor a newer high watermark.
+    high_watermark_sent: int = -1
 
     def status(self) -> ReplicaStatus:
         return ReplicaStatus(

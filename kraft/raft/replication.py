@@ -184,8 +184,9 @@ def handle_fetch_request(ctx: Context, sender: int, request: FetchRequest) -> No
         ctx.send(sender, _response(ctx, request, diverging=position))
         return
     leader.record_valid_fetch(sender, request.fetch_offset, ctx.log.end_offset, ctx.now)
-    high_watermark_moved = maybe_advance_high_watermark(ctx, leader)
-    if request.fetch_offset < ctx.log.end_offset or high_watermark_moved:
+    maybe_advance_high_watermark(ctx, leader)
+    news = leader.replica(sender).high_watermark_sent < ctx.high_watermark
+    if request.fetch_offset < ctx.log.end_offset or news:
         answer_fetch(ctx, sender, request)
     else:
         deadline = ctx.now + ctx.config.fetch_max_wait_ticks
@@ -195,6 +196,8 @@ def handle_fetch_request(ctx: Context, sender: int, request: FetchRequest) -> No
 def answer_fetch(ctx: Context, sender: int, request: FetchRequest) -> None:
     max_bytes = min(request.max_bytes, ctx.config.fetch_max_bytes)
     entries = ctx.log.read(request.fetch_offset, max_bytes)
+    if isinstance(ctx.role, Leader):
+        ctx.role.state.replica(sender).high_watermark_sent = ctx.high_watermark
     ctx.send(sender, _response(ctx, request, entries=entries))
 
 
