@@ -133,7 +133,7 @@ async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
     return decode_frame(data)
 
 
-class ErrorCode(enum.StrEnum):
+class RpcErrorCode(enum.StrEnum):
     """The `code` of an ERROR frame's body; the `message` says the rest in words."""
 
     CLUSTER_ID_MISMATCH = "cluster_id_mismatch"

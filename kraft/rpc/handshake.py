@@ -15,7 +15,7 @@ from typing import Any
 
 from kraft.rpc.config import SUPPORTED_PROTOCOL_VERSIONS
 from kraft.rpc.errors import DecodeError
-from kraft.rpc.framing import ErrorCode
+from kraft.rpc.framing import RpcErrorCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +51,19 @@ def decode_hello(body: Any) -> Hello:
     return Hello(body.get("cluster_id"), node_id, body.get("directory_id"), version)
 
 
-def refuse_client(hello: Hello, cluster_id: str) -> tuple[ErrorCode, str] | None:
+def refuse_client(hello: Hello, cluster_id: str) -> tuple[RpcErrorCode, str] | None:
     """Why a server refuses this client hello (error code, message), or None to accept."""
     if hello.protocol_version not in SUPPORTED_PROTOCOL_VERSIONS:
-        return ErrorCode.UNSUPPORTED_VERSION, (
+        return RpcErrorCode.UNSUPPORTED_VERSION, (
             f"protocol version {hello.protocol_version} is not supported by this node "
             f"(supported: {sorted(SUPPORTED_PROTOCOL_VERSIONS)})"
         )
     if hello.cluster_id is None and hello.node_id is not None:
-        return ErrorCode.HANDSHAKE_FAILED, (
+        return RpcErrorCode.HANDSHAKE_FAILED, (
             f"node {hello.node_id} sent no cluster id; a node must name its cluster"
         )
     if hello.cluster_id is not None and hello.cluster_id != cluster_id:
-        return ErrorCode.CLUSTER_ID_MISMATCH, (
+        return RpcErrorCode.CLUSTER_ID_MISMATCH, (
             f"cluster id {hello.cluster_id} does not match this node's {cluster_id}"
         )
     return None

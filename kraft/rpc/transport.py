@@ -197,6 +197,10 @@ class PeerTransport:
                 f"cannot reach node {to} at {peer.address}: {error!r}"
             ) from error
 
+    def queued_messages(self, to: int) -> int:
+        """Frames waiting in the queue of peer `to` (cheap enough to call per send)."""
+        return self._peers[to].queue.qsize()
+
     def peer_stats(self) -> dict[int, PeerStats]:
         """Counters per peer (copies), for metrics labelled by peer."""
         peers = {}
@@ -229,6 +233,15 @@ class PeerTransport:
         )
 
     async def _run_writer(self, peer: _Peer) -> None:
+        try:
+            await self._write_forever(peer)
+        except Exception:
+            # A bug, never a network error (those are handled below): say so at once rather
+            # than at close(), which is when a silent dead writer would otherwise surface.
+            log.error("rpc.peer_writer_crashed", peer=peer.node_id, exc_info=True)
+            raise
+
+    async def _write_forever(self, peer: _Peer) -> None:
         while True:
             first = await peer.queue.get()
             peer.queued_bytes -= len(first)

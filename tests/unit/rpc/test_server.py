@@ -295,3 +295,44 @@ async def test_connections_beyond_the_limit_are_refused(start_server: StartServe
         "body": {"kind": "x"},
     }
     await first.close()
+
+
+async def test_an_idle_connection_is_closed(
+    start_server: StartServer, logs: list[dict[str, Any]]
+) -> None:
+    server, _ = await start_server(idle_timeout_s=0.05)
+    connection = await RawConnection.open(server.port, node_hello())
+
+    frames = await connection.read_until_closed()
+
+    assert frames == []
+    assert "idle for 0.05 s" in closed_reasons(logs)
+    await connection.close()
+
+
+async def test_a_failing_raft_callback_costs_its_connection_only(
+    start_server: StartServer, logs: list[dict[str, Any]]
+) -> None:
+    server, inbox = await start_server()
+    server._on_raft_message = _raise_on_epoch_13(inbox)
+    bystander = RpcClient("127.0.0.1", server.port, CLUSTER_ID)
+    await bystander.connect()
+    connection = await RawConnection.open(server.port, node_hello(node_id=3))
+
+    await connection.send(encode_frame(FrameType.RAFT, encode_message(VoteRequest(13, 3, 0, 0))))
+    await connection.read_until_closed()
+
+    await wait_until(lambda: any("internal error" in r for r in closed_reasons(logs)), "the log")
+    assert any(e["event"] == "rpc.connection_failed" for e in logs)
+    assert (await bystander.request({"kind": "x"}, timeout_s=5))["kind"] == "echo"
+    await connection.close()
+    await bystander.close()
+
+
+def _raise_on_epoch_13(inbox: Any) -> Any:
+    def on_raft_message(sender: int, message: Any) -> None:
+        if message.epoch == 13:
+            raise RuntimeError("bug in the node")
+        inbox(sender, message)
+
+    return on_raft_message
