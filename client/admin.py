@@ -6,6 +6,10 @@ between them: a connection error, a timeout or a 5xx answer moves it to the next
 has an overall deadline. Errors the cluster reports (`{"error_code", "message"}`, Confluent's
 codes) come back as AdminError; a cluster that never answered in time as ClusterUnreachable.
 
+A write that timed out or met a 5xx may have been applied before the failure; retrying it on
+another node may apply it twice. That is harmless for the idempotent writes the command line
+makes (kv put of one value, topic configs); callers that cannot accept it pass one address.
+
 It uses urllib rather than aiohttp: the command line is synchronous from top to bottom and a
 request at a time is all it needs.
 """

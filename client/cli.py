@@ -238,8 +238,16 @@ def cmd_kv_get(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_health(args: argparse.Namespace) -> int:
-    client = admin_client(args)
     watch = args.watch or args.exit_when_healthy
+    try:
+        return _cluster_health(args, admin_client(args), watch)
+    except KeyboardInterrupt:
+        if not watch:
+            raise
+        return EXIT_OK  # Ctrl-C is how one ends --watch
+
+
+def _cluster_health(args: argparse.Namespace, client: AdminClient, watch: bool) -> int:
     while True:
         try:
             overview = client.health_overview()

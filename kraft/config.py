@@ -97,13 +97,10 @@ class KeySpec:
 
 
 def _spec(name: str, default: object, doc: str, required: bool = False) -> KeySpec:
-    text = (
-        None
-        if default is None
-        else str(default).lower()
-        if isinstance(default, bool)
-        else str(default)
-    )
+    if default is None:
+        return KeySpec(name, None, doc, required)
+    # Booleans as a properties file spells them: true/false.
+    text = str(default).lower() if isinstance(default, bool) else str(default)
     return KeySpec(name, text, doc, required)
 
 

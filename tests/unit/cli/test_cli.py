@@ -300,3 +300,19 @@ def test_cluster_kill_without_a_cluster_exits_1(
 ) -> None:
     assert main(["cluster", "kill", "1", "--data-dir", str(tmp_path)]) == EXIT_ERROR
     assert "no local cluster in" in capsys.readouterr().err
+
+
+async def test_cluster_health_exit_when_healthy_watches_until_healthy(
+    serve: ServerFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("client.cli.HEALTH_WATCH_INTERVAL_S", 0.0)
+    answers = [False, False, True]
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"is_healthy": answers.pop(0), "nodes_down": []})
+
+    url = await serve(handler)
+    assert await run_main(["cluster", "health", "--exit-when-healthy", "--bootstrap", url]) == 0
+    out = capsys.readouterr().out
+    assert out.count("CLUSTER HEALTH OVERVIEW") == 3
+    assert answers == []
