@@ -364,6 +364,8 @@ class RaftCore:
         ctx = self._ctx
         if not isinstance(message, RESPONSES) or message.leader_id is None:
             return
+        if isinstance(message, VoteResponse) and message.granted:
+            return  # a voter that grants does not vouch for a leader
         if message.leader_id == ctx.node_id or ctx.leader_id is not None:
             return
         if isinstance(ctx.role, Resigned | Leader):

@@ -46,14 +46,17 @@ def leader_seems_alive(ctx: Context) -> bool:
 
 
 def handle_pre_vote_request(ctx: Context, sender: int, request: VoteRequest) -> None:
+    alive = leader_seems_alive(ctx)
     granted = (
         ctx.is_voter
         and request.epoch >= ctx.epoch
         and not isinstance(ctx.role, Resigned)
-        and not leader_seems_alive(ctx)
+        and not alive
         and log_is_up_to_date(ctx, request.last_epoch, request.log_end_offset)
     )
-    ctx.send(sender, VoteResponse(ctx.epoch, granted, ctx.leader_id, pre_vote=True))
+    # Name the leader only if we believe it alive: the prospective will follow it.
+    leader_id = ctx.leader_id if alive else None
+    ctx.send(sender, VoteResponse(ctx.epoch, granted, leader_id, pre_vote=True))
 
 
 def handle_vote_request(ctx: Context, sender: int, request: VoteRequest) -> None:

@@ -14,6 +14,8 @@ Commands (node ids are numbers; IDS is one or more ids, or `all`):
     deliver-msgs ID [N]             step ID with (the first N of) the messages sent to it
     drop-msgs ID                    lose the messages waiting for ID
     stabilize [IDS]                 process Readies and deliver messages until quiet
+    run xN [IDS]                    N times: tick every node, stabilize; prints only role
+                                    changes, commits, truncations and snapshot loads
     propose ID RECORD...            propose on ID (prints the ack or the error)
     resign ID                       graceful shutdown of ID's leadership
     compact ID                      snapshot ID's state machine at its high watermark
@@ -101,6 +103,8 @@ def run_command(cluster: Cluster, command: str) -> list[str]:
             times = int(args[-1][1:]) if args[-1].startswith("x") else 1
             ids = args[:-1] if args[-1].startswith("x") else args
             return cluster.tick(_ids(cluster, ids), times)
+        case "run":
+            return cluster.run(int(args[0][1:]), _ids(cluster, args[1:]) if args[1:] else None)
         case "campaign":
             cluster.core(int(args[0])).campaign()
             return []
@@ -148,9 +152,7 @@ def run_scenario(blocks: list[Block]) -> list[Block]:
     return actual
 
 
-@pytest.mark.parametrize(
-    "path", sorted(SCENARIO_DIR.glob("*.txt")), ids=lambda path: path.stem
-)
+@pytest.mark.parametrize("path", sorted(SCENARIO_DIR.glob("*.txt")), ids=lambda path: path.stem)
 def test_scenario(path: Path, request: pytest.FixtureRequest) -> None:
     """Each scenario file's traces match what the core does (STYLE.md §8)."""
     text = path.read_text()

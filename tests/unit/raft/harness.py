@@ -218,12 +218,21 @@ class Cluster:
                 return lines
         raise AssertionError(f"no quiet state after {STABILIZE_STEP_LIMIT} rounds")
 
-    def settle(self, node_ids: Iterable[int] | None = None, ticks: int = 1) -> None:
-        """Tick and stabilize `ticks` times (for tests that do not read the trace)."""
+    def run(self, ticks: int, node_ids: Iterable[int] | None = None) -> list[str]:
+        """Tick every node once and stabilize, `ticks` times; return only the role changes
+        and commits (with the tick they happened at), the rest of the trace is routine."""
+        lines = []
         for _ in range(ticks):
             ids = sorted(self.nodes) if node_ids is None else sorted(node_ids)
             self.tick(ids)
-            self.stabilize(ids)
+            node_id = 0
+            for line in self.stabilize(ids):
+                if line.startswith("> "):
+                    node_id = int(line.split()[1])
+                elif line.startswith(("  role ", "  commit ", "  truncate ", "  load ")):
+                    now = self.nodes[node_id].core.status().tick
+                    lines.append(f"t={now} {node_id}: {line.strip()}")
+        return lines
 
     def elect(self, node_id: int) -> None:
         """Make `node_id` the leader by campaigning and letting everything settle."""
