@@ -51,9 +51,12 @@ class ClientConnection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         server_hello: Hello,
-        peer: str,
+        address: str,
     ) -> None:
         self.server_hello = server_hello
+        self.address = address  # "host:port" as connected to
+        node_id = server_hello.node_id
+        peer = address if node_id is None else f"node {node_id} at {address}"
         self.peer = peer  # for logs: "node 2 at 127.0.0.1:9193"
         self._reader = reader
         self._writer = writer
@@ -90,10 +93,7 @@ class ClientConnection:
         except BaseException:
             writer.transport.abort()
             raise
-        peer = (
-            address if server_hello.node_id is None else f"node {server_hello.node_id} at {address}"
-        )
-        return cls(reader, writer, server_hello, peer)
+        return cls(reader, writer, server_hello, address)
 
     @property
     def is_open(self) -> bool:

@@ -187,6 +187,7 @@ class _ServerConnection:
     async def serve(self) -> None:
         stats = self.server._stats
         reason = "peer closed the connection"
+        level = log.info  # a warning when the peer did something wrong
         try:
             if len(self.server._connection_tasks) > self.server._max_connections:
                 raise _CloseConnection(
@@ -199,11 +200,12 @@ class _ServerConnection:
         except _CloseConnection as close:
             reason = close.reason
             if close.code is not None:
+                level = log.warning
                 await self._send_error(close.code, close.reason)
-            if self.hello is None:
-                stats.connections_refused += 1
-            else:
-                stats.connections_closed_on_bad_input += 1
+                if self.hello is None:
+                    stats.connections_refused += 1
+                else:
+                    stats.connections_closed_on_bad_input += 1
         except asyncio.CancelledError:
             reason = "server closing"
             raise
@@ -214,7 +216,7 @@ class _ServerConnection:
             log.error("rpc.connection_failed", peer=self.peer, exc_info=True)
         finally:
             await close_writer(self.writer, CLOSE_TIMEOUT_S)
-            log.info(
+            level(
                 "rpc.connection_closed",
                 side="server",
                 peer=self.peer,

@@ -110,6 +110,8 @@ class PeerTransport:
         self._peers: dict[int, _Peer] = {}
         self._started = False
         self._closed = False
+        self._messages_unroutable = 0
+        self._unroutable_warned: set[int] = set()  # bounded by the node ids the core knows
         for peer_id, (host, port) in peers.items():
             self._peers[peer_id] = self._new_peer(peer_id, host, port)
 
@@ -148,19 +150,25 @@ class PeerTransport:
             if self._started and not self._closed:
                 self._start_writer(peer)
             return
-        if (peer.host, peer.port) != (host, port):
-            peer.host, peer.port = host, port
-            if peer.connection is not None:
-                # Closing ends its reader; the writer notices and connects to the new address.
-                connection, peer.connection = peer.connection, None
-                asyncio.get_running_loop().create_task(connection.close("peer moved"))
+        # A connection to the old address is replaced at its next use (_connect_once).
+        peer.host, peer.port = host, port
 
     def send(self, to: int, message: Message) -> None:
-        """Queues a raft message for `to`; never waits. Raises UnknownPeerError, and
-        FrameTooLargeError for a message above MAX_FRAME_BYTES (a programmer's error)."""
+        """Queues a raft message for `to`; never waits, never fails for want of a peer.
+
+        A message to a node without an address (say, an observer the node has not learned
+        the address of yet: see set_peer) is dropped and counted in `messages_unroutable`,
+        with a warning the first time for each node: raft treats it like any lost message.
+        Raises FrameTooLargeError for a message above MAX_FRAME_BYTES (a programmer's error:
+        the core caps fetches and snapshot chunks far below it).
+        """
         peer = self._peers.get(to)
         if peer is None:
-            raise UnknownPeerError(f"node {to} is not a known peer of node {self.node_id}")
+            self._messages_unroutable += 1
+            if to not in self._unroutable_warned:
+                self._unroutable_warned.add(to)
+                log.warning("rpc.peer_unknown", peer=to, reason="no address for this node")
+            return
         frame = encode_frame(FrameType.RAFT, encode_message(message))
         if self._closed:
             peer.stats.messages_dropped += 1
@@ -215,15 +223,18 @@ class PeerTransport:
     def stats(self) -> dict[str, int]:
         """Counters summed over every peer, for metrics. `messages_dropped` counts every
         message that will not arrive for sure: dropped from a full queue or lost in a failed
-        write (the two are also given apart)."""
+        write (the two are also given apart), and messages to nodes without an address."""
         totals: dict[str, int] = {}
         for stats in self.peer_stats().values():
             for name in PeerStats.__slots__:
                 totals[name] = totals.get(name, 0) + int(getattr(stats, name))
         totals["peers_connected"] = totals.pop("connected", 0)
+        totals["messages_unroutable"] = self._messages_unroutable
         totals["messages_dropped_queue_full"] = totals.get("messages_dropped", 0)
-        totals["messages_dropped"] = totals.get("messages_dropped", 0) + totals.get(
-            "messages_lost", 0
+        totals["messages_dropped"] = (
+            totals.get("messages_dropped", 0)
+            + totals.get("messages_lost", 0)
+            + self._messages_unroutable
         )
         return totals
 
@@ -294,11 +305,15 @@ class PeerTransport:
         """The peer's open connection, or a new one (one attempt, under the peer's lock so
         the writer and requests share it)."""
         async with peer.connect_lock:
-            if peer.connection is not None and peer.connection.is_open:
-                return peer.connection
-            if peer.connection is not None:
-                await peer.connection.close("replaced")
+            current = peer.connection
+            if current is not None and current.is_open and current.address == peer.address:
+                return current
+            if current is not None:
                 peer.connection = None
+                reason = "replaced" if current.address == peer.address else "peer moved"
+                await current.close(reason)
+            if self._closed:
+                raise ConnectionLostError(f"transport of node {self.node_id} is closed")
             connection = await ClientConnection.open(
                 peer.host,
                 peer.port,
@@ -306,6 +321,9 @@ class PeerTransport:
                 expected_node_id=peer.node_id,
                 connect_timeout_s=self._connect_timeout_s,
             )
+            if self._closed:  # close() ran while we were connecting
+                await connection.close("transport closed")
+                raise ConnectionLostError(f"transport of node {self.node_id} is closed")
             peer.connection = connection
             if peer.stats.connects > 0:
                 peer.stats.reconnects += 1

@@ -238,12 +238,19 @@ async def test_a_request_to_a_peer_that_is_down_fails_fast(
         await transport.request(2, {"kind": "x"}, timeout_s=5)
 
 
-async def test_unknown_peers_are_refused(make_transport: MakeTransport) -> None:
+async def test_messages_to_a_node_without_address_are_dropped_and_counted(
+    make_transport: MakeTransport, logs: list[dict[str, Any]]
+) -> None:
+    """send never fails the caller (raft's loop); request does, since its caller waits."""
     transport = make_transport(1, {})
 
+    transport.send(7, vote(1))
+    transport.send(7, vote(2))
+
+    assert transport.stats()["messages_unroutable"] == 2
+    assert transport.stats()["messages_dropped"] == 2
+    assert [e["peer"] for e in logs if e["event"] == "rpc.peer_unknown"] == [7]
     with pytest.raises(UnknownPeerError, match="node 7 is not a known peer of node 1"):
-        transport.send(7, vote(1))
-    with pytest.raises(UnknownPeerError):
         await transport.request(7, {"kind": "x"}, timeout_s=1)
 
 
@@ -291,3 +298,34 @@ def test_backoff_grows_exponentially_to_its_cap_with_jitter() -> None:
     assert backoff_delay_s(10**6, initial, cap, rng) <= cap
     same = random.Random(7)
     assert delays == [backoff_delay_s(f, initial, cap, same) for f in range(1, 12)]
+
+
+async def test_a_peer_that_moves_is_reached_at_its_new_address(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    old_server, old_inbox = await start_server(node_id=2)
+    new_server, new_inbox = await start_server(node_id=2)
+    transport = make_transport(1, {2: ("127.0.0.1", old_server.port)})
+    await transport.start()
+    transport.send(2, vote(1))
+    await wait_until(lambda: len(old_inbox.received) == 1, "the message at the old address")
+
+    transport.set_peer(2, "127.0.0.1", new_server.port)
+    transport.send(2, vote(2))
+    await wait_until(lambda: len(new_inbox.received) == 1, "the message at the new address")
+
+    assert new_inbox.received == [(1, vote(2))]
+    assert old_inbox.received == [(1, vote(1))]
+    await wait_until(lambda: old_server.stats().connections_open == 0, "the old connection to go")
+
+
+async def test_a_request_after_close_fails(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    server, _ = await start_server(node_id=2)
+    transport = make_transport(1, {2: ("127.0.0.1", server.port)})
+    await transport.start()
+    await transport.close()
+
+    with pytest.raises(ConnectionLostError, match="transport of node 1 is closed"):
+        await transport.request(2, {"kind": "x"}, timeout_s=1)
