@@ -478,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {error.message} (error_code {error.error_code})", file=sys.stderr)
     except (CommandError, LocalClusterError) as error:
         print(f"{name}: {error}", file=sys.stderr)
+    except OSError as error:  # a file or directory the command needed (permissions, space)
+        print(f"{name}: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
     return EXIT_ERROR

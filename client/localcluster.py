@@ -373,16 +373,19 @@ def _child_environment() -> dict[str, str]:
 def spawn_node(layout: ClusterLayout, node_id: int) -> subprocess.Popen[bytes]:
     """Starts node N in its own process group, output appended to its log, pid recorded."""
     config_path = layout.config_path(node_id)
-    with layout.log_path(node_id).open("ab") as log_file:
-        process = subprocess.Popen(
-            node_command(config_path),
-            cwd=layout.node_dir(node_id),
-            env=_child_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    try:
+        with layout.log_path(node_id).open("ab") as log_file:
+            process = subprocess.Popen(
+                node_command(config_path),
+                cwd=layout.node_dir(node_id),
+                env=_child_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except OSError as error:
+        raise LocalClusterError(f"cannot start node {node_id}: {error}") from error
     _write_atomically(layout.pid_path(node_id), f"{process.pid}\n")
     return process
 
@@ -429,9 +432,18 @@ def _ps_cmdline(pid: int) -> list[str] | None:
     return fields[1:]
 
 
-def is_kraft_server_cmdline(arguments: Sequence[str], config_path: Path) -> bool:
+def process_cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def is_kraft_server_cmdline(
+    arguments: Sequence[str], config_path: Path, cwd: Path | None = None
+) -> bool:
     """True if `arguments` run `kraft server --config <config_path>` (as python -m client or
-    as the kraft script)."""
+    as the kraft script); a relative --config is taken relative to `cwd`, the process's."""
     arguments = list(arguments)
     runs_kraft = any(Path(argument).name == "kraft" for argument in arguments[:2]) or any(
         first == "-m" and second == "client"
@@ -447,7 +459,8 @@ def is_kraft_server_cmdline(arguments: Sequence[str], config_path: Path) -> bool
             given = argument.removeprefix("--config=")
         else:
             continue
-        if Path(given).resolve() == expected:
+        given_path = Path(given) if cwd is None else cwd / given
+        if given_path.resolve() == expected:
             return True
     return False
 
@@ -458,7 +471,9 @@ def running_pid(layout: ClusterLayout, node_id: int) -> int | None:
     if pid is None:
         return None
     arguments = process_cmdline(pid)
-    if arguments is None or not is_kraft_server_cmdline(arguments, layout.config_path(node_id)):
+    if arguments is None:
+        return None
+    if not is_kraft_server_cmdline(arguments, layout.config_path(node_id), process_cwd(pid)):
         return None
     return pid
 

@@ -308,3 +308,10 @@ def test_readiness_waiter_gives_up_when_a_node_exits(tmp_path: Path) -> None:
     assert not waiter.wait(timeout_s=30)
     assert "exited with code 1 while starting" in err.getvalue()
     assert "boom: storage is not formatted" in err.getvalue()
+
+
+def test_cmdline_check_resolves_a_relative_config_against_the_process_cwd(tmp_path: Path) -> None:
+    config = tmp_path / "node-1" / "server.properties"
+    arguments = ["kraft", "server", "--config", "node-1/server.properties"]
+    assert is_kraft_server_cmdline(arguments, config, cwd=tmp_path)
+    assert not is_kraft_server_cmdline(arguments, config, cwd=tmp_path / "elsewhere")
