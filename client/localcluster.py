@@ -495,6 +495,16 @@ def describe_node(layout: ClusterLayout, node_id: int, pid: int) -> str:
     )
 
 
+def describe_exit_code(returncode: int) -> str:
+    """How a process ended, from Popen.returncode (negative: killed by that signal)."""
+    if returncode < 0:
+        try:
+            return f"on {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"on signal {-returncode}"
+    return f"with code {returncode}"
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -592,8 +602,8 @@ class ReadinessWaiter:
             for node_id, process in self.processes.items():
                 if process.poll() is not None:
                     self.err.write(
-                        f"node {node_id} (pid {process.pid}) exited with code "
-                        f"{process.returncode} while starting; last lines of "
+                        f"node {node_id} (pid {process.pid}) exited "
+                        f"{describe_exit_code(process.returncode)} while starting; last lines of "
                         f"{self.layout.log_path(node_id)}:\n"
                         f"{log_tail(self.layout.log_path(node_id))}\n"
                     )
@@ -696,7 +706,7 @@ class Supervisor:
         child = self.children.get(node_id)
         if child is None or child.pid != pid or child.returncode is None:
             return ""  # not our child (started by `kraft cluster start`): its code is unknown
-        return f" with code {child.returncode}"
+        return " " + describe_exit_code(child.returncode)
 
     def live_pids(self) -> dict[int, int]:
         pids = {}

@@ -19,6 +19,7 @@ from client.localcluster import (
     NodePorts,
     ReadinessWaiter,
     Supervisor,
+    describe_exit_code,
     is_kraft_server_cmdline,
     kill_node,
     load_layout,
@@ -315,3 +316,8 @@ def test_cmdline_check_resolves_a_relative_config_against_the_process_cwd(tmp_pa
     arguments = ["kraft", "server", "--config", "node-1/server.properties"]
     assert is_kraft_server_cmdline(arguments, config, cwd=tmp_path)
     assert not is_kraft_server_cmdline(arguments, config, cwd=tmp_path / "elsewhere")
+
+
+def test_exit_codes_name_the_signal_that_killed_a_node() -> None:
+    assert describe_exit_code(3) == "with code 3"
+    assert describe_exit_code(-9) == "on SIGKILL"
