@@ -349,3 +349,42 @@ def format_ready(node: Node, ready: Ready) -> list[str]:
         lines.append(f"hw {ready.high_watermark}")
         node.last_printed_high_watermark = ready.high_watermark
     return lines
+
+
+# ------------------------------------------------------------- single cores, by hand
+
+
+def make_core(
+    node_id: int = 1,
+    voters: Iterable[int] = (1, 2, 3),
+    election_state: ElectionState | None = None,
+    entries: Iterable[Entry] = (),
+    snapshot: Snapshot | None = None,
+    seed: int = 0,
+    **config: int,
+) -> RaftCore:
+    """A core restored from the given persisted state, with the test timeouts."""
+    raft_config = RaftConfig(node_id=node_id, voters=frozenset(voters), **{**TEST_CONFIG, **config})
+    restored = RestoredState(election_state or ElectionState(0), snapshot, list(entries))
+    return RaftCore(raft_config, restored, random.Random(seed))
+
+
+def drain(core: RaftCore) -> Ready:
+    """Take the core's Ready and report it done, as a shell with perfect storage would."""
+    ready = core.ready()
+    core.advance(ready)
+    return ready
+
+
+def sent(ready: Ready, kind: type, to: int | None = None) -> list[Any]:
+    """The messages of type `kind` in `ready` (to node `to`, if given)."""
+    return [
+        out.message
+        for out in ready.messages
+        if isinstance(out.message, kind) and (to is None or out.to == to)
+    ]
+
+
+def entries_of(epochs: Iterable[int], start: int = 0) -> list[Entry]:
+    """DATA entries from offset `start` with the given epochs, data 'e<offset>'."""
+    return [Entry(start + i, epoch, f"e{start + i}".encode()) for i, epoch in enumerate(epochs)]
