@@ -126,6 +126,8 @@ class ClientConnection:
                 self.write([encode_frame(FrameType.REQUEST, body, correlation_id)])
                 await self._writer.drain()
                 return await answer
+            except OSError as error:  # the socket failed under the write
+                raise ConnectionLostError(f"connection to {self.peer} failed: {error!r}") from error
             finally:
                 del self._pending[correlation_id]
 

@@ -3,6 +3,7 @@ type round-trips, and any malformed input is refused with a DecodeError naming t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import types
@@ -31,6 +32,7 @@ from kraft.rpc.codec import (
     unpack_message,
     validate_body,
 )
+from kraft.rpc.errors import FrameError
 from kraft.rpc.framing import FrameType, decode_frame, encode_frame
 
 UINT64_MAX = 2**64 - 1
@@ -206,3 +208,36 @@ def test_response_body_is_any_map_with_string_keys() -> None:
     assert validate_body({"offset": 4}, "response", require_kind=False) == {"offset": 4}
     with pytest.raises(DecodeError, match="response: expected a map"):
         validate_body(None, "response", require_kind=False)
+
+
+scalars = st.none() | st.booleans() | st.integers(-(2**63), UINT64_MAX) | st.floats()
+msgpack_values = st.recursive(
+    scalars | st.text(max_size=8) | st.binary(max_size=8),
+    lambda children: st.lists(children, max_size=6)
+    | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=150)
+@given(st.integers(0, 12), st.lists(msgpack_values, max_size=10))
+def test_any_decoded_msgpack_value_is_a_message_or_a_decode_error(
+    tag: int, fields: list[Any]
+) -> None:
+    try:
+        message = decode_message([tag, *fields])
+    except DecodeError:
+        return
+    assert type(message) is MESSAGE_TYPES[tag]
+    assert decode_message(encode_message(message)) == message
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_random_bytes_are_a_frame_error_or_a_decode_error_never_a_crash(data: bytes) -> None:
+    try:
+        frame = decode_frame(data)
+    except FrameError:
+        return
+    with contextlib.suppress(DecodeError):
+        decode_message(frame.body)

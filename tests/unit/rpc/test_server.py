@@ -98,6 +98,8 @@ async def test_a_connection_that_does_not_start_with_a_valid_hello_is_closed(
     start_server: StartServer, logs: list[dict[str, Any]], first_bytes: bytes, reason: str
 ) -> None:
     server, _ = await start_server()
+    bystander = RpcClient("127.0.0.1", server.port, CLUSTER_ID)
+    await bystander.connect()
     connection = await RawConnection.open(server.port)
 
     await connection.send(first_bytes)
@@ -105,7 +107,10 @@ async def test_a_connection_that_does_not_start_with_a_valid_hello_is_closed(
 
     assert [frame.frame_type for frame in frames] == [FrameType.ERROR]
     await wait_until(lambda: any(reason in r for r in closed_reasons(logs)), reason)
+    assert (await bystander.request({"kind": "x"}, timeout_s=5))["kind"] == "echo"
+    assert server.stats().connections_refused == 1
     await connection.close()
+    await bystander.close()
 
 
 async def test_a_connection_that_sends_no_hello_in_time_is_closed(
