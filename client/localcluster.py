@@ -41,7 +41,7 @@ CLIENT_PORT_BASE = 9092
 RPC_PORT_BASE = 9093
 HTTP_PORT_BASE = 8082
 PORT_STEP_PER_NODE = 100
-PORT_OFFSET_MAX = 50_000
+PORT_MAX = 65_535
 HOST = "127.0.0.1"
 
 READY_TIMEOUT_S_DEFAULT = 60.0
@@ -238,9 +238,14 @@ def _write_atomically(path: Path, text: str) -> None:
 def check_nodes_and_offset(nodes: int | None, port_offset: int | None) -> None:
     if nodes is not None and not 1 <= nodes <= NODES_MAX:
         raise LocalClusterError(f"--nodes {nodes} is out of range: it must be in [1, {NODES_MAX}]")
-    if port_offset is not None and not 0 <= port_offset <= PORT_OFFSET_MAX:
+    if port_offset is not None and port_offset < 0:
+        raise LocalClusterError(f"--port-offset {port_offset} is negative")
+    highest = node_ports(nodes or NODES_DEFAULT, port_offset or 0)
+    highest_port = max(highest.client, highest.rpc, highest.http)
+    if highest_port > PORT_MAX:
         raise LocalClusterError(
-            f"--port-offset {port_offset} is out of range: it must be in [0, {PORT_OFFSET_MAX}]"
+            f"--port-offset {port_offset} gives node {nodes or NODES_DEFAULT} port "
+            f"{highest_port}, above {PORT_MAX}"
         )
 
 

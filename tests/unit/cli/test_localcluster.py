@@ -3,22 +3,30 @@ cluster (SPEC §3). No real node is started here; tests/cluster/ does that."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from client.localcluster import (
+    HTTP_PORT_BASE,
     ClusterLayout,
     LocalClusterError,
     NodePorts,
     ReadinessWaiter,
     Supervisor,
+    cluster_up,
     describe_exit_code,
     is_kraft_server_cmdline,
     kill_node,
@@ -321,3 +329,90 @@ def test_cmdline_check_resolves_a_relative_config_against_the_process_cwd(tmp_pa
 def test_exit_codes_name_the_signal_that_killed_a_node() -> None:
     assert describe_exit_code(3) == "with code 3"
     assert describe_exit_code(-9) == "on SIGKILL"
+
+
+def test_port_offset_that_overflows_the_port_range_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LocalClusterError, match="gives node 3 port 65693, above 65535"):
+        prepare(tmp_path, FakeFormatter(), port_offset=56400)
+
+
+# --- cluster up with stand-in nodes ------------------------------------------------------------
+
+
+def free_http_port_offset(nodes: int) -> int:
+    """A port offset at which the HTTP ports of every node are free now."""
+    for _attempt in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            offset = probe.getsockname()[1] - HTTP_PORT_BASE
+        if offset < 0 or node_ports(nodes, offset).client > 65_535:
+            continue
+        with contextlib.ExitStack() as stack:
+            try:
+                for node_id in range(1, nodes + 1):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", node_ports(node_id, offset).http))
+            except OSError:
+                continue
+        return offset
+    raise AssertionError("found no free ports for a stand-in cluster")
+
+
+def wait_for_text(stream: io.StringIO, text: str, deadline_s: float = 30.0) -> bool:
+    give_up_at = time.monotonic() + deadline_s
+    while text not in stream.getvalue():
+        if time.monotonic() > give_up_at:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_cluster_up_starts_supervises_and_stops_its_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §3: nodes as OS processes, endpoints and PIDs printed, a node that dies reported,
+    `cluster start` brings it back, SIGTERM stops every node and exits 0."""
+    layout, _ = prepare(tmp_path, FakeFormatter(), port_offset=free_http_port_offset(3))
+    fake_kraft = tmp_path / "kraft"
+    shutil.copy(Path(__file__).with_name("fake_node.py"), fake_kraft)
+    monkeypatch.setattr(
+        "client.localcluster.node_command",
+        lambda config_path: [
+            sys.executable,
+            str(fake_kraft),
+            "server",
+            "--config",
+            str(config_path),
+        ],
+    )
+    out, err = io.StringIO(), io.StringIO()
+    steps: list[str] = []
+
+    def operator() -> None:
+        if not wait_for_text(out, "Press Ctrl-C"):
+            return  # cluster_up failed and returns by itself
+        try:
+            kill_node(tmp_path, 2, io.StringIO())
+            steps.append("killed")
+            if wait_for_text(out, "node 2 (pid"):
+                steps.append("reported")
+            start_node(tmp_path, 2, io.StringIO(), io.StringIO(), wait_ready=True)
+            if wait_for_text(out, "node 2 runs again"):
+                steps.append("restarted")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # cluster_up's handler is installed by now
+
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    code = cluster_up(tmp_path, None, None, out, err, ready_timeout_s=30, stop_timeout_s=10)
+    thread.join(timeout=30)
+    output = out.getvalue()
+    assert code == 0, err.getvalue()
+    assert steps == ["killed", "reported", "restarted"]
+    assert output.count("Started node") == 3
+    assert f"http {layout.http_url(3)}" in output
+    assert "All 3 nodes are ready. Quorum leader: node 1 (epoch 7, cluster id fake)" in output
+    assert "exited on SIGKILL; it stays down" in output
+    assert output.endswith("Cluster stopped\n")
+    assert "stopping node 2" in err.getvalue()  # the restarted node too
+    assert [running_pid(layout, node_id) for node_id in layout.node_ids] == [None, None, None]
