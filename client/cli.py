@@ -254,7 +254,7 @@ def _cluster_health(args: argparse.Namespace, client: AdminClient, watch: bool) 
         except AdminError as error:
             if not watch:
                 raise
-            print(f"kraft: cluster health: {error.message}", file=sys.stderr)
+            print(f"kraft cluster health: {error.message}", file=sys.stderr)
             time.sleep(HEALTH_WATCH_INTERVAL_S)
             continue
         healthy = bool(overview.get("is_healthy"))
