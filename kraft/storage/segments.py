@@ -217,7 +217,11 @@ class FileLogStore:
         if not directory.exists():
             directory.mkdir(parents=True)
             fsync_directory(directory.parent)
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            self.close()  # the descriptors of the segments opened before the error
+            raise
 
     # -- LogStore -------------------------------------------------------------------------
 
@@ -379,12 +383,12 @@ class FileLogStore:
         self._rewrite_cut_batch(segment, index, end_offset)
 
     def _rewrite_cut_batch(self, segment: _Segment, index: int, end_offset: int) -> None:
-        """The cut falls inside batch `index`: its kept entries are committed data, so the
+        """The cut falls inside batch `index`: its kept entries may be committed, so the
         segment is rewritten beside the original and renamed over it, never cut in place
-        (a crash between a cut and a re-append would lose them)."""
-        kept = segment.read_batch_entries(index).entries[
-            : end_offset - segment.batch_base_offsets[index]
-        ]
+        (a crash between a cut and a re-append would lose them). Truncation is rare (a
+        follower dropping a divergent suffix), so copying one segment is affordable."""
+        kept_count = end_offset - segment.batch_base_offsets[index]
+        kept = segment.read_batch_entries(index).entries[:kept_count]
         assert kept, "a cut at a batch boundary takes the ftruncate path"
         position = segment.batch_positions[index]
         prefix = os.pread(segment.descriptor, position, 0)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from kraft.raft.types import Entry, EntryKind
+from kraft.storage import batch_format
 from kraft.storage.batch_format import BATCH_HEADER_SIZE_BYTES, entry_size_bytes
-from kraft.storage.errors import LogWriteError, OffsetOutOfRangeError
+from kraft.storage.errors import EntryTooLargeError, LogWriteError, OffsetOutOfRangeError
 from kraft.storage.segments import LOG_START_CHECKPOINT_NAME, FileLogStore, segment_path_for
 from tests.unit.storage.helpers import make_entries
 
@@ -204,3 +205,38 @@ def test_failed_write_leaves_nothing_behind(
     log.append(make_entries(3, 1))
     log.close()
     assert FileLogStore(tmp_path).end_offset() == 4
+
+
+def test_append_past_the_batch_limit_splits_under_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_format, "MAX_BATCH_PAYLOAD_BYTES", 200)
+    log = FileLogStore(tmp_path)
+    flushes: list[int] = []
+    real_flush = os.fdatasync
+
+    def counting_flush(descriptor: int) -> None:
+        flushes.append(descriptor)
+        real_flush(descriptor)
+
+    monkeypatch.setattr(os, "fdatasync", counting_flush)
+    entries = make_entries(0, 10, data_size_bytes=50)
+    log.append(entries)
+    assert len(flushes) == 1
+    log.close()
+    reopened = FileLogStore(tmp_path)
+    assert reopened.read(0) == entries
+    assert reopened.recovery_reports == []
+
+
+def test_entry_larger_than_any_batch_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_format, "MAX_BATCH_PAYLOAD_BYTES", 200)
+    log = FileLogStore(tmp_path)
+    log.append(make_entries(0, 1))
+    size_bytes = segment_path_for(tmp_path, 0).stat().st_size
+    with pytest.raises(EntryTooLargeError, match="entry 2 of 300 bytes"):
+        log.append(make_entries(1, 1) + make_entries(2, 1, data_size_bytes=300))
+    assert segment_path_for(tmp_path, 0).stat().st_size == size_bytes
+    assert log.end_offset() == 1
