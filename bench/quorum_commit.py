@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kraft.rpc.client import RpcClient  # noqa: E402
+from kraft.statemachine.kv import KeyValueStateMachine  # noqa: E402
 from tests.cluster.harness import LocalCluster  # noqa: E402
 
 RECORD_BYTES = 100
@@ -34,6 +34,16 @@ MAX_CONNECTIONS = 16
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def kv_record() -> bytes:
+    """A put of the demo state machine whose encoding is RECORD_BYTES long."""
+    key = "bench"
+    value = "v" * RECORD_BYTES
+    record = KeyValueStateMachine.encode_put(key, value)
+    record = KeyValueStateMachine.encode_put(key, "v" * (2 * RECORD_BYTES - len(record)))
+    assert len(record) == RECORD_BYTES, len(record)
+    return record
 
 
 async def propose(client: RpcClient, record: bytes) -> None:
@@ -48,7 +58,7 @@ async def closed_loop(host: str, port: int, proposers: int, seconds: float) -> N
         await client.connect()
     latencies: list[float] = []
     errors = 0
-    record = os.urandom(RECORD_BYTES)
+    record = kv_record()
     stop_at = time.monotonic() + seconds
     measuring_from = time.monotonic() + min(1.0, seconds / 5)  # warm-up excluded
 
@@ -81,7 +91,7 @@ async def closed_loop(host: str, port: int, proposers: int, seconds: float) -> N
 async def fixed_rate(host: str, port: int, rate: int, seconds: float) -> None:
     client = RpcClient(host, port, None)
     await client.connect()
-    record = os.urandom(RECORD_BYTES)
+    record = kv_record()
     latencies: list[float] = []
     interval = 1.0 / rate
     in_flight: set[asyncio.Task[None]] = set()
@@ -120,7 +130,9 @@ def main() -> None:
         try:
             cluster.up()
             leader = cluster.nodes[cluster.wait_for_leader()]
-            print(f"3 voters on loopback, leader node {leader.node_id}, {RECORD_BYTES}-byte records")
+            print(
+                f"3 voters on loopback, leader node {leader.node_id}, {RECORD_BYTES}-byte records"
+            )
             for proposers in (int(p) for p in args.proposers.split(",")):
                 asyncio.run(closed_loop("127.0.0.1", leader.rpc_port, proposers, args.seconds))
             asyncio.run(fixed_rate("127.0.0.1", leader.rpc_port, args.rate, args.seconds))

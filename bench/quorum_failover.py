@@ -64,8 +64,11 @@ def run_trials(cluster: LocalCluster, trials: int, graceful: bool) -> list[float
             cluster.kill(leader)
         elapsed = time_until_commit(cluster, survivors, started)
         results.append(elapsed)
-        print(f"  trial {trial + 1:2d}: leader {leader} {'stopped' if graceful else 'killed'}, "
-              f"new leader committed after {elapsed * 1000:.0f} ms", flush=True)
+        print(
+            f"  trial {trial + 1:2d}: leader {leader} {'stopped' if graceful else 'killed'}, "
+            f"new leader committed after {elapsed * 1000:.0f} ms",
+            flush=True,
+        )
         cluster.start(leader)
         wait_for(lambda leader=leader: cluster.status_of(leader), what=f"node {leader} back")
     return results

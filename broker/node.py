@@ -28,7 +28,7 @@ from kraft.raft.types import NotLeaderError, QuorumStatus, Role
 from kraft.rpc.errors import RpcError
 from kraft.rpc.server import RpcServer
 from kraft.rpc.transport import PeerTransport
-from kraft.statemachine.kv import KeyValueStateMachine
+from kraft.statemachine.kv import InvalidRecordError, KeyValueStateMachine, decode_put
 from kraft.storage.meta import StorageError, check_storage
 from kraft.storage.segments import FileLogStore
 from kraft.storage.snapshots import FileSnapshotStore
@@ -41,6 +41,7 @@ COMMIT_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 10.0
 # How long a node keeps re-asking for a leader before it answers "no leader" (503).
 LEADER_WAIT_S = 2.0
+EXIT_SOFTWARE_ERROR = 70  # sysexits EX_SOFTWARE: a bug stopped the node
 
 
 class Node:
@@ -57,6 +58,8 @@ class Node:
         self._rpc_server: RpcServer | None = None
         self._http_runner: web.AppRunner | None = None
         self._metrics: QuorumMetrics | None = None
+        self.stop_requested = asyncio.Event()
+        self.exit_code = 0
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class Node:
                 on_role_change=lambda change: self._require_metrics().on_role_change(change),
                 on_commit_latency=lambda s: self._require_metrics().observe_commit_latency(s),
                 on_append=lambda n, s: self._require_metrics().observe_append(n, s),
+                on_fatal=self._on_fatal,
             ),
         )
         self._metrics = QuorumMetrics(
@@ -150,6 +154,11 @@ class Node:
         if self._transport is not None:
             await self._transport.close()
         log.info("node.stopped")
+
+    def _on_fatal(self, error: BaseException) -> None:
+        log.critical("node.fatal", reason=f"the quorum loop crashed: {error!r}")
+        self.exit_code = EXIT_SOFTWARE_ERROR
+        self.stop_requested.set()
 
     def _require_runtime(self) -> QuorumRuntime:
         assert self._runtime is not None, "start() the node first"
@@ -276,6 +285,8 @@ class Node:
                 records = body.get("records")
                 if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
                     return {"error": "propose needs a list of byte strings in 'records'"}
+                for record in records:
+                    decode_put(record)
                 if runtime.role is not Role.LEADER:
                     return {"error": f"not the leader (leader is {runtime.leader_id})"}
                 return {"offset": await runtime.propose(records, COMMIT_TIMEOUT_S)}
@@ -285,6 +296,8 @@ class Node:
             return {"error": str(error)}
         except TimeoutError:
             return {"error": "timed out waiting for the commit"}
+        except InvalidRecordError as error:
+            return {"error": f"invalid record: {error}"}
         return {"error": f"unknown request kind {kind!r}"}
 
 
@@ -302,7 +315,13 @@ def description_to_wire(description: QuorumDescription) -> dict[str, object]:
         "voters": list(description.voters),
         "observers": list(description.observers),
         "replicas": [
-            [r.node_id, r.is_voter, r.log_end_offset, r.last_fetch_unix_ms, r.last_caught_up_unix_ms]
+            [
+                r.node_id,
+                r.is_voter,
+                r.log_end_offset,
+                r.last_fetch_unix_ms,
+                r.last_caught_up_unix_ms,
+            ]
             for r in description.replicas
         ],
         "now_unix_ms": description.now_unix_ms,
@@ -328,7 +347,7 @@ def description_from_wire(wire: dict) -> QuorumDescription:
 
 async def serve(config: NodeConfig) -> int:
     node = Node(config)
-    stop = asyncio.Event()
+    stop = node.stop_requested
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -347,7 +366,7 @@ async def serve(config: NodeConfig) -> int:
     except TimeoutError:
         log.error("node.shutdown_timed_out", timeout_s=SHUTDOWN_TIMEOUT_S)
         return 1
-    return 0
+    return node.exit_code
 
 
 def run_server(config: NodeConfig) -> int:

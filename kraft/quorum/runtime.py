@@ -89,6 +89,8 @@ class RuntimeHooks:
     on_role_change: Callable[[RoleChange], None] = lambda change: None
     on_commit_latency: Callable[[float], None] = lambda seconds: None
     on_append: Callable[[int, float], None] = lambda entries, fsync_seconds: None
+    # The loop died of a bug: the node must stop (STYLE §4: programmer errors crash the node)
+    on_fatal: Callable[[BaseException], None] = lambda error: None
 
 
 def restore_state(
@@ -170,6 +172,16 @@ class QuorumRuntime:
             snapshot_end_offset=self._applied_end_offset,
         )
         self._task = asyncio.create_task(self._run(), name=f"raft-{self._config.node_id}")
+        self._task.add_done_callback(self._on_loop_done)
+
+    def _on_loop_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert error is not None
+        log.critical("quorum.loop_crashed", error=repr(error), exc_info=error)
+        self._fail_pending(error)
+        self._hooks.on_fatal(error)
 
     async def close(self, *, resign: bool = True) -> None:
         """Stops the loop; a leader first resigns (EndQuorumEpoch) so the next election
@@ -185,7 +197,7 @@ class QuorumRuntime:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._task), CLOSE_TIMEOUT_S)
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
         self._task = None
         self._fail_pending(NotLeaderError(None, core.epoch))
@@ -392,7 +404,7 @@ class QuorumRuntime:
                     ProposalLostError(f"offset {offset} was replaced by a snapshot")
                 )
 
-    def _fail_pending(self, error: Exception) -> None:
+    def _fail_pending(self, error: BaseException) -> None:
         for _, proposal in self._pending.values():
             if not proposal.future.done():
                 proposal.future.set_exception(error)
@@ -417,7 +429,9 @@ class QuorumRuntime:
         end_offset = min(self._applied_end_offset, core.high_watermark)
         if end_offset <= 0 or end_offset != self._applied_end_offset:
             return
-        snapshot = Snapshot(SnapshotId(end_offset, self._applied_epoch), self._state_machine.snapshot())
+        snapshot = Snapshot(
+            SnapshotId(end_offset, self._applied_epoch), self._state_machine.snapshot()
+        )
         core.compact(snapshot)
         self._records_since_snapshot = 0
         log.info("quorum.snapshot_taken", end_offset=end_offset, size_bytes=len(snapshot.data))

@@ -15,6 +15,29 @@ MAX_KEY_BYTES = 255
 MAX_VALUE_BYTES = 64 * 1024
 
 
+class InvalidRecordError(ValueError):
+    """Bytes that are not a record of this state machine; refused before they are proposed,
+    since a committed record every node fails to apply would stop the whole quorum."""
+
+
+def decode_put(data: bytes) -> tuple[str, str]:
+    """The (key, value) of a put record; InvalidRecordError for anything else."""
+    try:
+        decoded = msgpack.unpackb(data)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
+        raise InvalidRecordError(f"not a msgpack record: {error}") from None
+    if not (isinstance(decoded, list) and len(decoded) == 3 and decoded[0] == "put"):
+        raise InvalidRecordError('a record is the array ["put", key, value]')
+    _, key, value = decoded
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise InvalidRecordError("a record's key and value are strings")
+    if not 0 < len(key.encode()) <= MAX_KEY_BYTES:
+        raise InvalidRecordError(f"a key has 1 to {MAX_KEY_BYTES} bytes")
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise InvalidRecordError(f"a value has at most {MAX_VALUE_BYTES} bytes")
+    return key, value
+
+
 class KeyValueStateMachine:
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
@@ -27,8 +50,9 @@ class KeyValueStateMachine:
 
     def apply(self, entry: Entry) -> None:
         assert entry.kind is EntryKind.DATA, "control entries never reach the state machine"
-        operation, key, value = msgpack.unpackb(entry.data)
-        assert operation == "put", f"unknown operation {operation!r} at offset {entry.offset}"
+        # Records are validated before they are proposed (decode_put), so a committed record
+        # that does not decode is a bug: crash rather than diverge from the other replicas.
+        key, value = decode_put(entry.data)
         self._values[key] = value
 
     def get(self, key: str) -> str | None:

@@ -277,7 +277,7 @@ class LocalCluster:
                 leaders.add((status["leader_id"], status["leader_epoch"]))
             if len(leaders) != 1:
                 return None
-            (leader_id, _), = leaders
+            ((leader_id, _),) = leaders
             if leader_id == excluding or not self.nodes[leader_id].is_running():
                 return None
             return int(leader_id)
