@@ -133,7 +133,7 @@ class Node:
             cluster_id=self.cluster_id,
             roles=sorted(config.process_roles),
             rpc=f"{host}:{port}",
-            http="%s:%d" % config.http_listener,
+            http="{}:{}".format(*config.http_listener),
         )
 
     async def _start_http(self) -> None:
