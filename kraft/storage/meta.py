@@ -159,6 +159,8 @@ def check_storage(dirs: list[Path], node_id: int) -> MetaProperties:
         if checked[1] in directory_ids:
             raise StorageError(f"log directory {directory} repeats directory.id {checked[1]}")
         directory_ids.append(checked[1])
+        # Formatted together, the directories agree; if not, the safe reading is "not an
+        # initial voter" (it then joins as an observer rather than vote with lost state).
         initial_voter = initial_voter and checked[2]
     return MetaProperties(cluster_id, node_id, tuple(dirs), tuple(directory_ids), initial_voter)
 

@@ -50,6 +50,8 @@ SEGMENT_SUFFIX = ".log"
 SEGMENT_NAME_DIGITS = 20
 LOG_START_CHECKPOINT_NAME = "log-start-offset.checkpoint"
 LOG_START_CHECKPOINT_VERSION = 1
+# A from_offset past every batch: the decode checks each entry and builds none (recovery).
+CHECK_WITHOUT_BUILDING = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +167,9 @@ def scan_segment(data: bytes, base_offset: int, previous_epoch: int | None) -> _
     expected_offset = base_offset
     while position < len(data):
         try:
-            # from_offset past the batch: every entry is checked, none is built
-            header, decoded = read_batch(data, position, expected_offset, from_offset=2**63)
+            header, decoded = read_batch(
+                data, position, expected_offset, from_offset=CHECK_WITHOUT_BUILDING
+            )
             if result.last_epoch is not None and decoded.first_epoch < result.last_epoch:
                 raise BatchFormatError(
                     f"epoch goes back from {result.last_epoch} to {decoded.first_epoch}"
@@ -190,7 +193,7 @@ def find_intact_batch_after(data: bytes, position: int) -> int | None:
     candidate = data.find(BATCH_MAGIC, position + 1)
     while candidate != -1:
         try:
-            read_batch(data, candidate)
+            read_batch(data, candidate, from_offset=CHECK_WITHOUT_BUILDING)
             return candidate
         except BatchFormatError:
             candidate = data.find(BATCH_MAGIC, candidate + 1)
