@@ -176,6 +176,12 @@ class RaftCore:
         ):
             return
         if isinstance(message, VoteRequest) and message.pre_vote:
+            # A pre-vote changes no state, with one exception: a sender already in a
+            # newer epoch than ours (it was a candidate there) would otherwise ignore our
+            # answers as stale forever, and stay stuck in it if its log is behind.
+            if message.epoch - 1 > ctx.epoch:
+                reason = f"pre-vote from node {sender} already in epoch {message.epoch - 1}"
+                transitions.step_down(ctx, message.epoch - 1, None, reason)
             election.handle_pre_vote_request(ctx, sender, message)
             return
         if message.epoch < ctx.epoch:

@@ -239,3 +239,21 @@ def test_higher_epoch_response_makes_a_leader_step_down() -> None:
 
     assert (cluster.core(1).role, cluster.core(1).epoch) == (Role.FOLLOWER, 5)
     assert ready.role_changes[0].reason == "higher epoch 5 from node 2"
+
+
+def test_pre_vote_from_a_newer_epoch_moves_the_receiver_to_that_epoch() -> None:
+    """KIP-996 liveness: a voter that became candidate in epoch E+1 (with a log too short
+    to win) ignores answers of epoch E as stale; the receivers adopt E+1 so that an
+    up-to-date voter can be elected above it. Found by the simulator (seed 264)."""
+    cluster = Cluster()
+    cluster.add_nodes(3)
+    cluster.elect(1)
+    cluster.propose(1, [b"a"])
+    cluster.stabilize()
+
+    cluster.core(2).step(3, VoteRequest(3, 3, last_epoch=0, log_end_offset=0, pre_vote=True))
+    ready = drain(cluster.core(2))
+
+    response = sent(ready, VoteResponse, to=3)[0]
+    assert (response.epoch, response.granted) == (2, False)
+    assert (cluster.core(2).role, cluster.core(2).epoch) == (Role.UNATTACHED, 2)
