@@ -26,6 +26,7 @@ from kraft.quorum.runtime import QuorumRuntime, RuntimeHooks
 from kraft.raft.config import RaftConfig
 from kraft.raft.types import NotLeaderError, QuorumStatus, Role
 from kraft.rpc.errors import RpcError
+from kraft.rpc.handshake import Hello
 from kraft.rpc.server import RpcServer
 from kraft.rpc.transport import PeerTransport
 from kraft.statemachine.kv import InvalidRecordError, KeyValueStateMachine, decode_put
@@ -95,6 +96,7 @@ class Node:
             cluster_id=self.cluster_id,
             directory_id=meta.directory_ids[0] if meta.directory_ids else str(uuid.uuid4()),
             peers=peers,
+            listen_address="{}:{}".format(*config.advertised_listener("RPC")),
         )
         self._runtime = QuorumRuntime(
             raft_config,
@@ -123,6 +125,7 @@ class Node:
             node_id=config.node_id,
             on_raft_message=self._runtime.deliver,
             on_request=self._handle_rpc_request,
+            on_peer_hello=self._learn_peer_address,
         )
         await self._runtime.start()
         await self._transport.start()
@@ -154,6 +157,16 @@ class Node:
         if self._transport is not None:
             await self._transport.close()
         log.info("node.stopped")
+
+    def _learn_peer_address(self, hello: Hello) -> None:
+        """Observers (brokers, replacement voters) are not in controller.quorum.voters; the
+        leader learns where to answer them from their hello."""
+        address = hello.listen_host_port()
+        if hello.node_id is None or address is None or hello.node_id == self.node_id:
+            return
+        if hello.node_id in self.config.voters:
+            return  # voters' addresses come from the configuration
+        self._require_transport().set_peer(hello.node_id, *address)
 
     def _on_fatal(self, error: BaseException) -> None:
         log.critical("node.fatal", reason=f"the quorum loop crashed: {error!r}")

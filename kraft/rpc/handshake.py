@@ -24,6 +24,9 @@ class Hello:
     node_id: int | None
     directory_id: str | None
     protocol_version: int
+    # "host:port" of the sender's own rpc listener, so that a leader can answer a node it
+    # has no configured address for (an observer broker); None for tools.
+    listen_address: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -31,14 +34,24 @@ class Hello:
             "node_id": self.node_id,
             "directory_id": self.directory_id,
             "protocol_version": self.protocol_version,
+            "listen_address": self.listen_address,
         }
+
+    def listen_host_port(self) -> tuple[str, int] | None:
+        """The parsed listen address, or None when absent or malformed."""
+        if self.listen_address is None:
+            return None
+        host, _, port = self.listen_address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return None
+        return host, int(port)
 
 
 def decode_hello(body: Any) -> Hello:
     """A hello from its wire map; absent optional fields are None."""
     if type(body) is not dict:
         raise DecodeError("hello", f"expected a map, got {type(body).__name__}")
-    for name in ("cluster_id", "directory_id"):
+    for name in ("cluster_id", "directory_id", "listen_address"):
         value = body.get(name)
         if value is not None and type(value) is not str:
             raise DecodeError(f"hello.{name}", f"expected str or nil, got {type(value).__name__}")
@@ -48,7 +61,13 @@ def decode_hello(body: Any) -> Hello:
     version = body.get("protocol_version")
     if type(version) is not int:
         raise DecodeError("hello.protocol_version", f"expected int, got {version!r}")
-    return Hello(body.get("cluster_id"), node_id, body.get("directory_id"), version)
+    return Hello(
+        body.get("cluster_id"),
+        node_id,
+        body.get("directory_id"),
+        version,
+        body.get("listen_address"),
+    )
 
 
 def refuse_client(hello: Hello, cluster_id: str) -> tuple[RpcErrorCode, str] | None:

@@ -96,6 +96,7 @@ class RpcServer:
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
         idle_timeout_s: float = CONNECTION_IDLE_TIMEOUT_S,
         max_connections: int = MAX_CONNECTIONS,
+        on_peer_hello: Callable[[Hello], None] | None = None,
     ) -> None:
         self.host = host
         self.cluster_id = cluster_id
@@ -103,6 +104,7 @@ class RpcServer:
         self._requested_port = port
         self._on_raft_message = on_raft_message
         self._on_request = on_request
+        self._on_peer_hello = on_peer_hello
         self._handshake_timeout_s = handshake_timeout_s
         self._idle_timeout_s = idle_timeout_s
         self._max_connections = max_connections
@@ -250,6 +252,8 @@ class _ServerConnection:
         answer = Hello(self.server.cluster_id, self.server.node_id, None, PROTOCOL_VERSION)
         await self._write(encode_frame(FrameType.HELLO, answer.to_wire()))
         self.hello = hello
+        if self.server._on_peer_hello is not None and hello.node_id is not None:
+            self.server._on_peer_hello(hello)
         log.info(
             "rpc.connection_accepted",
             peer=self.peer,

@@ -94,12 +94,13 @@ class PeerTransport:
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         backoff_initial_s: float = RECONNECT_BACKOFF_INITIAL_S,
         backoff_max_s: float = RECONNECT_BACKOFF_MAX_S,
+        listen_address: str | None = None,
     ) -> None:
         assert node_id not in peers, f"node {node_id} lists itself among its peers"
         assert 0 < backoff_initial_s <= backoff_max_s
         self.node_id = node_id
         self.cluster_id = cluster_id
-        self._hello = Hello(cluster_id, node_id, directory_id, PROTOCOL_VERSION)
+        self._hello = Hello(cluster_id, node_id, directory_id, PROTOCOL_VERSION, listen_address)
         # A seeded Random makes the backoff of a test reproducible; never the global one.
         self._rng = rng if rng is not None else random.Random()
         self._queue_max_messages = queue_max_messages

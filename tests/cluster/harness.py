@@ -120,13 +120,14 @@ class NodeProcess:
 class LocalCluster:
     root: Path
     size: int = 3
+    observers: int = 0  # broker-only nodes (ids after the voters): quorum observers
     extra_config: dict[str, str] = field(default_factory=dict)
     nodes: dict[int, NodeProcess] = field(default_factory=dict)
     cluster_id: str = ""
 
     def __post_init__(self) -> None:
-        ports = free_ports(3 * self.size)
-        for index in range(self.size):
+        ports = free_ports(3 * (self.size + self.observers))
+        for index in range(self.size + self.observers):
             node_id = index + 1
             self.nodes[node_id] = NodeProcess(
                 node_id=node_id,
@@ -149,11 +150,13 @@ class LocalCluster:
         )
 
     def write_configs(self) -> None:
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.rpc_port}" for n in self.nodes.values())
+        voters = ",".join(
+            f"{n.node_id}@127.0.0.1:{n.rpc_port}" for n in self.nodes.values() if self.is_voter(n)
+        )
         for node in self.nodes.values():
             node.directory.mkdir(parents=True, exist_ok=True)
             values = {
-                "process.roles": "broker,controller",
+                "process.roles": "broker,controller" if self.is_voter(node) else "broker",
                 "node.id": str(node.node_id),
                 "controller.quorum.voters": voters,
                 "listeners": (
@@ -165,6 +168,9 @@ class LocalCluster:
                 **self.extra_config,
             }
             node.config_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+    def is_voter(self, node: NodeProcess) -> bool:
+        return node.node_id <= self.size
 
     def format(self, node_id: int | None = None, *, initial: bool = True) -> None:
         if not self.cluster_id:

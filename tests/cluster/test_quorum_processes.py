@@ -150,3 +150,23 @@ def test_a_node_that_lost_its_data_refuses_to_start_until_reformatted_then_obser
     status = cluster.status_of(victim)
     assert status is not None
     assert status["role"] == "observer"
+
+
+def test_a_broker_only_node_observes_the_quorum_without_being_a_voter(tmp_path: Path) -> None:
+    local = LocalCluster(tmp_path, observers=1)
+    try:
+        local.up()
+        leader_id = local.wait_for_leader()
+        local.put("seen-by-observer", "yes")
+        wait_for(lambda: local.get(4, "seen-by-observer") == "yes", what="the observer to apply")
+        code, status = local.nodes[leader_id].get("/v1/quorum/status")
+        assert code == 200
+        assert status["current_voters"] == [1, 2, 3]
+        assert status["current_observers"] == [4]
+        observer_status = local.status_of(4)
+        assert observer_status is not None
+        assert observer_status["role"] == "observer"
+        code, body = local.nodes[4].put("/v1/kv/through-observer", {"value": "forwarded"})
+        assert code == 200, body
+    finally:
+        local.close()
