@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kraft.raft.messages import VoteResponse
+from kraft.raft.messages import FetchRequest, VoteRequest, VoteResponse
 from kraft.raft.types import Entry, EntryKind, Role, Snapshot
 from tests.sim.statemachine import decode_values
 from tests.sim.storage import SimStorage
@@ -98,7 +98,9 @@ class InvariantChecker:
 
     # -- messages -------------------------------------------------------------------------
 
-    def on_send(self, source: int, destination: int, message: object) -> None:
+    def on_send(self, source: int, destination: int, message: object, storage: SimStorage) -> None:
+        """Checks a message as it leaves `source`, whose durable storage is `storage`."""
+        self._check_persisted_before_send(source, destination, message, storage)
         if isinstance(message, VoteResponse) and message.granted and not message.pre_vote:
             key = (source, message.epoch)
             previous = self.vote_of.setdefault(key, destination)
@@ -109,6 +111,43 @@ class InvariantChecker:
                 )
             if source not in self.voters:
                 raise InvariantViolation(f"observer {source} granted a vote in {message.epoch}")
+
+    @staticmethod
+    def _check_persisted_before_send(
+        source: int, destination: int, message: object, storage: SimStorage
+    ) -> None:
+        """A message may rely only on what its sender has made durable (SPEC §7): the epoch
+        it carries, the vote it grants, the log a fetch reports."""
+        epoch = getattr(message, "epoch", None)
+        is_pre_vote = isinstance(message, VoteRequest | VoteResponse) and message.pre_vote
+        durable_epoch = storage.durable_epoch()
+        if isinstance(epoch, int) and not is_pre_vote and epoch > durable_epoch:
+            raise InvariantViolation(
+                f"node {source} sent {type(message).__name__} in epoch {epoch} to node "
+                f"{destination} with only epoch {durable_epoch} persisted"
+            )
+        if isinstance(message, VoteResponse) and message.granted and not message.pre_vote:
+            state = storage.durable.election_state
+            if (
+                state is not None
+                and state.epoch == message.epoch
+                and (state.voted_id != destination)
+            ):
+                raise InvariantViolation(
+                    f"node {source} granted its vote in epoch {message.epoch} to node "
+                    f"{destination} but persisted a vote for {state.voted_id}"
+                )
+        if isinstance(message, FetchRequest):
+            durable = storage.durable
+            snapshot_end = (
+                0 if durable.snapshot is None else durable.snapshot.snapshot_id.end_offset
+            )
+            durable_end = max(durable.log_end_offset, snapshot_end)
+            if message.fetch_offset > durable_end:
+                raise InvariantViolation(
+                    f"node {source} fetched from offset {message.fetch_offset} with only "
+                    f"offsets below {durable_end} persisted"
+                )
 
     # -- commits --------------------------------------------------------------------------
 

@@ -43,10 +43,14 @@ from tests.sim.workload import Proposal, Workload
 FAULT_PHASE_MIN_TICKS = 200
 FAULT_PHASE_MAX_TICKS = 700
 # After healing, a leader must be elected and must commit a proposal made after the heal
-# within this many ticks: a few election rounds at the largest timeouts drawn below.
+# within this many ticks (a few election rounds at the largest timeouts drawn below), plus
+# the time a majority may need to catch up (see catch_up_allowance_ticks).
 LIVENESS_BOUND_TICKS = 600
-# After the workload stops, every node must have applied the whole committed log by then.
+# After the workload stops, every node must have applied the whole committed log within
+# this many ticks plus its catch-up allowance.
 CONVERGENCE_BOUND_TICKS = 400
+# Bytes an entry takes in a fetch beyond its data (kraft.raft.log.ENTRY_OVERHEAD_BYTES).
+ENTRY_OVERHEAD_BYTES = 16
 # Hard stop for any run, whatever its phases do: a loop that runs away fails loudly here.
 MAX_EVENTS_PER_RUN = 400_000
 RECENT_EVENTS_KEPT = 40
@@ -97,11 +101,17 @@ class RunResult:
     acknowledged: int
     committed_offsets: int
     crashes: int
+    crashes_inside_ready: int
+    snapshots_loaded: int
+    truncations: int
+    final_epoch: int
     messages_sent: int
 
 
 def choose_config(rng: random.Random, node_id: int, voters: tuple[int, ...]) -> RaftConfig:
     """Core settings for this run; small timeouts keep runs short."""
+    # Fetch and chunk sizes go down to a few entries, so that capped reads and chunked
+    # snapshot transfers happen, but not so low that catching up outlasts a run.
     fetch_max_wait = rng.randint(2, 5)
     config = RaftConfig(
         node_id=node_id,
@@ -111,8 +121,10 @@ def choose_config(rng: random.Random, node_id: int, voters: tuple[int, ...]) -> 
         fetch_max_wait_ticks=fetch_max_wait,
         fetch_request_timeout_ticks=fetch_max_wait + rng.randint(6, 12),
         begin_quorum_resend_ticks=rng.randint(3, 8),
-        fetch_max_bytes=rng.choice([64, 256, 4096, 1024 * 1024]),
-        snapshot_chunk_max_bytes=rng.choice([16, 100, 1000, 1024 * 1024]),
+        fetch_max_bytes=rng.choice([256, 1024, 8192, 1024 * 1024]),
+        snapshot_chunk_max_bytes=rng.choice([1024, 8192, 1024 * 1024]),
+        # Sometimes small enough that the leader pushes back on proposals.
+        max_uncommitted_entries=rng.choice([30, 200_000, 200_000]),
     )
     config.validate()
     return config
@@ -129,9 +141,9 @@ def choose_shape(rng: random.Random, node_counts: tuple[int, int] | None) -> Clu
     return ClusterShape(
         voters=voters,
         observers=observers,
-        snapshot_every_entries=rng.choice([0, 3, 7, 20, 50]),
+        snapshot_every_entries=rng.choice([0, 10, 25, 60]),
         base_max_delay_ticks=rng.randint(1, 3),
-        propose_every_ticks=rng.randint(1, 8),
+        propose_every_ticks=rng.randint(2, 8),
         fault_phase_ticks=rng.randint(FAULT_PHASE_MIN_TICKS, FAULT_PHASE_MAX_TICKS),
     )
 
@@ -166,6 +178,9 @@ class Simulation:
         self.timers: list[Timer] = []
         self.timer_sequence = 0
         self.crashes = 0
+        self.crashes_inside_ready = 0
+        self.snapshots_loaded = 0
+        self.truncations = 0
         self.faults_on = True
         self.heal_tick: int | None = None
         self.liveness_proven_at: int | None = None
@@ -204,24 +219,44 @@ class Simulation:
         while self.now < fault_end:
             self._step_tick(propose=True)
         self._heal()
-        deadline = self.now + LIVENESS_BOUND_TICKS
+        allowance = self._catch_up_allowance_ticks()
+        deadline = self.now + LIVENESS_BOUND_TICKS + allowance
         while self.liveness_proven_at is None:
             if self.now >= deadline:
                 raise self._failure(
                     f"no leader committed a new proposal within LIVENESS_BOUND_TICKS "
-                    f"({LIVENESS_BOUND_TICKS}) after healing at tick {self.heal_tick}; "
-                    f"{self._roles()}"
+                    f"({LIVENESS_BOUND_TICKS}) + {allowance} catch-up ticks after healing at "
+                    f"tick {self.heal_tick}; {self._roles()}"
                 )
             self._step_tick(propose=True)
-        deadline = self.now + CONVERGENCE_BOUND_TICKS
+        allowance = self._catch_up_allowance_ticks()
+        deadline = self.now + CONVERGENCE_BOUND_TICKS + allowance
         while not self._converged():
             if self.now >= deadline:
                 raise self._failure(
                     f"nodes did not converge within CONVERGENCE_BOUND_TICKS "
-                    f"({CONVERGENCE_BOUND_TICKS}) after the workload stopped; {self._roles()}"
+                    f"({CONVERGENCE_BOUND_TICKS}) + {allowance} catch-up ticks after the "
+                    f"workload stopped; {self._roles()}"
                 )
             self._step_tick(propose=False)
         self._check_final_state()
+
+    def _catch_up_allowance_ticks(self) -> int:
+        """Time for the most lagging node to fetch the whole log, or a snapshot of it, at
+        the smallest fetch and chunk sizes of the run, one round trip per request."""
+        log_bytes = sum(
+            len(entry.data) + ENTRY_OVERHEAD_BYTES for entry in self.checker.committed.values()
+        )
+        log_end = max(
+            (n.live_core().status().log_end_offset for n in self.nodes.values() if n.is_up),
+            default=0,
+        )
+        log_bytes += (log_end - self.checker.committed_end) * 32  # uncommitted, estimated
+        smallest_fetch = min(n.config.fetch_max_bytes for n in self.nodes.values())
+        smallest_chunk = min(n.config.snapshot_chunk_max_bytes for n in self.nodes.values())
+        transfers = log_bytes // smallest_fetch + log_bytes // smallest_chunk + 2
+        round_trip_ticks = 2 * self.shape.base_max_delay_ticks + 2
+        return transfers * round_trip_ticks
 
     def _step_tick(self, propose: bool) -> None:
         """One tick of simulated time: timers, faults, a client, messages, node ticks."""
@@ -261,6 +296,7 @@ class Simulation:
         try:
             action()
         except NodeCrashed as crash:
+            self.crashes_inside_ready += 1
             self._crash(node_id, f"inside Ready processing, {crash.point}")
         except InvariantViolation as violation:
             raise self._failure(str(violation)) from violation
@@ -311,6 +347,10 @@ class Simulation:
             down_ticks = self.rng.randint(1, self.plan.max_down_ticks)
             self._add_timer(self.now + down_ticks, "restart", node_id)
 
+    def _resign(self, node: SimNode) -> None:
+        node.live_core().resign()
+        node.drain()
+
     def _add_timer(self, at_tick: int, action: str, node_id: int) -> None:
         self.timer_sequence += 1
         heapq.heappush(self.timers, Timer(at_tick, self.timer_sequence, action, node_id))
@@ -321,6 +361,12 @@ class Simulation:
             if not node.is_up:
                 self._event(
                     ("restart", timer.node_id), timer.node_id, lambda: self._start(node.node_id)
+                )
+        elif timer.action == "shutdown":
+            if node.is_up:
+                node_id = timer.node_id
+                self._event(
+                    ("shutdown", node_id), node_id, lambda: self._crash(node_id, "shut down")
                 )
         elif timer.action == "unslow":
             self._set_slow(timer.node_id, period=1, extra_delay=0)
@@ -395,7 +441,14 @@ class Simulation:
         if not up:
             return
         node_id = self.rng.choice(up)
-        if self.rng.random() < 0.5:
+        mode = self.rng.random()
+        if mode < 0.2:
+            # Graceful shutdown: the node resigns (a leader sends EndQuorumEpoch), keeps
+            # running for a few ticks, then stops.
+            node = self.nodes[node_id]
+            self._event(("resign", node_id), node_id, lambda: self._resign(node))
+            self._add_timer(self.now + self.rng.randint(1, 10), "shutdown", node_id)
+        elif mode < 0.6:
             self._event(("crash", node_id), node_id, lambda: self._crash(node_id, "between events"))
         else:
             crash_points = self.rng.randint(1, 12)
@@ -425,7 +478,7 @@ class Simulation:
         self.heal_tick = self.now
         self.network.heal()
         self._set_network_faults(on=False)
-        self.timers = [timer for timer in self.timers if timer.action != "restart"]
+        self.timers = [t for t in self.timers if t.action not in ("restart", "shutdown")]
         heapq.heapify(self.timers)
         for node_id in sorted(self.nodes):
             node = self.nodes[node_id]
@@ -466,7 +519,7 @@ class Simulation:
     # -- hooks the shells call (tests.sim.node.ShellHooks) --------------------------------
 
     def send(self, source: int, destination: int, message: object) -> None:
-        self.checker.on_send(source, destination, message)
+        self.checker.on_send(source, destination, message, self.nodes[source].storage)
         if destination not in self.nodes:
             raise InvariantViolation(f"node {source} sent to unknown node {destination}")
         self.network.send(self.now, source, destination, message)
@@ -490,10 +543,13 @@ class Simulation:
 
     def on_snapshot_loaded(self, node_id: int, snapshot: Snapshot) -> None:
         self.checker.on_snapshot_loaded(node_id, snapshot)
+        self.snapshots_loaded += 1
         self.workload.on_snapshot_loaded(node_id, snapshot.snapshot_id.end_offset)
         self._emit(f"  node {node_id} loaded snapshot {snapshot.snapshot_id}")
 
     def on_ready(self, node_id: int, ready: Ready) -> None:
+        if ready.truncate_to is not None:
+            self.truncations += 1
         if self.trace is None:
             return
         for change in ready.role_changes:
@@ -581,6 +637,10 @@ class Simulation:
             acknowledged=stats.acknowledged,
             committed_offsets=self.checker.committed_end,
             crashes=self.crashes,
+            crashes_inside_ready=self.crashes_inside_ready,
+            snapshots_loaded=self.snapshots_loaded,
+            truncations=self.truncations,
+            final_epoch=max(self.checker.last_epoch.values(), default=0),
             messages_sent=self.network.sent,
         )
 

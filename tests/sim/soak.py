@@ -76,6 +76,7 @@ def _soak(args: argparse.Namespace) -> int:
     ticks = 0
     events = 0
     acknowledged = 0
+    totals: collections.Counter[str] = collections.Counter()
     last_progress = started
     seeds = _seeds(args.first, args.seeds)
     pool = multiprocessing.Pool(args.jobs) if args.jobs > 1 else None
@@ -92,6 +93,12 @@ def _soak(args: argparse.Namespace) -> int:
                 ticks += result.ticks
                 events += result.events
                 acknowledged += result.acknowledged
+                totals["crashes"] += result.crashes
+                totals["crashes inside a Ready"] += result.crashes_inside_ready
+                totals["snapshots loaded"] += result.snapshots_loaded
+                totals["truncations"] += result.truncations
+                totals["epochs"] += result.final_epoch
+                totals["runs with observers"] += result.observers > 0
             now = time.monotonic()
             if now - last_progress >= PROGRESS_EVERY_SECONDS:
                 last_progress = now
@@ -115,6 +122,7 @@ def _soak(args: argparse.Namespace) -> int:
         f"simulated {ticks} ticks, {events} events, {acknowledged} acknowledged proposals; "
         f"profiles: {dict(sorted(profiles.items()))}"
     )
+    print(f"coverage: {dict(sorted(totals.items()))}")
     for seed, failure in failures:
         first_line = failure.splitlines()[0]
         print(f"  seed {seed}: {first_line}\n    replay: pytest tests/sim --seed={seed}")

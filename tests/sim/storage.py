@@ -163,29 +163,38 @@ class SimStorage:
         return kept
 
     def restored(self) -> RestoredState:
-        """What the node reads back at start, as a log recovery would produce it.
+        """What the node reads back at start, after a log recovery (which is durable too,
+        so that the log the core starts from is the log on disk).
 
         Entries below the snapshot are dropped; a log that does not reach the snapshot, or
         whose entry just below the snapshot's end disagrees with the snapshot's epoch (a
-        divergent, hence uncommitted, branch), is dropped whole.
+        divergent, hence uncommitted, branch), is dropped whole and restarts at the
+        snapshot's end.
         """
+        assert not self.pending, "restart with unsynced writes: crash() first"
         durable = self.durable
         election_state = durable.election_state or INITIAL_ELECTION_STATE
         snapshot = durable.snapshot
-        entries = list(durable.log)
         if snapshot is not None:
             end = snapshot.snapshot_id.end_offset
             below = durable.entry_at(end - 1)
             consistent = below is None or below.epoch == snapshot.snapshot_id.epoch
-            if durable.log_end_offset < end or durable.log_start_offset > end or not consistent:
-                entries = []
+            if durable.log_start_offset > end:
+                raise StorageContractError(
+                    f"log starts at {durable.log_start_offset}, past the end {end} of the "
+                    "latest snapshot: offsets in between are lost"
+                )
+            if durable.log_end_offset < end or not consistent:
+                durable.log = []
+                durable.log_start_offset = end
             else:
-                entries = entries[end - durable.log_start_offset :]
+                _delete_before(durable, end)
         elif durable.log_start_offset != 0:
             raise StorageContractError(
                 f"log starts at {durable.log_start_offset} but no snapshot covers the offsets "
                 "below it"
             )
+        entries = list(durable.log)
         return RestoredState(election_state=election_state, snapshot=snapshot, entries=entries)
 
     # -- reads for the invariant checker ------------------------------------------------

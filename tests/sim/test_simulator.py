@@ -163,10 +163,31 @@ def test_checker_refuses_a_second_vote_in_one_epoch() -> None:
     from kraft.raft.messages import VoteResponse
 
     checker = InvariantChecker([1, 2, 3])
-    checker.on_send(1, 2, VoteResponse(epoch=5, granted=True, leader_id=None))
-    checker.on_send(1, 2, VoteResponse(epoch=5, granted=True, leader_id=None))
+    storage = SimStorage()
+    storage.write_election_state(ElectionState(6))
+    storage.sync()
+    vote = VoteResponse(epoch=5, granted=True, leader_id=None)
+    checker.on_send(1, 2, vote, storage)
+    checker.on_send(1, 2, vote, storage)
     with pytest.raises(InvariantViolation, match="granted its vote in epoch 5 twice"):
-        checker.on_send(1, 3, VoteResponse(epoch=5, granted=True, leader_id=None))
+        checker.on_send(1, 3, vote, storage)
+
+
+def test_checker_refuses_messages_that_rely_on_unpersisted_state() -> None:
+    from kraft.raft.messages import FetchRequest, VoteResponse
+
+    checker = InvariantChecker([1, 2, 3])
+    storage = SimStorage()
+    storage.write_election_state(ElectionState(5, voted_id=3))
+    storage.append(entries(0, 2, 5))
+    storage.sync()
+    with pytest.raises(InvariantViolation, match="with only epoch 5 persisted"):
+        checker.on_send(1, 2, VoteResponse(epoch=6, granted=False, leader_id=None), storage)
+    with pytest.raises(InvariantViolation, match="persisted a vote for 3"):
+        checker.on_send(1, 2, VoteResponse(epoch=5, granted=True, leader_id=None), storage)
+    fetch = FetchRequest(5, 1, 1, fetch_offset=4, last_fetched_epoch=5, max_bytes=100)
+    with pytest.raises(InvariantViolation, match="only offsets below 3 persisted"):
+        checker.on_send(1, 2, fetch, storage)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -203,3 +224,16 @@ def test_the_checks_catch_a_core_that_loses_committed_entries() -> None:
     assert failures, "no seed caught the lost entries"
     assert all(f"--seed={failure.seed}" in str(failure) for failure in failures)
     assert any("StorageContractError" in failure.fact for failure in failures)
+
+
+def test_recovery_moves_a_log_below_the_snapshot_to_the_snapshot_end() -> None:
+    """A crash after saving a fetched snapshot but before dropping the older log: the
+    restart starts the log at the snapshot's end, on disk too, so appends there fit."""
+    storage = SimStorage()
+    storage.append(entries(0, 6, 1))
+    storage.save_snapshot(Snapshot(SnapshotId(10, 2), encode_values([])))
+    storage.sync()
+    assert storage.restored().entries == []
+    storage.append(entries(10, 11, 2))
+    storage.sync()
+    assert [entry.offset for entry in storage.restored().entries] == [10, 11]
