@@ -62,6 +62,7 @@ from kraft.raft.roles import (
     election_state_of,
 )
 from kraft.raft.types import (
+    ElectionState,
     Entry,
     NotLeaderError,
     ProposalAck,
@@ -104,6 +105,7 @@ class RaftCore:
             handed_election_state=election_state,
             pending_snapshot_to_load=snapshot,
         )
+        self._last_ready_high_watermark = start
         self._ctx.role = self._restored_role()
         self._start_restored_role()
 
@@ -271,6 +273,7 @@ class RaftCore:
         ready = Ready(high_watermark=ctx.high_watermark)
         if self._election_state_changed():
             ready.election_state = election_state_of(ctx.role, ctx.node_id)
+            _check_election_state_change(ctx.handed_election_state, ready.election_state)
             ctx.handed_election_state = ready.election_state
         ready.snapshot, ctx.pending_snapshot = ctx.pending_snapshot, None
         ready.log_start_offset, ctx.pending_log_start_offset = ctx.pending_log_start_offset, None
@@ -281,6 +284,11 @@ class RaftCore:
         ready.committed = ctx.log.entries_between(ctx.committed_handed_offset, ctx.high_watermark)
         ctx.committed_handed_offset = ctx.high_watermark
         ready.role_changes, ctx.role_changes = ctx.role_changes, []
+        assert ready.high_watermark >= self._last_ready_high_watermark, (
+            f"high watermark went back from {self._last_ready_high_watermark} "
+            f"to {ready.high_watermark}"
+        )
+        self._last_ready_high_watermark = ready.high_watermark
         return ready
 
     def advance(self, ready: Ready) -> None:
@@ -414,3 +422,14 @@ def _leader_hint(message: Message) -> int | None:
     if isinstance(message, RESPONSES):
         return message.leader_id
     return None
+
+
+def _check_election_state_change(old: ElectionState | None, new: ElectionState) -> None:
+    """What is persisted never goes back an epoch nor changes a vote within one."""
+    if old is None:
+        return
+    assert new.epoch >= old.epoch, f"persisted epoch would go back from {old.epoch} to {new.epoch}"
+    if new.epoch == old.epoch and old.voted_id is not None:
+        assert new.voted_id == old.voted_id, (
+            f"second vote in epoch {new.epoch}: {old.voted_id} then {new.voted_id}"
+        )

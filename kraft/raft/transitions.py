@@ -145,6 +145,11 @@ def transition_after_lost_pre_vote(ctx: Context, reason: str) -> None:
         transition_to_follower(
             ctx, ctx.epoch, retained.leader_id, reason, state.last_leader_contact_tick
         )
+        # If that leader answers, its answers push the deadline to the fetch timeout;
+        # if not, we try the pre-vote again after the usual random backoff.
+        follower = ctx.role
+        assert isinstance(follower, Follower)
+        follower.fetch_deadline = ctx.election_deadline()
     elif retained.voted_id is not None:
         deadline = ctx.election_deadline()
         _change_role(ctx, Voted(ctx.epoch, retained.voted_id, deadline), reason)
