@@ -89,6 +89,8 @@ class Node:
         directory = config.metadata_partition_dir
         directory.mkdir(parents=True, exist_ok=True)
         log_store = FileLogStore(directory)
+        for report in log_store.recovery_reports:
+            log.warning("storage.torn_tail_truncated", detail=report.describe())
         peers = {node_id: address for node_id, address in config.voters.items()}
         peers.pop(config.node_id, None)
         self._transport = PeerTransport(
