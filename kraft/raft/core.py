@@ -23,10 +23,10 @@ Additions beyond the contract:
 The first Ready after a restart carries the restored snapshot as `snapshot_to_load`, so a
 shell that applies Readies in order rebuilds its state machine without a special case.
 
-The core itself only dispatches: it applies the one common epoch check to every message
-(stale: ignore, or answer with our epoch and leader; newer: step down), then hands the
-message to kraft.raft.election or kraft.raft.replication. kraft.raft.transitions owns every
-change of role; kraft.raft.timers what a tick does.
+The core itself only dispatches: kraft.raft.epoch_check applies the one common epoch check
+to every message (stale: ignore, or answer with our epoch and leader; newer: step down),
+then the message goes to kraft.raft.election or kraft.raft.replication.
+kraft.raft.transitions owns every change of role; kraft.raft.timers what a tick does.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from kraft.raft import election, replication, timers, transitions
+from kraft.raft import election, epoch_check, replication, timers, transitions
 from kraft.raft.config import MAX_RECORDS_PER_PROPOSAL, RaftConfig
 from kraft.raft.context import Context
 from kraft.raft.log import RaftLog
@@ -43,7 +43,6 @@ from kraft.raft.messages import (
     BeginQuorumEpochResponse,
     EndQuorumEpochRequest,
     EndQuorumEpochResponse,
-    ErrorCode,
     FetchRequest,
     FetchResponse,
     FetchSnapshotRequest,
@@ -73,14 +72,6 @@ from kraft.raft.types import (
     RestoredState,
     Role,
     Snapshot,
-)
-
-RESPONSES = (
-    VoteResponse,
-    BeginQuorumEpochResponse,
-    EndQuorumEpochResponse,
-    FetchResponse,
-    FetchSnapshotResponse,
 )
 
 
@@ -173,36 +164,8 @@ class RaftCore:
 
     def step(self, sender: int, message: Message) -> None:
         ctx = self._ctx
-        if isinstance(message, VoteRequest | BeginQuorumEpochRequest) and not self._from_voter(
-            sender, message
-        ):
-            return
-        if isinstance(message, VoteRequest) and message.pre_vote:
-            # A pre-vote changes no state, with one exception: a sender already in a
-            # newer epoch than ours (it was a candidate there) would otherwise ignore our
-            # answers as stale forever, and stay stuck in it if its log is behind.
-            if message.epoch - 1 > ctx.epoch:
-                reason = f"pre-vote from node {sender} already in epoch {message.epoch - 1}"
-                transitions.step_down(ctx, message.epoch - 1, None, reason)
-            election.handle_pre_vote_request(ctx, sender, message)
-            return
-        if message.epoch < ctx.epoch:
-            self._answer_stale(sender, message)
-            return
-        if message.epoch > ctx.epoch:
-            if isinstance(message, FetchRequest):
-                # Whoever fetches in a newer epoch knows a leader we do not: we step down,
-                # and tell it we are not the leader it looks for.
-                transitions.step_down(ctx, message.epoch, None, f"fetch from node {sender}")
-                replication.answer_fetch_with_error(
-                    ctx, sender, message, ErrorCode.UNKNOWN_LEADER_EPOCH
-                )
-                return
-            hint = _leader_hint(message)
-            reason = f"higher epoch {message.epoch} from node {sender}"
-            transitions.step_down(ctx, message.epoch, hint, reason)
-        self._maybe_learn_leader(sender, message)
-        self._dispatch(sender, message)
+        if epoch_check.admit(ctx, sender, message):
+            self._dispatch(sender, message)
 
     def propose(self, records: Sequence[bytes]) -> ProposalAck:
         ctx = self._ctx
@@ -338,59 +301,6 @@ class RaftCore:
         if ctx.config.voters == frozenset({ctx.node_id}) and not isinstance(state, Leader):
             transitions.transition_to_prospective(ctx, "single-voter quorum")
 
-    def _from_voter(self, sender: int, message: VoteRequest | BeginQuorumEpochRequest) -> bool:
-        """Votes and BeginQuorumEpoch come only from voters; refuse the others."""
-        ctx = self._ctx
-        if sender in ctx.config.voters:
-            return True
-        if isinstance(message, VoteRequest):
-            response = VoteResponse(
-                ctx.epoch, False, ctx.leader_id, message.pre_vote, ErrorCode.NOT_VOTER
-            )
-            ctx.send(sender, response)
-        else:
-            ctx.send(
-                sender, BeginQuorumEpochResponse(ctx.epoch, ctx.leader_id, ErrorCode.NOT_VOTER)
-            )
-        return False
-
-    def _answer_stale(self, sender: int, message: Message) -> None:
-        """A message from an older epoch: ignore a response, tell a requester our epoch."""
-        ctx = self._ctx
-        fenced = ErrorCode.FENCED_LEADER_EPOCH
-        leader = ctx.leader_id
-        if isinstance(message, VoteRequest):
-            ctx.send(sender, VoteResponse(ctx.epoch, False, leader))
-        elif isinstance(message, BeginQuorumEpochRequest):
-            ctx.send(sender, BeginQuorumEpochResponse(ctx.epoch, leader, fenced))
-        elif isinstance(message, EndQuorumEpochRequest):
-            ctx.send(sender, EndQuorumEpochResponse(ctx.epoch, leader, fenced))
-        elif isinstance(message, FetchRequest):
-            replication.answer_fetch_with_error(ctx, sender, message, fenced)
-        elif isinstance(message, FetchSnapshotRequest):
-            response = FetchSnapshotResponse(
-                ctx.epoch, leader, message.request_id, fenced, message.snapshot_id, 0, 0, b""
-            )
-            ctx.send(sender, response)
-
-    def _maybe_learn_leader(self, sender: int, message: Message) -> None:
-        """A response naming the leader of our epoch ends a search for it."""
-        ctx = self._ctx
-        if not isinstance(message, RESPONSES) or message.leader_id is None:
-            return
-        if isinstance(message, VoteResponse) and message.granted:
-            return  # a voter that grants does not vouch for a leader
-        if message.leader_id == ctx.node_id or ctx.leader_id is not None:
-            return
-        if isinstance(ctx.role, Resigned | Leader):
-            return
-        transitions.transition_to_follower(
-            ctx,
-            ctx.epoch,
-            message.leader_id,
-            f"node {sender} named leader {message.leader_id} of epoch {ctx.epoch}",
-        )
-
     def _dispatch(self, sender: int, message: Message) -> None:
         ctx = self._ctx
         match message:
@@ -413,15 +323,6 @@ class RaftCore:
                 replication.handle_fetch_snapshot_response(ctx, sender, message)
             case BeginQuorumEpochResponse() | EndQuorumEpochResponse():
                 pass  # the leader learns who follows from their fetches
-
-
-def _leader_hint(message: Message) -> int | None:
-    """The leader of the message's epoch, if the message names one."""
-    if isinstance(message, BeginQuorumEpochRequest | EndQuorumEpochRequest):
-        return message.leader_id
-    if isinstance(message, RESPONSES):
-        return message.leader_id
-    return None
 
 
 def _check_election_state_change(old: ElectionState | None, new: ElectionState) -> None:
