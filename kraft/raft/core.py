@@ -75,6 +75,9 @@ from kraft.raft.types import (
 )
 
 
+REQUEST_ID_SPACE = 1 << 31
+
+
 class RaftCore:
     def __init__(self, config: RaftConfig, restored: RestoredState, rng: random.Random) -> None:
         config.validate()
@@ -96,6 +99,10 @@ class RaftCore:
             handed_election_state=election_state,
             pending_snapshot_to_load=snapshot,
         )
+        # Request ids start at a random point so that the answer to a request of an
+        # earlier incarnation of this node (delayed in the network across a restart) is
+        # never taken for the answer to a request of this one.
+        self._ctx.next_request_id = rng.randrange(1, REQUEST_ID_SPACE)
         self._last_ready_high_watermark = start
         self._ctx.role = self._restored_role()
         self._start_restored_role()

@@ -93,6 +93,8 @@ def handle_fetch_response(ctx: Context, sender: int, response: FetchResponse) ->
     elif response.snapshot_id is not None:
         state.download = SnapshotDownload(response.snapshot_id)
     else:
+        if response.entries and response.entries[0].offset != ctx.log.end_offset:
+            return  # not an answer to the fetch we sent: the request timer sends another
         for entry in response.entries:
             ctx.log.append(entry)
         ctx.raise_high_watermark(min(response.high_watermark, ctx.log.end_offset))

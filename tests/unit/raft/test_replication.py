@@ -330,3 +330,30 @@ def test_compact_beyond_high_watermark_is_refused() -> None:
 
     with pytest.raises(AssertionError, match="beyond the high watermark"):
         cluster.core(1).compact(Snapshot(SnapshotId(2, 1), b"a"))
+
+
+def test_restarted_follower_does_not_reuse_request_ids() -> None:
+    """KIP-595 request ids: an answer to a request of an earlier incarnation, delayed
+    across a restart, must not match the new outstanding request (simulator seed 227)."""
+    before = make_core(node_id=2, election_state=ElectionState(1, leader_id=1), seed=1)
+    after = make_core(node_id=2, election_state=ElectionState(1, leader_id=1), seed=2)
+
+    first = sent(drain(before), FetchRequest, to=1)[0]
+    second = sent(drain(after), FetchRequest, to=1)[0]
+
+    assert first.request_id != second.request_id
+
+
+def test_follower_ignores_entries_that_do_not_continue_its_log() -> None:
+    """Raft §5.3: entries are appended only at the log end offset the fetch asked from."""
+    core = make_core(
+        node_id=2, entries=entries_of([1, 1]), election_state=ElectionState(1, leader_id=1)
+    )
+    request = sent(drain(core), FetchRequest, to=1)[0]
+
+    wrong = (Entry(0, 1, b"x"),)
+    core.step(1, FetchResponse(1, 1, request.request_id, ErrorCode.NONE, 1, 0, entries=wrong))
+    ready = drain(core)
+
+    assert ready.entries == []
+    assert core.log_end_offset == 2
