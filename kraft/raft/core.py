@@ -74,7 +74,6 @@ from kraft.raft.types import (
     Snapshot,
 )
 
-
 REQUEST_ID_SPACE = 1 << 31
 
 
