@@ -24,6 +24,8 @@ HANDSHAKE_TIMEOUT_S = 5.0
 CONNECTION_IDLE_TIMEOUT_S = 300.0
 # A write that cannot drain in this time means the peer stopped reading: close.
 WRITE_TIMEOUT_S = 10.0
+# A server stops to wait for the socket once this much of its answers is still unsent.
+WRITE_BUFFER_HIGH_BYTES = 1024 * 1024
 # Closing a socket waits at most this long for buffered bytes to go out, then aborts.
 CLOSE_TIMEOUT_S = 1.0
 # asyncio.StreamReader buffer per connection (it pauses the socket beyond twice this).

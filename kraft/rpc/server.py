@@ -35,6 +35,7 @@ from kraft.rpc.config import (
     MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
     PROTOCOL_VERSION,
     READ_BUFFER_BYTES,
+    WRITE_BUFFER_HIGH_BYTES,
     WRITE_TIMEOUT_S,
 )
 from kraft.rpc.errors import (
@@ -185,6 +186,9 @@ class _ServerConnection:
         self.hello: Hello | None = None
         self.request_slots = asyncio.Semaphore(MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION)
         self.handler_tasks: set[asyncio.Task[None]] = set()
+        # Answers finished in one turn of the event loop leave in one write (one syscall)
+        self._unsent: list[bytes] = []
+        self._flush_scheduled = False
 
     async def serve(self) -> None:
         stats = self.server._stats
@@ -356,7 +360,7 @@ class _ServerConnection:
         assert self.hello is not None
         try:
             data = await self._call_handler(correlation_id, body)
-            await self._write(data)
+            await self._write_coalesced(data)
         except _CloseConnection:
             pass  # the write failed and the transport is aborted; the reader sees it
         finally:
@@ -383,9 +387,26 @@ class _ServerConnection:
                 FrameType.ERROR, error_body(RpcErrorCode.HANDLER_FAILED, message), correlation_id
             )
 
+    async def _write_coalesced(self, data: bytes) -> None:
+        """Queues an answer to leave with the others of this loop turn; waits for the socket
+        only when its buffer is past WRITE_BUFFER_HIGH_BYTES (backpressure)."""
+        self._unsent.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        if self.writer.transport.get_write_buffer_size() > WRITE_BUFFER_HIGH_BYTES:
+            await self._write(b"")
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        unsent, self._unsent = self._unsent, []
+        if unsent and not self.writer.transport.is_closing():
+            self.writer.writelines(unsent)
+
     async def _write(self, data: bytes) -> None:
         try:
-            self.writer.write(data)
+            if data:
+                self.writer.write(data)
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self.writer.drain()
         except (OSError, TimeoutError) as error:
