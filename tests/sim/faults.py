@@ -17,6 +17,7 @@ PROFILES = (
     "crashes",
     "slow",
     "duplicate_reorder",
+    "stale",
     "chaos",
 )
 
@@ -27,6 +28,7 @@ class FaultPlan:
     drop_probability: float
     duplicate_probability: float
     max_delay_ticks: int  # while faults are on; after healing the base delay applies
+    long_delay_probability: float  # a message lingers for up to LONG_DELAY_MAX_TICKS
     partition_every_ticks: int | None  # mean gap between partition changes
     crash_every_ticks: int | None  # mean gap between crashes
     slow_every_ticks: int | None  # mean gap between slow-node changes
@@ -37,6 +39,7 @@ def choose_plan(rng: random.Random, base_max_delay_ticks: int) -> FaultPlan:
     profile = rng.choice(PROFILES)
     drop = 0.0
     duplicate = 0.0
+    long_delay = 0.0
     max_delay = base_max_delay_ticks
     partition_every: int | None = None
     crash_every: int | None = None
@@ -53,9 +56,16 @@ def choose_plan(rng: random.Random, base_max_delay_ticks: int) -> FaultPlan:
     elif profile == "duplicate_reorder":
         duplicate = rng.uniform(0.05, 0.3)
         max_delay = rng.randint(base_max_delay_ticks + 2, base_max_delay_ticks + 8)
+    elif profile == "stale":
+        # Old messages meet restarted nodes and newer epochs.
+        long_delay = rng.uniform(0.02, 0.1)
+        duplicate = rng.uniform(0.0, 0.1)
+        crash_every = rng.randint(20, 100)
+        partition_every = rng.choice([None, rng.randint(40, 200)])
     elif profile == "chaos":
         drop = rng.uniform(0.0, 0.15)
         duplicate = rng.uniform(0.0, 0.1)
+        long_delay = rng.uniform(0.0, 0.03)
         max_delay = rng.randint(base_max_delay_ticks, base_max_delay_ticks + 4)
         partition_every = rng.randint(40, 200)
         crash_every = rng.randint(40, 200)
@@ -65,6 +75,7 @@ def choose_plan(rng: random.Random, base_max_delay_ticks: int) -> FaultPlan:
         drop_probability=drop,
         duplicate_probability=duplicate,
         max_delay_ticks=max_delay,
+        long_delay_probability=long_delay,
         partition_every_ticks=partition_every,
         crash_every_ticks=crash_every,
         slow_every_ticks=slow_every,

@@ -31,6 +31,10 @@ class NetworkSettings:
     duplicate_probability: float = 0.0
     min_delay_ticks: int = 1
     max_delay_ticks: int = 2
+    # A few messages linger in the network far longer, and arrive after timeouts, elections
+    # and restarts have moved their receiver on.
+    long_delay_probability: float = 0.0
+    long_delay_max_ticks: int = 150
 
 
 @dataclass(slots=True)
@@ -60,6 +64,8 @@ class SimNetwork:
         for _ in range(copies):
             delay = self.rng.randint(self.settings.min_delay_ticks, self.settings.max_delay_ticks)
             delay += self.slow_extra_delay_ticks.get(destination, 0)
+            if self.rng.random() < self.settings.long_delay_probability:
+                delay += self.rng.randint(1, self.settings.long_delay_max_ticks)
             self._sequence += 1
             item = InFlight(now + delay, self._sequence, source, destination, message)
             heapq.heappush(self._queue, (item.deliver_at, item.sequence, item))

@@ -387,6 +387,7 @@ class Simulation:
                 duplicate_probability=self.plan.duplicate_probability,
                 min_delay_ticks=1,
                 max_delay_ticks=self.plan.max_delay_ticks,
+                long_delay_probability=self.plan.long_delay_probability,
             )
         else:
             self.network.settings = NetworkSettings(
