@@ -11,6 +11,7 @@ from kraft.raft.messages import (
     EndQuorumEpochRequest,
     FetchRequest,
     VoteRequest,
+    VoteResponse,
 )
 from kraft.raft.types import (
     ElectionState,
@@ -138,9 +139,9 @@ def test_resigned_leader_never_grants_a_vote_in_its_epoch() -> None:
     drain(cluster.core(1))
 
     cluster.core(1).step(2, VoteRequest(2, 2, 1, 1, pre_vote=True))
-    response = drain(cluster.core(1)).messages[0].message
+    response = sent(drain(cluster.core(1)), VoteResponse, to=2)[0]
 
-    assert response.granted is False  # type: ignore[attr-defined]
+    assert response.granted is False
 
 
 def test_status_lists_every_replica_on_the_leader() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kraft.raft.log import ENTRY_OVERHEAD_BYTES, RaftLog
 from kraft.raft.types import Entry, OffsetAndEpoch, SnapshotId
@@ -99,3 +101,40 @@ def test_handed_and_persisted_boundaries_follow_truncation() -> None:
 
     assert [e.offset for e in handed] == [0, 1, 2]
     assert log.persisted_end_offset == 1
+
+
+def _brute_end_offset_for_epoch(
+    start: int, start_epoch: int, epochs: list[int], epoch: int
+) -> OffsetAndEpoch:
+    """The definition, offset by offset: the end of the largest epoch <= `epoch` held."""
+    floor = max([e for e in epochs if e <= epoch], default=None)
+    if floor is None:
+        return OffsetAndEpoch(start, start_epoch)
+    last = max(i for i, e in enumerate(epochs) if e == floor)
+    return OffsetAndEpoch(start + last + 1, floor)
+
+
+@given(
+    steps=st.lists(st.integers(0, 3), max_size=30),
+    start=st.integers(0, 5),
+    query=st.integers(0, 40),
+    cut=st.integers(0, 30),
+)
+@settings(max_examples=200, deadline=None)
+def test_epoch_cache_agrees_with_the_definition(
+    steps: list[int], start: int, query: int, cut: int
+) -> None:
+    """KIP-101: the cached lookup equals the offset-by-offset definition, before and after
+    a truncation."""
+    snapshot = SnapshotId(start, 1) if start else None
+    base_epoch = 1 if start else 0
+    epochs = [1 + sum(steps[: i + 1]) for i in range(len(steps))]
+    log = RaftLog(snapshot, [Entry(start + i, e, b"") for i, e in enumerate(epochs)])
+    kept = min(cut, len(epochs))
+
+    before = log.end_offset_for_epoch(query)
+    log.truncate_to(start + kept)
+    after = log.end_offset_for_epoch(query)
+
+    assert before == _brute_end_offset_for_epoch(start, base_epoch, epochs, query)
+    assert after == _brute_end_offset_for_epoch(start, base_epoch, epochs[:kept], query)
