@@ -106,7 +106,9 @@ class RaftLog:
         assert offset >= self.start_offset, f"read at {offset} below log start"
         taken: list[Entry] = []
         size = 0
-        for entry in self._entries[offset - self.start_offset :]:
+        # By index, not a slice: a slice would copy the whole tail of the log on every read.
+        for index in range(offset - self.start_offset, len(self._entries)):
+            entry = self._entries[index]
             size += len(entry.data) + ENTRY_OVERHEAD_BYTES
             if taken and size > max_bytes:
                 break
