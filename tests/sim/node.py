@@ -4,6 +4,7 @@ After every input (tick, message, proposal, compaction) the shell drains the cor
 values and handles each in the order the Ready contract gives: persist the election state,
 the snapshot (then drop entries below the log start), truncate, append, fsync; only then
 send; then load a snapshot and apply committed entries to the state machine; then advance.
+In some runs a leader sends before it persists, as kraft.quorum.runtime does (see _handle).
 
 A crash can be armed with a countdown of "crash points" (one between every two steps of
 the list above, one after each message sent). When it reaches zero the shell stops in the
@@ -91,6 +92,7 @@ class SimNode:
         hooks: ShellHooks,
         snapshot_every_entries: int,
         core_factory: CoreFactory,
+        leader_sends_first: bool = False,
     ) -> None:
         self.node_id = config.node_id
         self.config = config
@@ -98,6 +100,7 @@ class SimNode:
         self.hooks = hooks
         self.snapshot_every_entries = snapshot_every_entries
         self.core_factory = core_factory
+        self.leader_sends_first = leader_sends_first
         self.storage = SimStorage()
         self.core: CoreLike | None = None
         self.state_machine: ValueList | None = None
@@ -176,15 +179,31 @@ class SimNode:
                 core.compact(snapshot)
 
     def _handle(self, core: CoreLike, ready: Ready) -> None:
+        # kraft.quorum.runtime lets a leader send before it persists (Raft thesis §10.2.1)
+        # when the Ready changes no election state, truncates nothing and installs no
+        # snapshot; runs with leader_sends_first model that shell.
+        send_first = (
+            self.leader_sends_first
+            and core.role is Role.LEADER
+            and ready.election_state is None
+            and ready.truncate_to is None
+            and ready.snapshot is None
+        )
+        if send_first:
+            self._send(ready)
         self._persist(ready)
         self.storage.sync()
-        self._crash_point("after fsync, before send")
-        for outbound in ready.messages:
-            self.hooks.send(self.node_id, outbound.to, outbound.message)
-            self._crash_point(f"after sending to {outbound.to}")
+        self._crash_point("after fsync")
+        if not send_first:
+            self._send(ready)
         self._apply(ready)
         self._crash_point("after apply, before advance")
         core.advance(ready)
+
+    def _send(self, ready: Ready) -> None:
+        for outbound in ready.messages:
+            self.hooks.send(self.node_id, outbound.to, outbound.message)
+            self._crash_point(f"after sending to {outbound.to}")
 
     def _persist(self, ready: Ready) -> None:
         storage = self.storage

@@ -41,7 +41,7 @@ from tests.sim.workload import Proposal, Workload
 
 # Phase lengths and bounds, in ticks of the simulated clock.
 FAULT_PHASE_MIN_TICKS = 200
-FAULT_PHASE_MAX_TICKS = 700
+FAULT_PHASE_MAX_TICKS = 1000
 # After healing, a leader must be elected and must commit a proposal made after the heal
 # within this many ticks (a few election rounds at the largest timeouts drawn below), plus
 # the time a majority may need to catch up (see catch_up_allowance_ticks).
@@ -83,6 +83,7 @@ class ClusterShape:
     base_max_delay_ticks: int
     propose_every_ticks: int
     fault_phase_ticks: int
+    leader_sends_first: bool  # the shell of kraft.quorum.runtime (see tests/sim/node.py)
 
     @property
     def nodes(self) -> tuple[int, ...]:
@@ -145,6 +146,7 @@ def choose_shape(rng: random.Random, node_counts: tuple[int, int] | None) -> Clu
         base_max_delay_ticks=rng.randint(1, 3),
         propose_every_ticks=rng.randint(2, 8),
         fault_phase_ticks=rng.randint(FAULT_PHASE_MIN_TICKS, FAULT_PHASE_MAX_TICKS),
+        leader_sends_first=rng.random() < 0.5,
     )
 
 
@@ -189,7 +191,12 @@ class Simulation:
         for node_id in self.shape.nodes:
             config = choose_config(self.rng, node_id, self.shape.voters)
             self.nodes[node_id] = SimNode(
-                config, self.rng, self, self.shape.snapshot_every_entries, factory
+                config,
+                self.rng,
+                self,
+                self.shape.snapshot_every_entries,
+                factory,
+                self.shape.leader_sends_first,
             )
         self._set_network_faults(on=True)
         self.next_partition_tick = self._next_gap(self.plan.partition_every_ticks)
@@ -551,6 +558,11 @@ class Simulation:
     def on_ready(self, node_id: int, ready: Ready) -> None:
         if ready.truncate_to is not None:
             self.truncations += 1
+        if ready.committed and ready.committed[-1].offset >= ready.high_watermark:
+            raise InvariantViolation(
+                f"node {node_id} handed out committed offset {ready.committed[-1].offset} "
+                f"with high watermark {ready.high_watermark}"
+            )
         if self.trace is None:
             return
         for change in ready.role_changes:
