@@ -6,10 +6,14 @@ into the node's internals beyond this surface.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kraft.raft.types import QuorumStatus
+
+if TYPE_CHECKING:
+    from kraft.controller.image import MetadataImage
 
 
 class NoLeaderError(Exception):
@@ -72,3 +76,54 @@ class NodeFacade(Protocol):
     def kv_get(self, key: str) -> str | None:
         """The committed value of key in this node's replica of the state machine."""
         ...
+
+
+class AdminFacade(Protocol):
+    """What the cluster-administration routes (Confluent REST v3 subset, health overview)
+    need. Reads come from this node's own metadata image; writes go to the active controller
+    (forwarded when this node is not it) and return once committed and applied here.
+
+    Writes raise kraft.controller.errors.ControllerError subclasses (each with its Confluent
+    error_code), NoLeaderError when no controller is known (503 + Retry-After), TimeoutError.
+    """
+
+    node_id: int
+    cluster_id: str
+
+    def metadata_image(self) -> MetadataImage:
+        """This node's image of the committed metadata log (do not mutate it)."""
+        ...
+
+    def controller_id(self) -> int | None:
+        """The active controller (the quorum leader), if known."""
+        ...
+
+    def metadata_lag(self) -> int:
+        """How many committed metadata records this node has not applied yet."""
+        ...
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int | None,
+        replication_factor: int | None,
+        configs: Mapping[str, str],
+        validate_only: bool = False,
+    ) -> None:
+        """None for partitions / replication_factor means the broker defaults
+        (num.partitions, default.replication.factor)."""
+        ...
+
+    async def delete_topic(self, name: str) -> None: ...
+
+    async def create_partitions(self, name: str, total_count: int) -> None:
+        """Grows the topic to `total_count` partitions (never shrinks)."""
+        ...
+
+    async def alter_topic_configs(
+        self,
+        name: str,
+        set_configs: Mapping[str, str],
+        delete_configs: Sequence[str] = (),
+        validate_only: bool = False,
+    ) -> None: ...
