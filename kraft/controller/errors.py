@@ -66,3 +66,15 @@ class NotControllerError(ControllerError):
     """This node is not (or no longer) the active controller: retry (503, retriable)."""
 
     error_code = 50003
+
+
+class InvalidTopicNameError(InvalidRequestError):
+    """A topic name outside Kafka's rule, or one that collides with an existing topic."""
+
+
+class NotPartitionLeaderError(StaleEpochError):
+    """An ISR change came from a broker that does not lead the partition (any more)."""
+
+
+class IneligibleReplicaError(InvalidRequestError):
+    """An ISR change named a broker that may not join the ISR (fenced or shutting down)."""
