@@ -1,5 +1,6 @@
 """The HTTP listener of a node (SPEC §5): health, metrics, quorum description, the demo
-key-value state machine and the OpenAPI document.
+key-value state machine, the OpenAPI document and, from broker/api/rest_v3, the cluster
+administration routes (Confluent REST v3 subset, health overview).
 
 `build_app` wires routes to a NodeFacade; nothing here reaches further into the node. Three
 middlewares wrap every route, outermost first: a debug-level request log, the error
@@ -18,21 +19,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from broker.api.bodies import MAX_REQUEST_BODY_BYTES, read_json_body, too_large
 from broker.api.errors import (
     ApiError,
     ErrorCode,
+    controller_error,
     error_response,
     no_leader_error,
     timed_out_error,
 )
-from broker.api.facade import NodeFacade, NoLeaderError, QuorumDescription
+from broker.api.facade import AdminFacade, NodeFacade, NoLeaderError, QuorumDescription
 from broker.api.openapi import openapi_document
 from broker.api.quorum import replication_body, status_body
+from broker.api.rest_v3 import ADMIN, ADMIN_TIMEOUT_SECONDS, admin_routes
 from broker.api.validation import parse_kv_put_body, validate_kv_key
+from kraft.controller.errors import ControllerError
 
 log = structlog.get_logger(__name__)
 
-MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # A backstop above the node's own timeouts: no handler waits on the quorum longer than this.
 QUORUM_REQUEST_TIMEOUT_SECONDS = 30.0
 # Routes served without the admin token even when one is configured (SPEC §5).
@@ -80,7 +84,7 @@ def _from_http_exception(request: web.Request, error: web.HTTPException) -> web.
             headers={"Allow": allowed},
         )
     if isinstance(error, web.HTTPRequestEntityTooLarge):
-        return _too_large(request).response()
+        return too_large(request).response()
     return error_response(error.status, error.status * 100, error.reason)
 
 
@@ -90,6 +94,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as error:
         return error.response()
+    except ControllerError as error:
+        return controller_error(error).response()
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -145,33 +151,6 @@ def auth_middleware(admin_token: str) -> Middleware:
 
 
 # --- request helpers ---------------------------------------------------------------------
-
-
-def _too_large(request: web.Request) -> ApiError:
-    length = request.content_length
-    size = f"of {length} bytes " if length is not None else ""
-    return ApiError(
-        ErrorCode.REQUEST_TOO_LARGE,
-        f"request body {size}is larger than the limit of {MAX_REQUEST_BODY_BYTES} bytes",
-    )
-
-
-async def read_json_body(request: web.Request) -> bytes:
-    """The raw body of a JSON request, refusing other content types and oversized bodies."""
-    length = request.content_length
-    if length is not None and length > MAX_REQUEST_BODY_BYTES:
-        raise _too_large(request)
-    if request.content_type != "application/json":
-        sent = request.headers.get("Content-Type", "(none)")
-        raise ApiError(
-            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Type {sent!r} is not accepted; send the body as application/json",
-        )
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        # Chunked bodies carry no Content-Length; aiohttp stops reading past client_max_size.
-        raise _too_large(request) from None
 
 
 async def _describe_quorum(request: web.Request) -> QuorumDescription:
@@ -266,10 +245,17 @@ def build_app(
     node: NodeFacade,
     metrics_registry: CollectorRegistry,
     *,
+    admin: AdminFacade | None = None,
     admin_token: str | None = None,
     quorum_timeout_seconds: float = QUORUM_REQUEST_TIMEOUT_SECONDS,
 ) -> web.Application:
-    """The node's HTTP application. Serve it with `start_http_server`."""
+    """The node's HTTP application. Serve it with `start_http_server`.
+
+    `admin` serves the Confluent REST v3 routes and the health overview (broker/api/rest_v3);
+    the routes are registered either way, so that /openapi.json is the same on every node,
+    and answer 501 (error_code 50101) without it. Admin writes wait at most
+    `quorum_timeout_seconds`, as quorum requests do.
+    """
     if admin_token is not None and not admin_token.strip():
         raise ValueError("admin_token is empty; leave it unset to serve without a token")
     assert quorum_timeout_seconds > 0, f"quorum timeout {quorum_timeout_seconds} s"
@@ -280,7 +266,9 @@ def build_app(
     app[NODE] = node
     app[METRICS_REGISTRY] = metrics_registry
     app[QUORUM_TIMEOUT_SECONDS] = quorum_timeout_seconds
-    for method, path, handler in ROUTES:
+    app[ADMIN] = admin
+    app[ADMIN_TIMEOUT_SECONDS] = quorum_timeout_seconds
+    for method, path, handler in (*ROUTES, *admin_routes()):
         if method == "GET":
             app.router.add_get(path, handler)  # also answers HEAD
         else:

@@ -1,11 +1,23 @@
-"""A NodeFacade fake for the HTTP route tests, and sample quorum values."""
+"""NodeFacade and AdminFacade fakes for the HTTP route tests, and sample quorum values."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.api.facade import QuorumDescription, ReplicaDescription
+from kraft.controller.errors import (
+    InvalidConfigError,
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from kraft.controller.image import MetadataImage, TopicImage
+from kraft.controller.records import PartitionRecord
+from kraft.controller.topics import validate_topic_name
 from kraft.raft.types import QuorumStatus, ReplicaStatus, Role
+from tests.unit.api.images import ImageBuilder, sample_builder
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
 NOW_UNIX_MS = 1_764_000_000_000
@@ -100,3 +112,117 @@ class FakeNode:
 
     def kv_get(self, key: str) -> str | None:
         return self.kv.get(key)
+
+
+KNOWN_CONFIGS = frozenset(
+    {"cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes", "min.insync.replicas"}
+)
+
+
+@dataclass
+class FakeAdmin:
+    """An AdminFacade over a real MetadataImage that its writes change by applying records,
+    refusing as the controller does (the refusals the routes must pass through). `error`
+    makes every write raise it; `calls` records each write that reached the facade."""
+
+    builder: ImageBuilder = field(default_factory=sample_builder)
+    node_id: int = 1
+    cluster_id: str = CLUSTER_ID
+    controller: int | None = 1
+    lag: int = 0
+    error: BaseException | None = None
+    calls: list[tuple[object, ...]] = field(default_factory=list)
+
+    def metadata_image(self) -> MetadataImage:
+        return self.builder.image
+
+    def controller_id(self) -> int | None:
+        return self.controller
+
+    def metadata_lag(self) -> int:
+        return self.lag
+
+    def _begin(self, *call: object) -> None:
+        self.calls.append(call)
+        if self.error is not None:
+            raise self.error
+
+    def _existing(self, name: str) -> TopicImage:
+        topic = self.builder.image.topic(name)
+        if topic is None:
+            raise UnknownTopicError(f"topic {name!r} not found")
+        return topic
+
+    @staticmethod
+    def _check_configs(names: Iterable[str]) -> None:
+        for name in names:
+            if name not in KNOWN_CONFIGS:
+                raise InvalidConfigError(f"unknown topic config {name!r}")
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int | None,
+        replication_factor: int | None,
+        configs: Mapping[str, str],
+        validate_only: bool = False,
+    ) -> None:
+        self._begin("create_topic", name, partitions, replication_factor, dict(configs))
+        image = self.builder.image
+        validate_topic_name(name)
+        if image.topic(name) is not None:
+            raise TopicExistsError(f"topic {name!r} already exists")
+        live = image.live_brokers()
+        replicas = replication_factor or 1
+        if replicas > len(live):
+            raise InvalidReplicationFactorError(
+                f"replication factor {replicas} is larger than the {len(live)} live brokers"
+            )
+        self._check_configs(configs)
+        if validate_only:
+            return
+        count = partitions or 1
+        assignment = [
+            tuple(live[(p + r) % len(live)] for r in range(replicas)) for p in range(count)
+        ]
+        self.builder.topic(name, assignment)
+        for key, value in configs.items():
+            self.builder.config("topic", name, key, value)
+
+    async def delete_topic(self, name: str) -> None:
+        self._begin("delete_topic", name)
+        self._existing(name)
+        self.builder.remove_topic(name)
+
+    async def create_partitions(self, name: str, total_count: int) -> None:
+        self._begin("create_partitions", name, total_count)
+        topic = self._existing(name)
+        if total_count <= len(topic.partitions):
+            raise InvalidPartitionsError(
+                f"topic {name!r} has {len(topic.partitions)} partitions; {total_count} "
+                "would not grow it"
+            )
+        first = topic.partitions[0]
+        for p in range(len(topic.partitions), total_count):
+            self.builder.apply(
+                PartitionRecord(
+                    topic.topic_id, p, first.replicas, first.replicas, first.replicas[0], 0, 0
+                )
+            )
+
+    async def alter_topic_configs(
+        self,
+        name: str,
+        set_configs: Mapping[str, str],
+        delete_configs: Sequence[str] = (),
+        validate_only: bool = False,
+    ) -> None:
+        self._begin("alter_topic_configs", name, dict(set_configs), list(delete_configs))
+        self._existing(name)
+        self._check_configs([*set_configs, *delete_configs])
+        if validate_only:
+            return
+        for key, value in set_configs.items():
+            self.builder.config("topic", name, key, value)
+        for key in delete_configs:
+            self.builder.config("topic", name, key, None)
