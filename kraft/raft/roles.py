@@ -46,6 +46,9 @@ class Prospective:
     election_deadline: int
     granted: set[int] = field(default_factory=set)
     rejected: set[int] = field(default_factory=set)
+    # We campaign because our leader resigned (EndQuorumEpoch): if this pre-vote fails (a
+    # voter had not heard of the resignation yet), retry soon rather than after a timeout.
+    leader_resigned: bool = False
 
 
 @dataclass(slots=True)

@@ -121,6 +121,7 @@ def transition_to_prospective(ctx: Context, reason: str) -> None:
         last_contact,
         election_deadline=ctx.now + ctx.config.election_timeout_ticks,
         granted={ctx.node_id},
+        leader_resigned=isinstance(old, Follower) and old.leader_resigned,
     )
     _change_role(ctx, state, reason)
     for voter in ctx.other_voters():
@@ -149,7 +150,13 @@ def transition_after_lost_pre_vote(ctx: Context, reason: str) -> None:
         # if not, we try the pre-vote again after the usual random backoff.
         follower = ctx.role
         assert isinstance(follower, Follower)
-        follower.fetch_deadline = ctx.election_deadline()
+        follower.leader_resigned = state.leader_resigned
+        if state.leader_resigned:
+            # The leader is gone on purpose; the voter that said no has just not heard yet.
+            retry_ticks = 1 + ctx.rng.randrange(max(1, ctx.config.election_timeout_ticks // 4))
+            follower.fetch_deadline = ctx.now + retry_ticks
+        else:
+            follower.fetch_deadline = ctx.election_deadline()
     elif retained.voted_id is not None:
         deadline = ctx.election_deadline()
         _change_role(ctx, Voted(ctx.epoch, retained.voted_id, deadline), reason)
