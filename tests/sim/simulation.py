@@ -10,7 +10,8 @@ A run has three phases:
 1. faults: clients propose while the network drops, duplicates, delays and partitions, and
    nodes crash (between or in the middle of Ready processing), restart and slow down;
 2. liveness: everything heals; a leader must be elected and commit a new proposal within
-   LIVENESS_BOUND_TICKS;
+   LIVENESS_BOUND_TICKS; then, with clients still proposing, every node must catch up with
+   what was committed (CATCH_UP_BOUND_TICKS);
 3. convergence: proposals stop; every node, observers included, must apply the same
    committed log within CONVERGENCE_BOUND_TICKS.
 The invariants (tests/sim/checker.py) are checked after every event of every phase.
@@ -46,6 +47,9 @@ FAULT_PHASE_MAX_TICKS = 1000
 # within this many ticks (a few election rounds at the largest timeouts drawn below), plus
 # the time a majority may need to catch up (see catch_up_allowance_ticks).
 LIVENESS_BOUND_TICKS = 600
+# Then, with clients still proposing, every node must apply everything committed so far
+# within this many ticks plus twice its catch-up allowance.
+CATCH_UP_BOUND_TICKS = 600
 # After the workload stops, every node must have applied the whole committed log within
 # this many ticks plus its catch-up allowance.
 CONVERGENCE_BOUND_TICKS = 400
@@ -122,7 +126,7 @@ def choose_config(rng: random.Random, node_id: int, voters: tuple[int, ...]) -> 
         fetch_max_wait_ticks=fetch_max_wait,
         fetch_request_timeout_ticks=fetch_max_wait + rng.randint(6, 12),
         begin_quorum_resend_ticks=rng.randint(3, 8),
-        fetch_max_bytes=rng.choice([256, 1024, 8192, 1024 * 1024]),
+        fetch_max_bytes=rng.choice([1024, 4096, 1024 * 1024]),
         snapshot_chunk_max_bytes=rng.choice([1024, 8192, 1024 * 1024]),
         # Sometimes small enough that the leader pushes back on proposals.
         max_uncommitted_entries=rng.choice([30, 200_000, 200_000]),
@@ -236,6 +240,7 @@ class Simulation:
                     f"tick {self.heal_tick}; {self._roles()}"
                 )
             self._step_tick(propose=True)
+        self._catch_up_under_load()
         allowance = self._catch_up_allowance_ticks()
         deadline = self.now + CONVERGENCE_BOUND_TICKS + allowance
         while not self._converged():
@@ -247,6 +252,28 @@ class Simulation:
                 )
             self._step_tick(propose=False)
         self._check_final_state()
+
+    def _catch_up_under_load(self) -> None:
+        """With clients still proposing, every node (observers too) must apply everything
+        committed so far: a lagging replica catches up under a load the quorum sustains."""
+        target = self.checker.committed_end
+        allowance = self._catch_up_allowance_ticks()
+        deadline = self.now + CATCH_UP_BOUND_TICKS + 2 * allowance
+        while True:
+            behind = [
+                node_id
+                for node_id in sorted(self.nodes)
+                if self.nodes[node_id].live_state_machine().applied_end < target
+            ]
+            if not behind:
+                return
+            if self.now >= deadline:
+                raise self._failure(
+                    f"nodes {behind} did not apply the committed log up to offset {target} "
+                    f"within CATCH_UP_BOUND_TICKS ({CATCH_UP_BOUND_TICKS}) + {2 * allowance} "
+                    f"catch-up ticks while clients kept proposing; {self._roles()}"
+                )
+            self._step_tick(propose=True)
 
     def _catch_up_allowance_ticks(self) -> int:
         """Time for the most lagging node to fetch the whole log, or a snapshot of it, at

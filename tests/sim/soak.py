@@ -112,6 +112,8 @@ def _soak(args: argparse.Namespace) -> int:
             if len(failures) >= args.stop_after_failures:
                 print(f"stopping: {len(failures)} seeds failed", flush=True)
                 break
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
     finally:
         if pool is not None:
             pool.terminate()

@@ -69,7 +69,7 @@ def test_a_core_that_elects_any_candidate_is_caught(monkeypatch: pytest.MonkeyPa
     from kraft.raft import election
 
     monkeypatch.setattr(election, "log_is_up_to_date", lambda ctx, last_epoch, end: True)
-    failures = _failures(SEEDS_TRIED)
+    failures = _failures(2 * SEEDS_TRIED)
     # The core's own assertions catch most of them (a truncation below the high
     # watermark); the simulator's history catches the rest.
     assert any("committed entry at offset" in failure.fact for failure in failures)
