@@ -1,4 +1,4 @@
-"""Prometheus metrics of one node's metadata quorum (SPEC §6).
+"""Prometheus metrics of one node's metadata quorum and controller (SPEC §6).
 
 `QuorumMetrics` registers every series on a registry the node owns (never the global default
 one, so that several nodes can live in one test process). Two kinds of series:
@@ -10,6 +10,11 @@ one, so that several nodes can live in one test process). Two kinds of series:
   counters, if given): epoch, offsets, leader, role, under both our native `kraft_raft_*`
   names and the names Kafka's JMX-exporter rules give them (`kafka_server_raftmetrics_*`,
   `kafka_controller_kafkacontroller_activecontrollercount`), so Kafka dashboards work.
+
+`ControllerMetrics` adds, read from the metadata image at scrape time, the controller's
+series under Kafka's names (`kafka_controller_kafkacontroller_*`,
+`kafka_controller_controllerstats_*`) and the metadata lag and applied offset of every node
+(`kraft_metadata_*`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from kraft.controller.image import MetadataImage
 from kraft.raft.types import QuorumStatus, Role, RoleChange
 
 # Commit latency on one host is well under a millisecond; across hosts and under fsync it
@@ -341,3 +347,154 @@ class QuorumMetrics:
         if leader != self._last_counted_leader:
             self._last_counted_leader = leader
             self.leader_changes.inc()
+
+
+# --- the controller (SPEC §6) ------------------------------------------------------------------
+
+# Names of Kafka's JMX-exporter rules for the controller's MBeans.
+KAFKA_CONTROLLER_PREFIX = "kafka_controller_kafkacontroller_"
+KAFKA_CONTROLLER_STATS_PREFIX = "kafka_controller_controllerstats_"
+# What the counters callback must name, and the Kafka counter each feeds.
+CONTROLLER_COUNTERS = {
+    "leader_elections": (
+        KAFKA_CONTROLLER_STATS_PREFIX + "leaderelections",
+        "Partition leader elections decided by this node as active controller.",
+    ),
+    "unclean_leader_elections": (
+        KAFKA_CONTROLLER_STATS_PREFIX + "uncleanleaderelections",
+        "Partition leaders elected from outside the ISR by this node as active controller.",
+    ),
+}
+
+
+def preferred_replica_imbalance(image: MetadataImage) -> int:
+    """Partitions led by a replica other than their preferred (first) one, as Kafka's
+    PreferredReplicaImbalanceCount; a partition without a leader is offline, not imbalanced."""
+    return sum(
+        1
+        for topic in image.topics_by_id.values()
+        for partition in topic.partitions.values()
+        if partition.has_leader and partition.leader != partition.preferred_leader
+    )
+
+
+class _ControllerCollector:
+    """Builds the controller's series from the image at each scrape."""
+
+    def __init__(
+        self,
+        image: Callable[[], MetadataImage],
+        is_active: Callable[[], bool],
+        metadata_lag: Callable[[], int],
+        counters: Callable[[], Mapping[str, int]] | None,
+    ) -> None:
+        self._image = image
+        self._is_active = is_active
+        self._metadata_lag = metadata_lag
+        self._counters = counters
+
+    def describe(self) -> Iterable[Metric]:
+        # Present so registration does not read the image before the node has started.
+        return self._families(None, False, None, {})
+
+    def collect(self) -> Iterable[Metric]:
+        active = self._is_active()
+        counters = self._counters() if self._counters is not None and active else {}
+        return self._families(self._image(), active, self._metadata_lag(), counters)
+
+    def _families(
+        self,
+        image: MetadataImage | None,
+        active: bool,
+        lag: int | None,
+        counters: Mapping[str, int],
+    ) -> list[Metric]:
+        gauge = _StatusCollector._gauge
+        families: list[Metric] = [
+            gauge(
+                "kraft_metadata_lag_records",
+                "Committed metadata records this node has not applied yet.",
+                lag,
+            ),
+            gauge(
+                "kraft_metadata_applied_offset",
+                "Offset of the last metadata record applied to this node's image.",
+                None if image is None else image.applied_offset,
+            ),
+        ]
+        families.extend(self._global_gauges(image, active))
+        for key, (name, documentation) in CONTROLLER_COUNTERS.items():
+            family = CounterMetricFamily(name, documentation)
+            if image is not None:
+                family.add_metric([], counters.get(key, 0))
+            families.append(family)
+        return families
+
+    @staticmethod
+    def _global_gauges(image: MetadataImage | None, active: bool) -> list[Metric]:
+        """Cluster-wide counts: the active controller reports them, every other node 0, as
+        Kafka does, so that a sum over nodes is the cluster's value."""
+
+        def value_of(read: Callable[[MetadataImage], int]) -> int | None:
+            if image is None:
+                return None
+            return read(image) if active else 0
+
+        gauge = _StatusCollector._gauge
+        prefix = KAFKA_CONTROLLER_PREFIX
+        return [
+            gauge(
+                prefix + "offlinepartitionscount",
+                "Partitions without a leader (active controller only, else 0).",
+                value_of(lambda i: len(i.offline_partitions())),
+            ),
+            gauge(
+                prefix + "fencedbrokercount",
+                "Registered brokers that are fenced (active controller only, else 0).",
+                value_of(lambda i: len(i.fenced_brokers())),
+            ),
+            gauge(
+                prefix + "activebrokercount",
+                "Registered brokers that are not fenced (active controller only, else 0).",
+                value_of(lambda i: sum(1 for b in i.brokers.values() if not b.fenced)),
+            ),
+            gauge(
+                prefix + "globaltopiccount",
+                "Topics in the cluster (active controller only, else 0).",
+                value_of(lambda i: len(i.topics_by_id)),
+            ),
+            gauge(
+                prefix + "globalpartitioncount",
+                "Partitions in the cluster (active controller only, else 0).",
+                value_of(lambda i: i.partition_count()),
+            ),
+            gauge(
+                prefix + "preferredreplicaimbalancecount",
+                "Partitions not led by their preferred replica (active controller only, else 0).",
+                value_of(preferred_replica_imbalance),
+            ),
+        ]
+
+
+class ControllerMetrics:
+    """The controller's series on `registry`, all computed at scrape time.
+
+    - `image()`: this node's metadata image (read only);
+    - `is_active()`: True on the active controller (the quorum leader);
+    - `metadata_lag()`: committed metadata records not applied here yet;
+    - `counters()`: the active controller's election counters by name ("leader_elections",
+      "unclean_leader_elections"); read only while `is_active()`, else reported as 0.
+
+    `kafka_controller_kafkacontroller_activecontrollercount` is QuorumMetrics's; this class
+    does not export it again. All callables must be cheap and safe to call at any time.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        image: Callable[[], MetadataImage],
+        is_active: Callable[[], bool],
+        metadata_lag: Callable[[], int],
+        counters: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
+        registry.register(_ControllerCollector(image, is_active, metadata_lag, counters))

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from kraft.controller.configs import TOPIC_CONFIG_CHECKS
 from kraft.controller.image import (
     BrokerRegistration,
     MetadataImage,
@@ -29,16 +30,8 @@ from kraft.controller.records import NO_LEADER
 BROKER_LISTENER = "CLIENT"
 
 # Topic configs a topic answers for even when not set on it (then with its default source):
-# the topic-level names of SPEC §2 and the election rule.
-KNOWN_TOPIC_CONFIGS = (
-    "cleanup.policy",
-    "max.message.bytes",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "unclean.leader.election.enable",
-)
+# every config the controller knows.
+KNOWN_TOPIC_CONFIGS = tuple(sorted(TOPIC_CONFIG_CHECKS))
 # The broker config whose value is the default of each topic config (Kafka's synonyms).
 TOPIC_CONFIG_BROKER_SYNONYMS = {
     "cleanup.policy": "log.cleanup.policy",

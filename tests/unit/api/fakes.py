@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.api.facade import QuorumDescription, ReplicaDescription
+from kraft.controller.configs import validate_config_name, validate_topic_configs
 from kraft.controller.errors import (
-    InvalidConfigError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     TopicExistsError,
@@ -114,11 +114,6 @@ class FakeNode:
         return self.kv.get(key)
 
 
-KNOWN_CONFIGS = frozenset(
-    {"cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes", "min.insync.replicas"}
-)
-
-
 @dataclass
 class FakeAdmin:
     """An AdminFacade over a real MetadataImage that its writes change by applying records,
@@ -153,12 +148,6 @@ class FakeAdmin:
             raise UnknownTopicError(f"topic {name!r} not found")
         return topic
 
-    @staticmethod
-    def _check_configs(names: Iterable[str]) -> None:
-        for name in names:
-            if name not in KNOWN_CONFIGS:
-                raise InvalidConfigError(f"unknown topic config {name!r}")
-
     async def create_topic(
         self,
         name: str,
@@ -178,7 +167,7 @@ class FakeAdmin:
             raise InvalidReplicationFactorError(
                 f"replication factor {replicas} is larger than the {len(live)} live brokers"
             )
-        self._check_configs(configs)
+        validate_topic_configs(configs, replicas)
         if validate_only:
             return
         count = partitions or 1
@@ -218,8 +207,10 @@ class FakeAdmin:
         validate_only: bool = False,
     ) -> None:
         self._begin("alter_topic_configs", name, dict(set_configs), list(delete_configs))
-        self._existing(name)
-        self._check_configs([*set_configs, *delete_configs])
+        topic = self._existing(name)
+        for key in delete_configs:
+            validate_config_name(key)
+        validate_topic_configs(set_configs, len(topic.partitions[0].replicas))
         if validate_only:
             return
         for key, value in set_configs.items():

@@ -19,6 +19,10 @@ from tests.unit.api.fakes import CLUSTER_ID, FakeAdmin, FakeNode
 from tests.unit.api.test_kv_routes import error_of
 
 PREFIXES = ["/v3", "/kafka/v3"]
+KNOWN = (
+    "known configs: cleanup.policy, max.message.bytes, min.insync.replicas, retention.bytes, "
+    "retention.ms, segment.bytes, unclean.leader.election.enable"
+)
 CLUSTER = f"/clusters/{CLUSTER_ID}"
 
 
@@ -475,8 +479,11 @@ async def test_bad_create_topic_body_answers_400_naming_the_problem_and_changes_
         ({"topic_name": ".."}, "topic name '..' is not allowed ('.' and '..' are not)"),
         ({"topic_name": "t", "replication_factor": 3},
          "replication factor 3 is larger than the 2 live brokers"),
+        ({"topic_name": "t", "configs": [{"name": "retention.ms", "value": "soon"}]},
+         "invalid value 'soon' for config 'retention.ms': must be an integer from -1 to "
+         "9223372036854775807"),
         ({"topic_name": "t", "configs": [{"name": "retention.mss", "value": "1"}]},
-         "unknown topic config 'retention.mss'"),
+         "unknown topic config 'retention.mss'; " + KNOWN),
     ],
 )  # fmt: skip
 async def test_controller_refusals_pass_through_with_40002_and_change_nothing(
@@ -705,7 +712,7 @@ async def test_put_unknown_config_passes_the_controllers_40002_through(
 
     response = await api.put(f"/v3{CLUSTER}/topics/orders/configs/nope", json={"value": "1"})
 
-    assert await error_of(response) == (400, 40002, "unknown topic config 'nope'")
+    assert await error_of(response) == (400, 40002, "unknown topic config 'nope'; " + KNOWN)
     assert image_state(admin) == before
 
 
@@ -795,7 +802,7 @@ BAD_ALTER_BODIES = [
     ({"data": [{"name": "retention.ms", "value": "1"},
                {"name": "retention.ms", "operation": "DELETE"}]}, 40002,
      "config 'retention.ms' is given twice in 'data'"),
-    ({"data": [{"name": "nope", "value": "1"}]}, 40002, "unknown topic config 'nope'"),
+    ({"data": [{"name": "nope", "value": "1"}]}, 40002, "unknown topic config 'nope'; " + KNOWN),
 ]  # fmt: skip
 
 
