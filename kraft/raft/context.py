@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from kraft.raft.config import RaftConfig
 from kraft.raft.log import RaftLog
 from kraft.raft.roles import RoleState, leader_of, role_of
-from kraft.raft.types import ElectionState, Outbound, Role, RoleChange, Snapshot
+from kraft.raft.types import ElectionState, Outbound, Role, RoleChange, Snapshot, SnapshotId
 
 
 @dataclass(slots=True)
@@ -47,6 +47,10 @@ class Context:
     pending_truncate_to: int | None = None
     pending_snapshot_to_load: Snapshot | None = None
     wake_parked_fetches: bool = False
+    # Older snapshots a replica is still downloading, with the tick of its last chunk: the
+    # leader keeps serving them for a fetch timeout after a newer snapshot replaced them, so
+    # a download slower than the snapshot interval still completes.
+    snapshots_in_download: dict[SnapshotId, tuple[Snapshot, int]] = field(default_factory=dict)
 
     @property
     def node_id(self) -> int:

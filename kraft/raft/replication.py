@@ -217,14 +217,28 @@ def maybe_advance_high_watermark(ctx: Context, leader: LeaderState) -> bool:
     return value is not None and ctx.raise_high_watermark(value)
 
 
+def _servable_snapshot(ctx: Context, snapshot_id: SnapshotId) -> Snapshot | None:
+    """The latest snapshot, or an older one still being downloaded (see Context)."""
+    timeout = ctx.config.fetch_timeout_ticks
+    for stale_id in [
+        known for known, (_, tick) in ctx.snapshots_in_download.items() if ctx.now - tick > timeout
+    ]:
+        del ctx.snapshots_in_download[stale_id]
+    if ctx.snapshot is not None and ctx.snapshot.snapshot_id == snapshot_id:
+        return ctx.snapshot
+    in_download = ctx.snapshots_in_download.get(snapshot_id)
+    return in_download[0] if in_download is not None else None
+
+
 def handle_fetch_snapshot_request(ctx: Context, sender: int, request: FetchSnapshotRequest) -> None:
     state = ctx.role
-    snapshot = ctx.snapshot
+    snapshot = _servable_snapshot(ctx, request.snapshot_id)
     if not isinstance(state, Leader):
         error = ErrorCode.NOT_LEADER
-    elif snapshot is None or snapshot.snapshot_id != request.snapshot_id:
+    elif snapshot is None:
         error = ErrorCode.SNAPSHOT_NOT_FOUND
     else:
+        ctx.snapshots_in_download[snapshot.snapshot_id] = (snapshot, ctx.now)
         state.state.record_fetch_attempt(sender, ctx.now)
         max_bytes = min(request.max_bytes, ctx.config.snapshot_chunk_max_bytes)
         chunk = snapshot.data[request.position : request.position + max_bytes]
