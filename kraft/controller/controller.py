@@ -193,6 +193,8 @@ class QuorumController:
             self._append(
                 records, BrokerRegistrationChangeRecord(broker_id, broker_epoch, fenced=False)
             )
+            # Partitions that waited for this broker (their last ISR member) lead again now.
+            self._elect_leaderless(records)
         broker = self._image.brokers[broker_id]
         should_shutdown = broker.in_controlled_shutdown and not self._leads_any(broker_id)
         return ControllerResult(

@@ -15,7 +15,7 @@ from kraft.controller.controller import (
     HeartbeatResponse,
     QuorumController,
 )
-from kraft.controller.image import MetadataImage, PartitionRegistration
+from kraft.controller.image import MetadataImage, PartitionRegistration, TopicImage
 from kraft.controller.records import MetadataRecord
 from tests.unit.controller.builders import endpoints_of
 
@@ -124,10 +124,13 @@ class ControllerHarness:
         assert isinstance(response, CreateTopicResponse) and response.topic_id is not None
         return response.topic_id
 
-    def partition(self, name: str, partition_id: int = 0) -> PartitionRegistration:
+    def topic(self, name: str) -> TopicImage:
         topic = self.image.topic(name)
-        assert topic is not None
-        return topic.partitions[partition_id]
+        assert topic is not None, f"no topic {name!r}"
+        return topic
+
+    def partition(self, name: str, partition_id: int = 0) -> PartitionRegistration:
+        return self.topic(name).partitions[partition_id]
 
     def alter_isr(self, name: str, partition_id: int, isr: tuple[int, ...]) -> object:
         """The ISR change as the partition's current leader asks it."""
@@ -148,7 +151,7 @@ class ControllerHarness:
         return {
             (name, partition_id): self.partition(name, partition_id).leader
             for name in self.image.topic_names()
-            for partition_id in self.image.topic(name).partitions  # type: ignore[union-attr]
+            for partition_id in self.topic(name).partitions
         }
 
     # -- the replay check ----------------------------------------------------------------------
