@@ -8,7 +8,12 @@ codes) come back as AdminError; a cluster that never answered in time as Cluster
 
 A write that timed out or met a 5xx may have been applied before the failure; retrying it on
 another node may apply it twice. That is harmless for the idempotent writes the command line
-makes (kv put of one value, topic configs); callers that cannot accept it pass one address.
+makes (kv put of one value, topic configs); a topic create or delete retried that way answers
+"topic exists" / "not found" (the write had taken effect); callers that cannot accept it pass
+one address.
+
+Cluster administration uses the Confluent REST v3 routes (`/v3/clusters/{id}/...`); the
+client learns the cluster id from `GET /v3/clusters` once.
 
 It uses urllib rather than aiohttp: the command line is synchronous from top to bottom and a
 request at a time is all it needs.
@@ -28,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
+V3_PREFIX = "/v3"
 LOCAL_BOOTSTRAP = ("http://127.0.0.1:8082", "http://127.0.0.1:8182", "http://127.0.0.1:8282")
 BOOTSTRAP_ENV = "KRAFT_BOOTSTRAP"
 ADMIN_TOKEN_ENV = "KRAFT_ADMIN_TOKEN"
@@ -178,6 +184,7 @@ class AdminClient:
         self._sleep = sleep
         self._monotonic = monotonic
         self._preferred = 0  # index of the address that answered last
+        self._cluster_id: str | None = None  # learnt from GET /v3/clusters
 
     def request(self, method: str, path: str, body: object | None = None) -> Any:
         """Sends one request, failing over and retrying until an answer or the deadline.
@@ -255,6 +262,87 @@ class AdminClient:
         path = "/v1/cluster/health_overview"
         return _expect_object(self.get(path), path)
 
+    # --- Confluent REST v3 (SPEC §5) ---------------------------------------------------------
+
+    def cluster(self) -> dict[str, Any]:
+        """The cluster, from `GET /v3/clusters` (a list of one); remembers its id."""
+        answer = _expect_object(self.get(V3_PREFIX + "/clusters"), V3_PREFIX + "/clusters")
+        clusters = _expect_list(answer, V3_PREFIX + "/clusters")
+        if not clusters or not isinstance(clusters[0], dict):
+            raise AdminError(50000, f"{V3_PREFIX}/clusters answered no cluster", 200)
+        self._cluster_id = str(clusters[0].get("cluster_id", ""))
+        return clusters[0]
+
+    def cluster_id(self) -> str:
+        if self._cluster_id is None:
+            self.cluster()
+        assert self._cluster_id is not None
+        return self._cluster_id
+
+    def _cluster_path(self, *segments: str | int) -> str:
+        path = f"{V3_PREFIX}/clusters/{_quote(self.cluster_id())}"
+        return path + "".join("/" + _quote(segment) for segment in segments)
+
+    def _list(self, *segments: str | int) -> list[dict[str, Any]]:
+        path = self._cluster_path(*segments)
+        return _expect_list(_expect_object(self.get(path), path), path)
+
+    def _object(self, *segments: str | int) -> dict[str, Any]:
+        path = self._cluster_path(*segments)
+        return _expect_object(self.get(path), path)
+
+    def brokers(self) -> list[dict[str, Any]]:
+        return self._list("brokers")
+
+    def topics(self) -> list[dict[str, Any]]:
+        return self._list("topics")
+
+    def topic(self, name: str) -> dict[str, Any]:
+        return self._object("topics", name)
+
+    def partitions(self, topic: str) -> list[dict[str, Any]]:
+        return self._list("topics", topic, "partitions")
+
+    def replicas(self, topic: str, partition_id: int) -> list[dict[str, Any]]:
+        return self._list("topics", topic, "partitions", partition_id, "replicas")
+
+    def topic_configs(self, topic: str) -> list[dict[str, Any]]:
+        return self._list("topics", topic, "configs")
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int | None,
+        replication_factor: int | None,
+        configs: Mapping[str, str],
+    ) -> dict[str, Any]:
+        """Creates a topic; None counts are the cluster's defaults. If a node failed after
+        the topic was created, the retry on another node answers 40002 (topic exists)."""
+        body: dict[str, Any] = {"topic_name": name}
+        if partitions is not None:
+            body["partitions_count"] = partitions
+        if replication_factor is not None:
+            body["replication_factor"] = replication_factor
+        if configs:
+            body["configs"] = [{"name": key, "value": value} for key, value in configs.items()]
+        path = self._cluster_path("topics")
+        return _expect_object(self.request("POST", path, body), path)
+
+    def delete_topic(self, name: str) -> None:
+        self.request("DELETE", self._cluster_path("topics", name))
+
+    def alter_topic_configs(
+        self, name: str, set_configs: Mapping[str, str], delete_configs: Sequence[str] = ()
+    ) -> None:
+        """Sets and deletes configs of a topic in one request (all or none)."""
+        data: list[dict[str, Any]] = [
+            {"name": key, "value": value, "operation": "SET"} for key, value in set_configs.items()
+        ]
+        data.extend({"name": key, "operation": "DELETE"} for key in delete_configs)
+        self.request("POST", self._cluster_path("topics", name) + "/configs:alter", {"data": data})
+
+    # --- the demo key-value state machine ---------------------------------------------------
+
     def kv_put(self, key: str, value: str) -> dict[str, Any]:
         path = "/v1/kv/" + urllib.parse.quote(key, safe="")
         return _expect_object(self.request("PUT", path, {"value": value}), path)
@@ -262,6 +350,18 @@ class AdminClient:
     def kv_get(self, key: str) -> dict[str, Any]:
         path = "/v1/kv/" + urllib.parse.quote(key, safe="")
         return _expect_object(self.get(path), path)
+
+
+def _quote(segment: str | int) -> str:
+    return urllib.parse.quote(str(segment), safe="")
+
+
+def _expect_list(answer: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """The `data` array of a Confluent list answer."""
+    data = answer.get("data")
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise AdminError(50000, f"{path} answered no 'data' array of objects", 200)
+    return data
 
 
 def _expect_object(answer: Any, path: str) -> dict[str, Any]:

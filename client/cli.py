@@ -1,5 +1,6 @@
 """The `kraft` command line (SPEC §4): run a node, format storage, run the local cluster, and
-talk to a cluster's admin API.
+talk to a cluster's admin API (quorum, topics, brokers, cluster info and health; text output
+of the admin commands in client/rendering).
 
 Exit codes: 0 ok, 1 error, 2 usage, 10 unhealthy (`cluster health`). Results go to stdout,
 errors and the progress of long operations to stderr. Admin commands take `--bootstrap
@@ -39,6 +40,15 @@ from client.localcluster import (
     kill_node,
     start_node,
 )
+from client.rendering import (
+    PartitionRow,
+    partition_row,
+    render_broker_list,
+    render_cluster_info,
+    render_table,
+    render_topic_description,
+    render_topic_list,
+)
 from kraft.config import ConfigError, NodeConfig, load_config
 
 EXIT_OK = 0
@@ -74,6 +84,10 @@ class CommandError(Exception):
     """A command failed for a reason the user can act on; main prints it and exits 1."""
 
 
+class UsageError(Exception):
+    """Arguments that parse but do not go together; main prints it and exits 2."""
+
+
 # --- Rendering (pure) -------------------------------------------------------------------------
 
 
@@ -101,18 +115,6 @@ def render_quorum_status(status: Mapping[str, Any]) -> str:
     return "".join(f"{label + ':':<{LABEL_WIDTH}}{value}\n" for label, value in rows)
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, each as wide as its widest cell, two spaces apart."""
-    widths = [len(header) for header in headers]
-    for row in rows:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-    lines = []
-    for row in (headers, *rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
-
-
 def render_quorum_replication(replication: Mapping[str, Any]) -> str:
     """`kafka-metadata-quorum.sh describe --replication`, from GET /v1/quorum/replication."""
     rows = []
@@ -124,7 +126,8 @@ def render_quorum_replication(replication: Mapping[str, Any]) -> str:
 
 
 def render_health(overview: Mapping[str, Any]) -> str:
-    """`rpk cluster health`-style overview, from GET /v1/cluster/health_overview."""
+    """`rpk cluster health`'s overview, from GET /v1/cluster/health_overview: counts of
+    problem partitions in parentheses, then the first of them (`kafka/<topic>/<partition>`)."""
 
     def spaced(values: Any) -> str:
         return "[" + " ".join(str(value) for value in (values or [])) + "]"
@@ -135,8 +138,14 @@ def render_health(overview: Mapping[str, Any]) -> str:
         ("Controller ID", _number(overview.get("controller_id"))),
         ("All nodes", spaced(overview.get("all_nodes"))),
         ("Nodes down", spaced(overview.get("nodes_down"))),
-        ("Leaderless partitions", _number(overview.get("leaderless_count"))),
-        ("Under-replicated partitions", _number(overview.get("under_replicated_count"))),
+        (
+            f"Leaderless partitions ({_number(overview.get('leaderless_count'))})",
+            spaced(overview.get("leaderless_partitions")),
+        ),
+        (
+            f"Under-replicated partitions ({_number(overview.get('under_replicated_count'))})",
+            spaced(overview.get("under_replicated_partitions")),
+        ),
     ]
     header = "CLUSTER HEALTH OVERVIEW\n=======================\n"
     return header + "".join(
@@ -269,6 +278,83 @@ def _cluster_health(args: argparse.Namespace, client: AdminClient, watch: bool) 
         time.sleep(HEALTH_WATCH_INTERVAL_S)
 
 
+def _write_answer(args: argparse.Namespace, answer: Any, text: str) -> int:
+    sys.stdout.write(render_json(answer) if args.format == "json" else text)
+    return EXIT_OK
+
+
+def cmd_topic_create(args: argparse.Namespace) -> int:
+    configs = dict(args.config)
+    answer = admin_client(args).create_topic(
+        args.name, args.partitions, args.replication_factor, configs
+    )
+    return _write_answer(args, answer, f"Created topic {args.name}.\n")
+
+
+def cmd_topic_list(args: argparse.Namespace) -> int:
+    topics = admin_client(args).topics()
+    return _write_answer(args, topics, render_topic_list(topics))
+
+
+def _selected(rows: list[PartitionRow], args: argparse.Namespace) -> list[PartitionRow]:
+    """kafka-topics.sh: with both filters, a partition matching either is shown."""
+    if not (args.under_replicated_partitions or args.unavailable_partitions):
+        return rows
+    return [
+        row
+        for row in rows
+        if (args.under_replicated_partitions and row.under_replicated)
+        or (args.unavailable_partitions and row.unavailable)
+    ]
+
+
+def cmd_topic_describe(args: argparse.Namespace) -> int:
+    client = admin_client(args)
+    topic = client.topic(args.name)
+    configs = client.topic_configs(args.name)
+    partition_ids = sorted(int(p["partition_id"]) for p in client.partitions(args.name))
+    rows = _selected([partition_row(p, client.replicas(args.name, p)) for p in partition_ids], args)
+    filtered = args.under_replicated_partitions or args.unavailable_partitions
+    answer = {
+        "topic": topic,
+        "configs": configs,
+        "partitions": [row.as_json() for row in rows],
+    }
+    text = render_topic_description(topic, configs, rows, filtered=filtered)
+    return _write_answer(args, answer, text)
+
+
+def cmd_topic_delete(args: argparse.Namespace) -> int:
+    admin_client(args).delete_topic(args.name)
+    answer = {"topic_name": args.name, "deleted": True}
+    return _write_answer(args, answer, f"Deleted topic {args.name}.\n")
+
+
+def cmd_topic_alter_config(args: argparse.Namespace) -> int:
+    set_configs = dict(args.config)
+    if not set_configs and not args.delete_config:
+        raise UsageError("nothing to change: give -c KEY=VALUE or --delete-config KEY")
+    overlap = sorted(set(set_configs) & set(args.delete_config))
+    if overlap:
+        raise UsageError(f"config {overlap[0]!r} is both set (-c) and deleted (--delete-config)")
+    admin_client(args).alter_topic_configs(args.name, set_configs, args.delete_config)
+    answer = {"topic_name": args.name, "set": set_configs, "deleted": list(args.delete_config)}
+    return _write_answer(args, answer, f"Completed updating config for topic {args.name}.\n")
+
+
+def cmd_broker_list(args: argparse.Namespace) -> int:
+    brokers = admin_client(args).brokers()
+    return _write_answer(args, brokers, render_broker_list(brokers))
+
+
+def cmd_cluster_info(args: argparse.Namespace) -> int:
+    client = admin_client(args)
+    cluster = client.cluster()
+    brokers = client.brokers()
+    answer = {"cluster": cluster, "brokers": brokers}
+    return _write_answer(args, answer, render_cluster_info(cluster, brokers))
+
+
 def cmd_cluster_up(args: argparse.Namespace) -> int:
     return cluster_up(
         Path(args.data_dir),
@@ -320,6 +406,23 @@ def _node_id_argument(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"node {text!r} is not a node number (1, 2, 3, ...)")
     return int(text)
+
+
+def _config_pair(text: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"config {text!r} is not key=value")
+    return key.strip(), value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
 
 
 def _admin_options() -> argparse.ArgumentParser:
@@ -401,6 +504,69 @@ def _add_kv(commands: Any, admin: argparse.ArgumentParser) -> None:
     get.set_defaults(handler=cmd_kv_get)
 
 
+def _add_topic(commands: Any, admin: argparse.ArgumentParser) -> None:
+    topic = commands.add_parser("topic", help="create, list, describe, delete, alter topics")
+    actions = topic.add_subparsers(dest="action", required=True, metavar="ACTION")
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "-c",
+        "--config",
+        type=_config_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a topic config (repeatable)",
+    )
+    create = actions.add_parser("create", parents=[admin, config], help="create a topic")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument(
+        "-p", "--partitions", type=_positive_int, metavar="N", help="(default: num.partitions)"
+    )
+    create.add_argument(
+        "-r",
+        "--replication-factor",
+        type=_positive_int,
+        metavar="R",
+        help="(default: default.replication.factor)",
+    )
+    create.set_defaults(handler=cmd_topic_create)
+    list_ = actions.add_parser("list", parents=[admin], help="topic names")
+    list_.set_defaults(handler=cmd_topic_list)
+    describe = actions.add_parser("describe", parents=[admin], help="partitions, leaders, ISR")
+    describe.add_argument("name", metavar="NAME")
+    describe.add_argument(
+        "--under-replicated-partitions",
+        action="store_true",
+        help="only partitions whose ISR is smaller than their replicas",
+    )
+    describe.add_argument(
+        "--unavailable-partitions", action="store_true", help="only partitions without a leader"
+    )
+    describe.set_defaults(handler=cmd_topic_describe)
+    delete = actions.add_parser("delete", parents=[admin], help="delete a topic")
+    delete.add_argument("name", metavar="NAME")
+    delete.set_defaults(handler=cmd_topic_delete)
+    alter = actions.add_parser(
+        "alter-config", parents=[admin, config], help="set or delete topic configs"
+    )
+    alter.add_argument("name", metavar="NAME")
+    alter.add_argument(
+        "--delete-config",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="reset a config to its default (repeatable)",
+    )
+    alter.set_defaults(handler=cmd_topic_alter_config)
+
+
+def _add_broker(commands: Any, admin: argparse.ArgumentParser) -> None:
+    broker = commands.add_parser("broker", help="registered brokers")
+    actions = broker.add_subparsers(dest="action", required=True, metavar="ACTION")
+    list_ = actions.add_parser("list", parents=[admin], help="id, address, rack, status")
+    list_.set_defaults(handler=cmd_broker_list)
+
+
 def _add_cluster(commands: Any, admin: argparse.ArgumentParser) -> None:
     cluster = commands.add_parser("cluster", help="the local cluster, and cluster health")
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -437,6 +603,8 @@ def _add_cluster(commands: Any, admin: argparse.ArgumentParser) -> None:
     start.add_argument("node_id", type=_node_id_argument, metavar="N")
     start.add_argument("--wait", action="store_true", help="wait until the node is ready")
     start.set_defaults(handler=cmd_cluster_start)
+    info = actions.add_parser("info", parents=[admin], help="cluster id and brokers")
+    info.set_defaults(handler=cmd_cluster_info)
     health = actions.add_parser("health", parents=[admin], help="health overview (exit 10: not)")
     health.add_argument("--watch", action="store_true", help="print the overview every second")
     health.add_argument(
@@ -457,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(commands)
     _add_quorum(commands, admin)
     _add_kv(commands, admin)
+    _add_topic(commands, admin)
+    _add_broker(commands, admin)
     _add_cluster(commands, admin)
     return parser
 
@@ -472,6 +642,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = " ".join(["kraft", args.command, *([args.action] if "action" in args else [])])
     try:
         return handler(args)
+    except UsageError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as error:
         print(f"{name}: configuration error: {error}", file=sys.stderr)
     except AdminError as error:

@@ -221,13 +221,17 @@ def test_health_overview_renders_each_field() -> None:
             "nodes_down": [3],
             "leaderless_count": 0,
             "under_replicated_count": 2,
+            "leaderless_partitions": [],
+            "under_replicated_partitions": ["kafka/t/0", "kafka/t/1"],
         }
     )
     assert "Healthy:                          false\n" in text
+    assert "Unhealthy reasons:                [nodes_down]\n" in text
     assert "Controller ID:                    1\n" in text
+    assert "All nodes:                        [1 2 3]\n" in text
     assert "Nodes down:                       [3]\n" in text
-    assert "Leaderless partitions:            0\n" in text
-    assert "Under-replicated partitions:      2\n" in text
+    assert "Leaderless partitions (0):        []\n" in text
+    assert "Under-replicated partitions (2):  [kafka/t/0 kafka/t/1]\n" in text
 
 
 # --- admin commands against a test server ----------------------------------------------------
