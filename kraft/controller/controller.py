@@ -32,11 +32,9 @@ from kraft.controller.elections import (
     without_brokers,
 )
 from kraft.controller.errors import (
-    IneligibleReplicaError,
     InvalidConfigError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
-    InvalidRequestError,
     NotPartitionLeaderError,
     StaleBrokerEpochError,
     StaleEpochError,
@@ -64,14 +62,17 @@ from kraft.controller.records import (
     RemoveTopicRecord,
     TopicRecord,
 )
-from kraft.controller.topics import validate_new_topic_name
+from kraft.controller.topics import refuse_collision, validate_topic_name
+from kraft.controller.validation import (
+    validate_offsets,
+    validate_partition_count,
+    validate_registration,
+    validated_isr,
+)
+from kraft.controller.working_image import WorkingImage
 
 # Bounds (STYLE §5).
 PREFERRED_LEADER_ELECTIONS_PER_TICK_MAX = 100  # rebalancing moves this many leaders per tick
-MAX_PARTITIONS_PER_TOPIC = 10_000
-MAX_INCARNATION_ID_CHARS = 64
-MAX_ENDPOINTS_PER_BROKER = 16
-MAX_RACK_CHARS = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,8 @@ class QuorumController:
         settings: ControllerSettings,
         topic_id_factory: Callable[[], str],
     ) -> None:
-        self._image = image.copy()  # the working image; the caller's stays as it was
+        self._working = WorkingImage(image)  # the caller's image stays as it was
+        self._image = self._working.image
         self._settings = settings
         self._topic_id_factory = topic_id_factory
         self._sessions: dict[int, int] | None = None  # broker id -> last heartbeat ms
@@ -143,7 +145,7 @@ class QuorumController:
         """Response: the broker epoch. A retry of the same incarnation gets its epoch back; a
         new incarnation gets a new epoch, starts fenced and leaves the ISRs it was in."""
         sessions = self._started_sessions(now_ms)
-        _validate_registration(broker_id, incarnation_id, endpoints, rack)
+        validate_registration(broker_id, incarnation_id, endpoints, rack)
         existing = self._image.brokers.get(broker_id)
         if existing is not None and existing.incarnation_id == incarnation_id:
             sessions[broker_id] = now_ms
@@ -172,11 +174,7 @@ class QuorumController:
         `want_shutdown` starts (and continues) a controlled shutdown."""
         sessions = self._started_sessions(now_ms)
         broker = self._current_broker(broker_id, broker_epoch)
-        if applied_offset < -1 or committed_offset < -1:
-            raise InvalidRequestError(
-                f"offsets must be at least -1 (applied {applied_offset}, "
-                f"committed {committed_offset})"
-            )
+        validate_offsets(applied_offset, committed_offset)
         sessions[broker_id] = now_ms
         caught_up = applied_offset >= committed_offset
         records: list[MetadataRecord] = []
@@ -196,7 +194,7 @@ class QuorumController:
             # Partitions that waited for this broker (their last ISR member) lead again now.
             self._elect_leaderless(records)
         broker = self._image.brokers[broker_id]
-        should_shutdown = broker.in_controlled_shutdown and not self._leads_any(broker_id)
+        should_shutdown = broker.in_controlled_shutdown and not self._working.leads_any(broker_id)
         return ControllerResult(
             records,
             HeartbeatResponse(broker.fenced, broker.in_controlled_shutdown, should_shutdown),
@@ -220,8 +218,10 @@ class QuorumController:
             self._append(records, BrokerRegistrationChangeRecord(broker_id, broker_epoch, True))
         if expired:
             self._remove_from_partitions(records, frozenset(expired))
-        self._elect_leaderless(records)
-        self._rebalance_preferred_leaders(records)
+        if self._working.changed_since_scan:  # else nothing could have become electable
+            self._working.changed_since_scan = False
+            self._elect_leaderless(records)
+            self._rebalance_preferred_leaders(records)
         return ControllerResult(records, expired)
 
     # -- topics ------------------------------------------------------------------------------
@@ -237,9 +237,10 @@ class QuorumController:
         """Response: a CreateTopicResponse. Replicas go to the live brokers (placement)."""
         if self._image.topic(name) is not None:
             raise TopicExistsError(f"topic {name!r} already exists")
-        validate_new_topic_name(name, self._image.topic_names())
+        validate_topic_name(name)
+        refuse_collision(name, self._working.colliding_topic(name))
         partitions = self._settings.default_partitions if partitions is None else partitions
-        _validate_partition_count(partitions)
+        validate_partition_count(partitions)
         if replication_factor is None:
             replication_factor = self._settings.default_replication_factor
         if replication_factor < 1:
@@ -278,7 +279,7 @@ class QuorumController:
                 f"topic {name!r} has {current} partitions; the count can only grow, "
                 f"not become {total_count}"
             )
-        _validate_partition_count(total_count)
+        validate_partition_count(total_count)
         replication_factor = len(topic.partitions[0].replicas)
         assignments = self._place(total_count - current, replication_factor, current)
         records: list[MetadataRecord] = []
@@ -347,7 +348,7 @@ class QuorumController:
                 f"partition epoch {partition_epoch} of partition {partition_id} of topic "
                 f"{topic_id} is not the current {partition.partition_epoch}"
             )
-        isr = self._validated_isr(partition, new_isr)
+        isr = validated_isr(partition, new_isr, frozenset(self._image.live_brokers()))
         records: list[MetadataRecord] = []
         if isr != partition.isr:
             self._append(records, PartitionChangeRecord(topic_id, partition_id, isr=isr))
@@ -391,47 +392,18 @@ class QuorumController:
             )
         return partition
 
-    def _validated_isr(
-        self, partition: PartitionRegistration, new_isr: tuple[int, ...]
-    ) -> tuple[int, ...]:
-        """The new ISR in replica order; refusals name the broker and the rule."""
-        name = f"partition {partition.partition_id} of topic {partition.topic_id}"
-        if len(set(new_isr)) != len(new_isr):
-            raise InvalidRequestError(f"new ISR {list(new_isr)} of {name} repeats a broker")
-        if partition.leader not in new_isr:
-            raise InvalidRequestError(
-                f"new ISR {list(new_isr)} of {name} must contain its leader {partition.leader}"
-            )
-        live = set(self._image.live_brokers())
-        for broker_id in new_isr:
-            if broker_id not in partition.replicas:
-                raise InvalidRequestError(
-                    f"broker {broker_id} of new ISR {list(new_isr)} is not a replica of {name} "
-                    f"(replicas {list(partition.replicas)})"
-                )
-            if broker_id not in live:
-                raise IneligibleReplicaError(
-                    f"broker {broker_id} may not join the ISR of {name}: it is fenced or "
-                    "shutting down"
-                )
-        return tuple(broker for broker in partition.replicas if broker in new_isr)
-
     def _place(
         self, partitions: int, replication_factor: int, start_partition_id: int
     ) -> list[tuple[int, ...]]:
         live = self._image.live_brokers()
-        leader_counts: dict[int, int] = {}
-        for topic in self._image.topics_by_id.values():
-            for partition in topic.partitions.values():
-                leader_counts[partition.leader] = leader_counts.get(partition.leader, 0) + 1
         return place_replicas(
             live,
             {broker_id: self._image.brokers[broker_id].rack for broker_id in live},
             partitions,
             replication_factor,
-            start_index=self._image.partition_count(),
+            start_index=self._working.partition_count(),
             start_partition_id=start_partition_id,
-            leader_counts=leader_counts,
+            leader_counts=self._working.leader_counts(),
         )
 
     def _unclean_allowed(self, topic_name: str) -> bool:
@@ -439,13 +411,6 @@ class QuorumController:
         if value is None:
             return self._settings.unclean_leader_election_enable
         return parse_boolean(value)
-
-    def _leads_any(self, broker_id: int) -> bool:
-        return any(
-            partition.leader == broker_id
-            for topic in self._image.topics_by_id.values()
-            for partition in topic.partitions.values()
-        )
 
     def _partitions_in_order(self) -> list[tuple[str, PartitionRegistration]]:
         """(topic name, partition) by topic name then partition id: decisions do not depend
@@ -466,7 +431,7 @@ class QuorumController:
             if record.leader not in (NO_LEADER, before.leader):
                 self.leader_elections += 1
                 self.unclean_leader_elections += 1 if record.unclean else 0
-        self._image.apply(record, self._image.applied_offset + 1)
+        self._working.apply(record)
         records.append(record)
 
     def _append_partitions(
@@ -509,36 +474,3 @@ class QuorumController:
             if record is not None:
                 self._append(records, record)
                 moved += 1
-
-
-def _validate_partition_count(partitions: int) -> None:
-    if partitions < 1:
-        raise InvalidPartitionsError(f"number of partitions {partitions} must be at least 1")
-    if partitions > MAX_PARTITIONS_PER_TOPIC:
-        raise InvalidPartitionsError(
-            f"number of partitions {partitions} is above the limit of {MAX_PARTITIONS_PER_TOPIC}"
-        )
-
-
-def _validate_registration(
-    broker_id: int, incarnation_id: str, endpoints: tuple[Endpoint, ...], rack: str | None
-) -> None:
-    if broker_id < 0:
-        raise InvalidRequestError(f"broker id {broker_id} must not be negative")
-    if not 0 < len(incarnation_id) <= MAX_INCARNATION_ID_CHARS:
-        raise InvalidRequestError(
-            f"incarnation id {incarnation_id[:80]!r} must have 1 to "
-            f"{MAX_INCARNATION_ID_CHARS} characters"
-        )
-    if len(endpoints) > MAX_ENDPOINTS_PER_BROKER:
-        raise InvalidRequestError(
-            f"{len(endpoints)} endpoints, more than the {MAX_ENDPOINTS_PER_BROKER} allowed"
-        )
-    names = [endpoint.name for endpoint in endpoints]
-    if len(set(names)) != len(names):
-        raise InvalidRequestError(f"endpoint names {names} repeat a listener name")
-    for endpoint in endpoints:
-        if not 0 <= endpoint.port <= 65535:
-            raise InvalidRequestError(f"endpoint {endpoint.name} port {endpoint.port} invalid")
-    if rack is not None and not 0 < len(rack) <= MAX_RACK_CHARS:
-        raise InvalidRequestError(f"rack {rack[:80]!r} must have 1 to {MAX_RACK_CHARS} chars")

@@ -48,12 +48,16 @@ def find_colliding_topic(name: str, existing_names: Iterable[str]) -> str | None
     return None
 
 
-def validate_new_topic_name(name: str, existing_names: Iterable[str]) -> None:
-    """Kafka's rule plus the collision check; an exact duplicate is the caller's to refuse."""
-    validate_topic_name(name)
-    colliding = find_colliding_topic(name, existing_names)
+def refuse_collision(name: str, colliding: str | None) -> None:
+    """Raises InvalidTopicNameError when `colliding` (an existing topic's name) is given."""
     if colliding is not None:
         raise InvalidTopicNameError(
             f"topic name {name!r} collides with existing topic {colliding!r} "
             "('.' and '_' are treated alike)"
         )
+
+
+def validate_new_topic_name(name: str, existing_names: Iterable[str]) -> None:
+    """Kafka's rule plus the collision check; an exact duplicate is the caller's to refuse."""
+    validate_topic_name(name)
+    refuse_collision(name, find_colliding_topic(name, existing_names))

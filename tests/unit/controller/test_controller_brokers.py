@@ -361,3 +361,16 @@ def test_fencing_several_brokers_at_once_keeps_the_leaders_last_isr_spot(
     after = harness.partition("orders")
     assert after.leader == NO_LEADER
     assert after.isr == (replicas[0],)
+
+
+def test_an_idle_tick_writes_nothing(harness: ControllerHarness) -> None:
+    harness.add_brokers(1, 2, 3)
+    harness.create_topic("orders")
+    harness.tick()
+    before = len(harness.records)
+
+    for _ in range(3):
+        harness.heartbeat_all_but()
+        harness.tick(SESSION_TIMEOUT_MS // 2)
+
+    assert len(harness.records) == before

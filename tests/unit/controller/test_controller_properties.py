@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from hypothesis import settings
@@ -19,10 +20,11 @@ from kraft.controller.controller import ControllerResult
 from kraft.controller.errors import ControllerError
 from kraft.controller.image import MetadataImage
 from kraft.controller.records import MetadataRecord
+from kraft.controller.working_image import WorkingImage
 from tests.unit.controller.harness import SESSION_TIMEOUT_MS, SETTINGS, ControllerHarness
 
 BROKERS = st.integers(1, 5)
-TOPICS = st.sampled_from(["a", "b", "c", "d"])
+TOPICS = st.sampled_from(["a", "b", "c", "d.e", "d_e"])  # the last two collide
 
 
 class ControllerOperations(RuleBasedStateMachine):
@@ -30,6 +32,7 @@ class ControllerOperations(RuleBasedStateMachine):
         super().__init__()
         self.harness = ControllerHarness(replace(SETTINGS, default_replication_factor=2))
         self.replay = self.harness.start_image.copy()  # checked record by record
+        self.working = WorkingImage(self.harness.start_image)  # its indexes, record by record
         self.leaders_by_epoch: dict[tuple[str, int, int], int] = {}
         self.incarnations = 0
 
@@ -50,6 +53,7 @@ class ControllerOperations(RuleBasedStateMachine):
 
     def replay_one(self, record: MetadataRecord) -> None:
         self.replay.apply(record, self.replay.applied_offset + 1)
+        self.working.apply(record)
         for topic in self.replay.topics_by_id.values():
             for partition in topic.partitions.values():
                 key = (partition.topic_id, partition.partition_id, partition.leader_epoch)
@@ -180,6 +184,17 @@ class ControllerOperations(RuleBasedStateMachine):
                     assert partition.leader in partition.isr
                     assert partition.leader in live, f"leader {partition.leader} is not live"
                     assert set(partition.isr) <= live, f"ISR {partition.isr} not all live"
+
+    @invariant()
+    def working_image_indexes_match_a_recount(self) -> None:
+        image = self.working.image
+        partitions = [p for t in image.topics_by_id.values() for p in t.partitions.values()]
+        recount = Counter(partition.leader for partition in partitions)
+        assert +self.working.leader_counts() == recount
+        assert self.working.partition_count() == image.partition_count()
+        for name in image.topic_names():
+            assert self.working.colliding_topic(name) is None
+            assert self.working.colliding_topic(name.replace("_", ".") + "_") is None
 
     @invariant()
     def replaying_the_records_gives_the_working_image(self) -> None:
