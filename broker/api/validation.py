@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import string
+import sys
 from typing import Any
 
 from broker.api.errors import ApiError, ErrorCode
@@ -90,6 +91,16 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise ApiError(
             ErrorCode.MALFORMED_REQUEST, f"request body is not valid JSON: {error}"
+        ) from None
+    except RecursionError:
+        raise ApiError(
+            ErrorCode.MALFORMED_REQUEST,
+            "request body is JSON nested too deeply to be read",
+        ) from None
+    except ValueError:  # the only other refusal of json.loads: an integer too long to convert
+        raise ApiError(
+            ErrorCode.MALFORMED_REQUEST,
+            f"request body holds a number of more than {sys.get_int_max_str_digits()} digits",
         ) from None
     if not isinstance(document, dict):
         raise ApiError(

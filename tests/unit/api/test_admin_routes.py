@@ -417,6 +417,10 @@ BAD_CREATE_BODIES = [
     (b"{", 40001, "request body is not valid JSON: Expecting property name enclosed in double "
      "quotes: line 1 column 2 (char 1)"),
     (b"[]", 40001, "request body must be a JSON object, got array"),
+    (b"[" * 100_000, 40001, "request body is JSON nested too deeply to be read"),
+    (b'{"topic_name": "t", "partitions_count": ' + b"9" * 5000 + b"}", 40001,
+     "request body holds a number of more than 4300 digits"),
+    (b"\xff", 40001, "request body is not valid UTF-8: byte 0xff at position 0"),
     (b"{}", 40001, "field 'topic_name' is missing"),
     (b'{"topic_name": 5}', 40001, "field 'topic_name' must be a string, got number"),
     (b'{"topic_name": "t", "partitions_count": "3"}', 40001,

@@ -78,3 +78,24 @@ async def test_openapi_json_serves_the_document(client: TestClient[Any, Any]) ->
     body = await response.json()
     assert body["openapi"].startswith("3.0.")
     assert documented_operations(body) == registered_operations()
+
+
+def test_operation_ids_are_unique() -> None:
+    document = openapi_document()
+    ids = [
+        operation["operationId"]
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+
+    assert len(ids) == len(set(ids))
+
+
+def test_path_parameters_are_declared_for_every_templated_segment() -> None:
+    document = openapi_document()
+
+    for path, item in document["paths"].items():
+        templated = {segment[1:-1] for segment in path.split("/") if segment.startswith("{")}
+        declared = {p["name"] for p in item.get("parameters", []) if p["in"] == "path"}
+        assert templated == declared, path
