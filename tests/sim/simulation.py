@@ -19,6 +19,7 @@ The invariants (tests/sim/checker.py) are checked after every event of every pha
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from collections import deque
@@ -169,12 +170,19 @@ class Simulation:
         trace: Callable[[str], None] | None = None,
         core_factory: CoreFactory | None = None,
         node_counts: tuple[int, int] | None = None,
+        shape: ClusterShape | None = None,
+        plan: FaultPlan | None = None,
+        config_overrides: dict[str, int] | None = None,
     ) -> None:
+        """`shape`, `plan` and `config_overrides` (RaftConfig fields) replace what the seed
+        would draw; scripted scenarios (tests/sim/test_scenarios.py) use them."""
         self.seed = seed
         self.rng = random.Random(seed)
         self.trace = trace
-        self.shape = choose_shape(self.rng, node_counts)
-        self.plan: FaultPlan = choose_plan(self.rng, self.shape.base_max_delay_ticks)
+        self.shape = shape if shape is not None else choose_shape(self.rng, node_counts)
+        self.plan: FaultPlan = (
+            plan if plan is not None else choose_plan(self.rng, self.shape.base_max_delay_ticks)
+        )
         self.now = 0
         self.event_number = 0
         self.recent: deque[tuple[int, int, Describe]] = deque(maxlen=RECENT_EVENTS_KEPT)
@@ -194,6 +202,9 @@ class Simulation:
         self.nodes: dict[int, SimNode] = {}
         for node_id in self.shape.nodes:
             config = choose_config(self.rng, node_id, self.shape.voters)
+            if config_overrides:
+                config = dataclasses.replace(config, **config_overrides)  # type: ignore[arg-type]
+                config.validate()
             self.nodes[node_id] = SimNode(
                 config,
                 self.rng,
@@ -224,6 +235,31 @@ class Simulation:
             fact = f"{type(error).__name__}: {error}"
             raise self._failure(fact) from error
         return self._result()
+
+    # -- scripted scenarios ---------------------------------------------------------------
+
+    def start_all(self) -> None:
+        for node_id in sorted(self.nodes):
+            self._event(("start", node_id), node_id, lambda n=node_id: self._start(n))
+
+    def crash_node(self, node_id: int) -> None:
+        """Crashes a node between events; it stays down until restart_node."""
+        self._event(("crash", node_id), node_id, lambda: self._crash(node_id, "scripted"))
+        self.timers = [t for t in self.timers if t.node_id != node_id]
+        heapq.heapify(self.timers)
+
+    def restart_node(self, node_id: int) -> None:
+        self._event(("restart", node_id), node_id, lambda: self._start(node_id))
+
+    def run_ticks(self, count: int, propose: bool) -> None:
+        """Advances the clock, checking every invariant after every event."""
+        try:
+            for _ in range(count):
+                self._step_tick(propose)
+        except SimulationFailure:
+            raise
+        except Exception as error:  # a core assertion or a contract error: report the seed
+            raise self._failure(f"{type(error).__name__}: {error}") from error
 
     def _run_phases(self) -> None:
         fault_end = self.shape.fault_phase_ticks
