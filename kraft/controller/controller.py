@@ -17,7 +17,7 @@ offsets are not the ones the log will give them (the log also holds control entr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from kraft.controller.configs import (
@@ -171,7 +171,9 @@ class QuorumController:
         now_ms: int,
     ) -> ControllerResult:
         """Response: a HeartbeatResponse. Refreshes the session; unfences a caught-up broker;
-        `want_shutdown` starts (and continues) a controlled shutdown."""
+        `want_shutdown` starts (and continues) a controlled shutdown: the broker hands over
+        its leaderships and leaves the ISRs; once it leads nothing it is fenced and told
+        `should_shutdown`."""
         sessions = self._started_sessions(now_ms)
         broker = self._current_broker(broker_id, broker_epoch)
         validate_offsets(applied_offset, committed_offset)
@@ -193,8 +195,13 @@ class QuorumController:
             )
             # Partitions that waited for this broker (their last ISR member) lead again now.
             self._elect_leaderless(records)
+        should_shutdown = self._image.brokers[broker_id].in_controlled_shutdown and (
+            not self._working.leads_any(broker_id)
+        )
+        if should_shutdown and not self._image.brokers[broker_id].fenced:
+            # Done: fence it now, as Kafka does, rather than when its session lapses.
+            self._append(records, BrokerRegistrationChangeRecord(broker_id, broker_epoch, True))
         broker = self._image.brokers[broker_id]
-        should_shutdown = broker.in_controlled_shutdown and not self._working.leads_any(broker_id)
         return ControllerResult(
             records,
             HeartbeatResponse(broker.fenced, broker.in_controlled_shutdown, should_shutdown),
@@ -260,7 +267,8 @@ class QuorumController:
         for key in sorted(configs):
             self._append(records, ConfigRecord(TOPIC_RESOURCE, name, key, configs[key]))
         return ControllerResult(
-            records, CreateTopicResponse(name, topic_id, partitions, replication_factor, configs)
+            records,
+            CreateTopicResponse(name, topic_id, partitions, replication_factor, dict(configs)),
         )
 
     def delete_topic(self, name: str) -> ControllerResult:
@@ -290,7 +298,7 @@ class QuorumController:
         self,
         name: str,
         set_configs: Mapping[str, str],
-        delete_configs: tuple[str, ...] | list[str] | frozenset[str],
+        delete_configs: Collection[str],
         validate_only: bool,
     ) -> ControllerResult:
         """Sets and deletes topic configs. Response: the topic's configs afterwards."""

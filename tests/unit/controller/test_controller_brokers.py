@@ -272,7 +272,7 @@ def test_controlled_shutdown_moves_leadership_before_shutdown(
     response = harness.heartbeat(1, want_shutdown=True)
 
     assert response == HeartbeatResponse(
-        is_fenced=False, in_controlled_shutdown=True, should_shutdown=True
+        is_fenced=True, in_controlled_shutdown=True, should_shutdown=True
     )
     assert 1 not in harness.leaders().values()
     for name, partition_id in led_by_1:

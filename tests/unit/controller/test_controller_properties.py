@@ -4,7 +4,8 @@
 - no two different leaders ever share a leader epoch of the same partition;
 - a partition's leader is always a live broker, and so is every member of a led ISR;
 - a refused operation leaves the working image unchanged;
-- replaying the records the controller produced gives its working image.
+- replaying the records the controller produced gives its working image, and so does
+  restoring a snapshot of it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kraft.controller.controller import ControllerResult
 from kraft.controller.errors import ControllerError
 from kraft.controller.image import MetadataImage
 from kraft.controller.records import MetadataRecord
+from kraft.controller.statemachine import MetadataStateMachine
 from kraft.controller.working_image import WorkingImage
 from tests.unit.controller.harness import SESSION_TIMEOUT_MS, SETTINGS, ControllerHarness
 
@@ -195,6 +197,16 @@ class ControllerOperations(RuleBasedStateMachine):
         for name in image.topic_names():
             assert self.working.colliding_topic(name) is None
             assert self.working.colliding_topic(name.replace("_", ".") + "_") is None
+
+    @invariant()
+    def a_snapshot_of_the_image_restores_an_equal_image(self) -> None:
+        machine = MetadataStateMachine()
+        machine.image = self.harness.image
+        restored = MetadataStateMachine()
+
+        restored.restore(machine.snapshot())
+
+        assert restored.image == self.harness.image
 
     @invariant()
     def replaying_the_records_gives_the_working_image(self) -> None:
