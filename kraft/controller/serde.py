@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -94,6 +95,9 @@ def decode_record(data: bytes) -> MetadataRecord:
     return typing.cast(MetadataRecord, record)
 
 
+Decoder = Callable[[Any, str], Any]  # (wire value, field path for errors) -> value
+
+
 def _decode_fields(record_type: type, values: list[Any], path: str) -> object:
     specs = _SPECS[record_type]
     if len(values) > len(specs):
@@ -101,9 +105,10 @@ def _decode_fields(record_type: type, values: list[Any], path: str) -> object:
     missing = [spec.name for spec in specs[len(values) :] if spec.required]
     if missing:
         raise RecordDecodeError(f"{path}.{missing[0]}: missing")
+    decoders = _DECODERS[record_type]
     arguments = {
-        spec.name: _decode_value(value, spec.hint, f"{path}.{spec.name}")
-        for spec, value in zip(specs, values, strict=False)
+        spec.name: decoder(value, path)
+        for spec, decoder, value in zip(specs, decoders, values, strict=False)
     }
     return record_type(**arguments)
 
@@ -112,33 +117,49 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _decode_value(value: Any, hint: Any, path: str) -> Any:
+def _decoder(hint: Any, name: str) -> Decoder:
+    """A decoder for one field type, built once (decoding a snapshot calls it a lot)."""
     origin = typing.get_origin(hint)
     if origin is types.UnionType or origin is typing.Union:
-        return _decode_optional(value, hint, path)
+        arguments = [argument for argument in typing.get_args(hint) if argument is not type(None)]
+        assert len(arguments) == 1, f"{name}: only `X | None` unions are supported"
+        inner = _decoder(arguments[0], name)
+        return lambda value, path: None if value is None else inner(value, path)
     if origin is tuple:
         item_hint, ellipsis = typing.get_args(hint)
-        assert ellipsis is Ellipsis, f"{path}: only tuple[X, ...] fields are supported"
-        if not isinstance(value, list):
-            raise RecordDecodeError(f"{path}: expected an array, got {type(value).__name__}")
-        return tuple(_decode_value(item, item_hint, f"{path}[{i}]") for i, item in enumerate(value))
+        assert ellipsis is Ellipsis, f"{name}: only tuple[X, ...] fields are supported"
+        return _tuple_decoder(_decoder(item_hint, ""), name)
     if hint is Endpoint:
+
+        def decode_endpoint(value: Any, path: str) -> Any:
+            if not isinstance(value, list):
+                raise RecordDecodeError(f"{path}{name}: expected an endpoint [name, host, port]")
+            return _decode_fields(Endpoint, value, f"{path}{name}")
+
+        return decode_endpoint
+    assert hint in (int, bool, str), f"{name}: unsupported field type {hint!r}"
+    check: Callable[[Any], bool] = _is_int if hint is int else lambda v: isinstance(v, hint)
+
+    def decode_scalar(value: Any, path: str) -> Any:
+        if not check(value):
+            raise RecordDecodeError(
+                f"{path}{name}: expected {hint.__name__}, got {type(value).__name__}"
+            )
+        return value
+
+    return decode_scalar
+
+
+def _tuple_decoder(item: Decoder, name: str) -> Decoder:
+    def decode_tuple(value: Any, path: str) -> Any:
         if not isinstance(value, list):
-            raise RecordDecodeError(f"{path}: expected an endpoint array [name, host, port]")
-        return _decode_fields(Endpoint, value, path)
-    if hint is int and _is_int(value):
-        return value
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is str and isinstance(value, str):
-        return value
-    assert hint in (int, bool, str), f"{path}: unsupported field type {hint!r}"
-    raise RecordDecodeError(f"{path}: expected {hint.__name__}, got {type(value).__name__}")
+            raise RecordDecodeError(f"{path}{name}: expected an array, got {type(value).__name__}")
+        return tuple(item(element, f"{path}{name}[{i}]") for i, element in enumerate(value))
+
+    return decode_tuple
 
 
-def _decode_optional(value: Any, hint: Any, path: str) -> Any:
-    arguments = [argument for argument in typing.get_args(hint) if argument is not type(None)]
-    assert len(arguments) == 1, f"{path}: only `X | None` unions are supported"
-    if value is None:
-        return None
-    return _decode_value(value, arguments[0], path)
+_DECODERS: dict[type, tuple[Decoder, ...]] = {
+    record_type: tuple(_decoder(spec.hint, f".{spec.name}") for spec in specs)
+    for record_type, specs in _SPECS.items()
+}
