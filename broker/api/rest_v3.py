@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler
 
 from broker.api import rest_shapes as shapes
 from broker.api.bodies import read_json_body
-from broker.api.errors import ApiError, ErrorCode
+from broker.api.errors import ApiError, ErrorCode, timed_out_error
 from broker.api.facade import AdminFacade
 from broker.api.health import health_overview
 from broker.api.rest_validation import (
@@ -93,9 +93,17 @@ def _partition(request: web.Request, topic: TopicImage) -> PartitionRegistration
 
 
 async def _write(request: web.Request, operation: Awaitable[None]) -> None:
-    """Waits for a write, at most the app's admin timeout (TimeoutError: 504)."""
-    async with asyncio.timeout(request.app[ADMIN_TIMEOUT_SECONDS]):
-        await operation
+    """Waits for a write, at most the app's admin timeout (504 after it, or after the
+    facade's own commit timeout)."""
+    timeout_seconds = request.app[ADMIN_TIMEOUT_SECONDS]
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await operation
+    except TimeoutError:
+        raise timed_out_error(
+            f"timed out waiting for {request.method} {request.path} to commit (at most "
+            f"{timeout_seconds:g} s); the write may still take effect"
+        ) from None
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:

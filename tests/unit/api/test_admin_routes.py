@@ -867,7 +867,8 @@ async def test_a_write_that_times_out_answers_504_with_50002(
     assert await error_of(response) == (
         504,
         50002,
-        f"timed out waiting for the quorum while serving DELETE /v3{CLUSTER}/topics/orders",
+        f"timed out waiting for DELETE /v3{CLUSTER}/topics/orders to commit (at most 0.05 s); "
+        "the write may still take effect",
     )
 
 
@@ -932,3 +933,15 @@ async def test_admin_routes_serve_with_the_right_token(make_client: MakeClient) 
 
     assert response.status == 201
     assert admin.metadata_image().topic("t") is not None
+
+
+async def test_the_facades_own_commit_timeout_answers_504_too(
+    api: TestClient[Any, Any], admin: FakeAdmin
+) -> None:
+    admin.error = TimeoutError()
+
+    response = await api.patch(f"/v3{CLUSTER}/topics/orders", json={"partitions_count": 5})
+
+    status, code, message = await error_of(response)
+    assert (status, code) == (504, 50002)
+    assert message.endswith("the write may still take effect")
