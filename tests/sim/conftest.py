@@ -41,8 +41,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         first = config.getoption("--sim-first-seed", default=0)
         count = config.getoption("--sim-seeds", default=DEFAULT_SEED_COUNT)
         seeds = list(range(first, first + count))
-    from tests.sim.known_failures import KNOWN_CORE_BUGS
+    from tests.sim.known_failures import KNOWN_CORE_BUGS, REGRESSION_SEEDS
 
+    if seed is None:
+        seeds += [value for value in REGRESSION_SEEDS if value not in seeds]
     params = []
     for value in seeds:
         reason = KNOWN_CORE_BUGS.get(value)

@@ -1,10 +1,24 @@
-"""Seeds that fail because of a known, not yet fixed bug of the core (kraft/raft/core.py).
+"""Seeds worth running in every batch, and those failing for a known core bug.
 
-Each is marked xfail(strict=True) in the seed batch, so CI stays green while the failure
+REGRESSION_SEEDS are seeds outside the default batch that once found a bug: the batch runs
+them too. KNOWN_CORE_BUGS marks seeds that fail because of a known, not yet fixed bug of
+the core (kraft/raft/): they run as xfail(strict=True), so CI stays green while the failure
 stays visible; once the bug is fixed the seed passes, strict xfail turns that into a
 failure, and the entry must go. The reason names the bug.
+
+Seeds are tied to the simulator's code: a change in what a run draws from its Random
+changes what each seed does, so re-check this list after such a change.
 """
 
 from __future__ import annotations
 
-KNOWN_CORE_BUGS: dict[int, str] = {}
+SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX = (
+    "core bug: a crash between persisting an installed snapshot (Ready step 2) and "
+    "truncating the log above it (step 3) leaves entries of an older epoch above the "
+    "snapshot; on restart RaftLog asserts 'entry epoch 1 below the last epoch 2' and the "
+    "node cannot start"
+)
+
+REGRESSION_SEEDS: tuple[int, ...] = (20998,)
+
+KNOWN_CORE_BUGS: dict[int, str] = {20998: SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX}

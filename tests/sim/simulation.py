@@ -582,6 +582,12 @@ class Simulation:
         except ProposalTooLargeError:
             self.workload.stats.rejected_other += 1
             return
+        core = node.live_core()
+        if core.role is not Role.LEADER or ack.epoch != core.epoch:
+            raise InvariantViolation(
+                f"node {node_id} accepted a proposal as {core.role.value} of epoch "
+                f"{core.epoch} with {ack}"
+            )
         self.workload.leader_guess = node_id
         self.workload.on_proposed(Proposal(node_id, node.incarnation, records, ack, self.now))
         self._emit(f"  node {node_id} accepted {records} as {ack}")

@@ -163,13 +163,16 @@ class SimStorage:
         return kept
 
     def restored(self) -> RestoredState:
-        """What the node reads back at start, after a log recovery (which is durable too,
-        so that the log the core starts from is the log on disk).
+        """What the node reads back at start, after a log recovery (durable too, so that
+        the log the core starts from is the log on disk).
 
-        Entries below the snapshot are dropped; a log that does not reach the snapshot, or
-        whose entry just below the snapshot's end disagrees with the snapshot's epoch (a
-        divergent, hence uncommitted, branch), is dropped whole and restarts at the
-        snapshot's end.
+        Entries below the snapshot's end are dropped. A log that ends below the snapshot
+        (a crash after saving a fetched snapshot, before dropping the older log) is emptied
+        and restarts at the snapshot's end: otherwise the core's first append would leave a
+        gap. Entries above the snapshot are handed over as they are, as
+        kraft.quorum.runtime.restore_state does: even those of an older epoch than the
+        snapshot's, left by a crash between saving an installed snapshot and truncating
+        the log above it.
         """
         assert not self.pending, "restart with unsynced writes: crash() first"
         durable = self.durable
@@ -177,14 +180,12 @@ class SimStorage:
         snapshot = durable.snapshot
         if snapshot is not None:
             end = snapshot.snapshot_id.end_offset
-            below = durable.entry_at(end - 1)
-            consistent = below is None or below.epoch == snapshot.snapshot_id.epoch
             if durable.log_start_offset > end:
                 raise StorageContractError(
                     f"log starts at {durable.log_start_offset}, past the end {end} of the "
                     "latest snapshot: offsets in between are lost"
                 )
-            if durable.log_end_offset < end or not consistent:
+            if durable.log_end_offset <= end:
                 durable.log = []
                 durable.log_start_offset = end
             else:

@@ -4,10 +4,17 @@ that random seeds found (see tests/sim/known_failures.py)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from kraft.raft.config import RaftConfig
+from kraft.raft.types import ElectionState, Entry, Snapshot, SnapshotId
 from tests.sim.faults import FaultPlan
+from tests.sim.known_failures import SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX
 from tests.sim.simulation import ClusterShape, Simulation
+from tests.sim.statemachine import encode_values
+from tests.sim.storage import SimStorage
 
 CALM = FaultPlan(
     profile="calm",
@@ -78,3 +85,31 @@ def test_an_observer_far_behind_catches_up_by_snapshot_when_snapshots_are_rare()
     target = simulation.checker.committed_end
     simulation.run_ticks(1500, propose=True)
     assert simulation.nodes[4].live_state_machine().applied_end >= target
+
+
+@pytest.mark.xfail(strict=True, reason=SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX)
+def test_a_node_restarts_after_a_crash_between_saving_a_snapshot_and_truncating() -> None:
+    """Ready order: persist the snapshot and drop what lies below it (step 2), then
+    truncate (step 3). A follower installing a fetched snapshot over a divergent log of an
+    older epoch can crash between the two (simulator seed 20998); it must restart."""
+    from kraft.raft.core import RaftCore
+
+    storage = SimStorage()
+    storage.write_election_state(ElectionState(epoch=2, leader_id=1))
+    storage.append([Entry(offset, 1, b"uncommitted") for offset in range(0, 10)])
+    storage.sync()
+    storage.save_snapshot(Snapshot(SnapshotId(6, 2), encode_values([b"v"] * 5)))
+    storage.delete_before(6)
+    storage.sync()  # the crash came before truncate_to=6 reached the disk
+    config = RaftConfig(node_id=2, voters=frozenset({1, 2, 3}))
+    core = RaftCore(config, storage.restored(), random.Random(0))
+    for _ in range(100):  # alone, it campaigns; its Readies must fit its storage
+        core.tick()
+        while core.has_ready():
+            ready = core.ready()
+            if ready.truncate_to is not None:
+                storage.truncate(ready.truncate_to)
+            storage.append(ready.entries)
+            storage.sync()
+            core.advance(ready)
+    assert core.log_start_offset == 6
