@@ -13,6 +13,7 @@ import random
 from collections.abc import Sequence
 
 from kraft.raft.config import RaftConfig
+from kraft.raft.messages import Message
 from kraft.raft.types import (
     ElectionState,
     Entry,
@@ -72,7 +73,7 @@ class SingleVoterCore:
             self._election_state = ElectionState(self._epoch, node_id, node_id)
             self._append([b""], EntryKind.LEADER_CHANGE)
 
-    def step(self, sender: int, message: object) -> None:
+    def step(self, sender: int, message: Message) -> None:
         raise AssertionError(f"a single voter got a message from {sender}: {message}")
 
     def propose(self, records: Sequence[bytes]) -> ProposalAck:

@@ -16,10 +16,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from kraft.raft.config import RaftConfig
-from kraft.raft.types import Entry, ProposalAck, Ready, RestoredState, Role, Snapshot
+from kraft.raft.messages import Message
+from kraft.raft.types import (
+    Entry,
+    ProposalAck,
+    QuorumStatus,
+    Ready,
+    RestoredState,
+    Role,
+    Snapshot,
+)
 from tests.sim.statemachine import ValueList
 from tests.sim.storage import SimStorage
 
@@ -37,7 +46,7 @@ class CoreLike(Protocol):
 
     def tick(self) -> None: ...
 
-    def step(self, sender: int, message: object) -> None: ...
+    def step(self, sender: int, message: Message) -> None: ...
 
     def propose(self, records: Sequence[bytes]) -> ProposalAck: ...
 
@@ -50,6 +59,8 @@ class CoreLike(Protocol):
     def ready(self) -> Ready: ...
 
     def advance(self, ready: Ready) -> None: ...
+
+    def status(self) -> QuorumStatus: ...
 
     @property
     def role(self) -> Role: ...
@@ -157,7 +168,7 @@ class SimNode:
         self.drain()
 
     def deliver(self, source: int, message: object) -> None:
-        self.live_core().step(source, message)
+        self.live_core().step(source, cast(Message, message))
         self.drain()
 
     def propose(self, records: Sequence[bytes]) -> ProposalAck:

@@ -20,6 +20,7 @@ The invariants (tests/sim/checker.py) are checked after every event of every pha
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import random
 from collections import deque
@@ -226,8 +227,7 @@ class Simulation:
             f"observers {list(self.shape.observers)}, {self.shape}, {self.plan}"
         )
         try:
-            for node_id in sorted(self.nodes):
-                self._event(("start", node_id), node_id, lambda n=node_id: self._start(n))
+            self.start_all()
             self._run_phases()
         except SimulationFailure:
             raise
@@ -240,7 +240,7 @@ class Simulation:
 
     def start_all(self) -> None:
         for node_id in sorted(self.nodes):
-            self._event(("start", node_id), node_id, lambda n=node_id: self._start(n))
+            self._event(("start", node_id), node_id, functools.partial(self._start, node_id))
 
     def crash_node(self, node_id: int) -> None:
         """Crashes a node between events; it stays down until restart_node."""
@@ -348,7 +348,7 @@ class Simulation:
             self._event(
                 ("deliver", item.source, item.destination, item.message),
                 item.destination,
-                lambda n=node, i=item: n.deliver(i.source, i.message),
+                functools.partial(node.deliver, item.source, item.message),
             )
         for node_id in sorted(self.nodes):
             node = self.nodes[node_id]
@@ -556,7 +556,7 @@ class Simulation:
             node.crash_countdown = None
             self._set_slow(node_id, period=1, extra_delay=0)
             if not node.is_up:
-                self._event(("restart", node_id), node_id, lambda n=node_id: self._start(n))
+                self._event(("restart", node_id), node_id, functools.partial(self._start, node_id))
         self._event(("network", "healed for good"), 0, lambda: None)
 
     # -- clients --------------------------------------------------------------------------

@@ -115,13 +115,14 @@ def test_network_partition_drops_both_ways_and_one_way_cut_drops_one() -> None:
 
 
 def test_network_reorders_and_duplicates_deterministically() -> None:
-    def deliveries(seed: int) -> list[object]:
+    def deliveries(seed: int) -> list[int]:
         settings = NetworkSettings(duplicate_probability=0.3, max_delay_ticks=6)
         network = SimNetwork(random.Random(seed), settings)
         for number in range(50):
             network.send(0, 1, 2, number)
         out = []
         while (item := network.next_due(100)) is not None:
+            assert isinstance(item.message, int)
             out.append(item.message)
         return out
 
