@@ -8,20 +8,30 @@ gracefully: a leader resigns first (EndQuorumEpoch) so the quorum elects a succe
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import signal
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from broker.api.facade import NoLeaderError, QuorumDescription, ReplicaDescription
+from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
+from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
+from broker.metadata.lifecycle import BrokerLifecycle
+from broker.quorum_views import describe_as_leader, description_from_wire, description_to_wire
 from kraft.config import NodeConfig
+from kraft.controller.controller import ControllerSettings
+from kraft.controller.image import MetadataImage
+from kraft.controller.records import Endpoint
+from kraft.controller.service import ControllerService
+from kraft.controller.statemachine import MetadataStateMachine
 from kraft.logging import configure_logging
-from kraft.metrics import QuorumMetrics
+from kraft.metrics import ControllerMetrics, QuorumMetrics
 from kraft.quorum.runtime import QuorumRuntime, RuntimeHooks
 from kraft.raft.config import RaftConfig
 from kraft.raft.types import NotLeaderError, QuorumStatus, Role
@@ -29,6 +39,7 @@ from kraft.rpc.errors import RpcError
 from kraft.rpc.handshake import Hello
 from kraft.rpc.server import RpcServer
 from kraft.rpc.transport import PeerTransport
+from kraft.statemachine.composite import CompositeStateMachine
 from kraft.statemachine.kv import InvalidRecordError, KeyValueStateMachine, decode_put
 from kraft.storage.meta import StorageError, check_storage
 from kraft.storage.segments import FileLogStore
@@ -53,7 +64,12 @@ class Node:
         self.node_id = config.node_id
         self.cluster_id = ""
         self.registry = CollectorRegistry()
-        self.state_machine = KeyValueStateMachine()
+        self.kv = KeyValueStateMachine()
+        self.metadata = MetadataStateMachine()
+        self.state_machine = CompositeStateMachine(self.metadata, self.kv)
+        self._controller_service: ControllerService | None = None
+        self._gateway: ControllerGateway | None = None
+        self._lifecycle: BrokerLifecycle | None = None
         self._runtime: QuorumRuntime | None = None
         self._transport: PeerTransport | None = None
         self._rpc_server: RpcServer | None = None
@@ -119,6 +135,16 @@ class Node:
         self._metrics = QuorumMetrics(
             self.registry, self._runtime.status, rpc_stats=self._transport.stats
         )
+        self._start_controller_parts(raft_config)
+        runtime = self._runtime
+        service = self._controller_service
+        ControllerMetrics(
+            self.registry,
+            self.metadata_image,
+            lambda: runtime.role is Role.LEADER,
+            self.metadata_lag,
+            service.counters if service is not None else None,
+        )
         host, port = config.rpc_listener
         self._rpc_server = RpcServer(
             host,
@@ -132,7 +158,11 @@ class Node:
         await self._runtime.start()
         await self._transport.start()
         await self._rpc_server.start()
+        if self._controller_service is not None:
+            await self._controller_service.start()
         await self._start_http()
+        if self._lifecycle is not None:
+            await self._lifecycle.start()
         log.info(
             "node.started",
             cluster_id=self.cluster_id,
@@ -142,14 +172,57 @@ class Node:
         )
 
     async def _start_http(self) -> None:
-        app = build_app(self, self.registry, admin_token=self.config.admin_token)
+        app = build_app(self, self.registry, admin=self, admin_token=self.config.admin_token)
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
         host, port = self.config.http_listener
         await web.TCPSite(self._http_runner, host, port).start()
 
+    def _start_controller_parts(self, raft_config: RaftConfig) -> None:
+        """The controller service (on voters) and the broker lifecycle (on brokers)."""
+        config = self.config
+        runtime = self._require_runtime()
+        if config.is_controller and raft_config.is_voter:
+            settings = ControllerSettings(
+                default_partitions=config.num_partitions,
+                default_replication_factor=config.default_replication_factor,
+                min_insync_replicas=config.min_insync_replicas,
+                unclean_leader_election_enable=config.unclean_leader_election_enable,
+                broker_session_timeout_ms=config.broker_session_timeout_ms,
+            )
+            self._controller_service = ControllerService(
+                runtime, self.metadata, settings, topic_id_factory=new_topic_id
+            )
+        self._gateway = ControllerGateway(
+            config.node_id,
+            runtime,
+            self._controller_service,
+            self._require_transport(),
+            self._known_leader,
+            lambda: self.metadata.image,
+        )
+        if config.is_broker:
+            endpoints = tuple(
+                Endpoint(name, *config.advertised_listener(name))
+                for name in ("CLIENT", "RPC", "HTTP")
+            )
+            self._lifecycle = BrokerLifecycle(
+                config.node_id,
+                endpoints,
+                rack=None,
+                ask_controller=self._gateway.call,
+                applied_offset=lambda: runtime.applied_end_offset - 1,
+                heartbeat_interval_s=config.broker_heartbeat_interval_ms / 1000,
+            )
+
     async def close(self) -> None:
         log.info("node.stopping")
+        if self._lifecycle is not None:
+            with contextlib.suppress(NoLeaderError):
+                await self._lifecycle.controlled_shutdown()
+            await self._lifecycle.close()
+        if self._controller_service is not None:
+            await self._controller_service.close()
         if self._runtime is not None:
             await self._runtime.close(resign=True)
         if self._http_runner is not None:
@@ -205,7 +278,52 @@ class Node:
         return offset
 
     def kv_get(self, key: str) -> str | None:
-        return self.state_machine.get(key)
+        return self.kv.get(key)
+
+    # --- AdminFacade -----------------------------------------------------------------------
+
+    def metadata_image(self) -> MetadataImage:
+        return self.metadata.image
+
+    def controller_id(self) -> int | None:
+        return self._require_runtime().leader_id
+
+    def metadata_lag(self) -> int:
+        runtime = self._require_runtime()
+        return max(0, runtime.status().high_watermark - runtime.applied_end_offset)
+
+    def _require_gateway(self) -> ControllerGateway:
+        assert self._gateway is not None, "start() the node first"
+        return self._gateway
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int | None,
+        replication_factor: int | None,
+        configs: Mapping[str, str],
+        validate_only: bool = False,
+    ) -> None:
+        await self._require_gateway().create_topic(
+            name, partitions, replication_factor, configs, validate_only
+        )
+
+    async def delete_topic(self, name: str) -> None:
+        await self._require_gateway().delete_topic(name)
+
+    async def create_partitions(self, name: str, total_count: int) -> None:
+        await self._require_gateway().create_partitions(name, total_count)
+
+    async def alter_topic_configs(
+        self,
+        name: str,
+        set_configs: Mapping[str, str],
+        delete_configs: Sequence[str] = (),
+        validate_only: bool = False,
+    ) -> None:
+        await self._require_gateway().alter_topic_configs(
+            name, set_configs, delete_configs, validate_only
+        )
 
     async def describe_quorum(self) -> QuorumDescription:
         runtime = self._require_runtime()
@@ -234,33 +352,7 @@ class Node:
     # --- leader side -----------------------------------------------------------------------
 
     def _describe_as_leader(self) -> QuorumDescription:
-        runtime = self._require_runtime()
-        status = runtime.status()
-        if status.role is not Role.LEADER:
-            raise NoLeaderError("leadership moved while describing the quorum")
-        voters = tuple(sorted(status.voters))
-        replicas = tuple(
-            ReplicaDescription(
-                node_id=replica.node_id,
-                is_voter=replica.is_voter,
-                log_end_offset=replica.log_end_offset,
-                last_fetch_unix_ms=_maybe_unix_ms(runtime, replica.last_fetch_tick),
-                last_caught_up_unix_ms=_maybe_unix_ms(runtime, replica.last_caught_up_tick),
-            )
-            for replica in status.replicas
-        )
-        observers = tuple(sorted(r.node_id for r in replicas if not r.is_voter))
-        return QuorumDescription(
-            cluster_id=self.cluster_id,
-            leader_id=status.node_id,
-            leader_epoch=status.epoch,
-            high_watermark=status.high_watermark,
-            leader_log_end_offset=status.log_end_offset,
-            voters=voters,
-            observers=observers,
-            replicas=replicas,
-            now_unix_ms=int(time.time() * 1000),
-        )
+        return describe_as_leader(self._require_runtime(), self.cluster_id)
 
     async def _propose_anywhere(self, records: list[bytes]) -> int:
         """Proposes on this node when it leads, else forwards to the leader over rpc."""
@@ -295,6 +387,8 @@ class Node:
     async def _handle_rpc_request(self, sender: int | None, body: dict[str, object]) -> dict:
         kind = body.get("kind")
         runtime = self._require_runtime()
+        if kind in CONTROLLER_REQUEST_KINDS:
+            return await self._require_gateway().handle(body)
         try:
             if kind == "propose":
                 records = body.get("records")
@@ -316,48 +410,9 @@ class Node:
         return {"error": f"unknown request kind {kind!r}"}
 
 
-def _maybe_unix_ms(runtime: QuorumRuntime, tick: int | None) -> int | None:
-    return None if tick is None else runtime.tick_to_unix_ms(tick)
-
-
-def description_to_wire(description: QuorumDescription) -> dict[str, object]:
-    return {
-        "cluster_id": description.cluster_id,
-        "leader_id": description.leader_id,
-        "leader_epoch": description.leader_epoch,
-        "high_watermark": description.high_watermark,
-        "leader_log_end_offset": description.leader_log_end_offset,
-        "voters": list(description.voters),
-        "observers": list(description.observers),
-        "replicas": [
-            [
-                r.node_id,
-                r.is_voter,
-                r.log_end_offset,
-                r.last_fetch_unix_ms,
-                r.last_caught_up_unix_ms,
-            ]
-            for r in description.replicas
-        ],
-        "now_unix_ms": description.now_unix_ms,
-    }
-
-
-def description_from_wire(wire: dict) -> QuorumDescription:
-    return QuorumDescription(
-        cluster_id=str(wire["cluster_id"]),
-        leader_id=int(wire["leader_id"]),
-        leader_epoch=int(wire["leader_epoch"]),
-        high_watermark=int(wire["high_watermark"]),
-        leader_log_end_offset=int(wire["leader_log_end_offset"]),
-        voters=tuple(int(v) for v in wire["voters"]),
-        observers=tuple(int(o) for o in wire["observers"]),
-        replicas=tuple(
-            ReplicaDescription(int(n), bool(v), int(leo), fetch_ms, caught_ms)
-            for n, v, leo, fetch_ms, caught_ms in wire["replicas"]
-        ),
-        now_unix_ms=int(wire["now_unix_ms"]),
-    )
+def new_topic_id() -> str:
+    """A random topic id in Kafka's text form: 22 characters of URL-safe base64."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 async def serve(config: NodeConfig) -> int:
