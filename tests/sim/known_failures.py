@@ -19,6 +19,8 @@ SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX = (
     "node cannot start"
 )
 
-REGRESSION_SEEDS: tuple[int, ...] = (20998,)
+REGRESSION_SEEDS: tuple[int, ...] = (20998, 44624, 46253)
 
-KNOWN_CORE_BUGS: dict[int, str] = {20998: SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX}
+KNOWN_CORE_BUGS: dict[int, str] = {
+    seed: SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX for seed in (20998, 44624, 46253)
+}

@@ -600,6 +600,9 @@ class Simulation:
         if destination not in self.nodes:
             raise InvariantViolation(f"node {source} sent to unknown node {destination}")
         self.network.send(self.now, source, destination, message)
+        if self.trace is not None:
+            text = f"  send {source}->{destination} {message!r}"
+            self._emit(text if len(text) <= 300 else text[:297] + "...")
 
     def on_commit(self, node_id: int, entry: Entry) -> None:
         self.checker.on_commit(node_id, entry)
