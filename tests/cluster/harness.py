@@ -121,6 +121,7 @@ class LocalCluster:
     root: Path
     size: int = 3
     observers: int = 0  # broker-only nodes (ids after the voters): quorum observers
+    controller_only: bool = False  # voters run process.roles=controller instead of combined
     extra_config: dict[str, str] = field(default_factory=dict)
     nodes: dict[int, NodeProcess] = field(default_factory=dict)
     cluster_id: str = ""
@@ -156,7 +157,7 @@ class LocalCluster:
         for node in self.nodes.values():
             node.directory.mkdir(parents=True, exist_ok=True)
             values = {
-                "process.roles": "broker,controller" if self.is_voter(node) else "broker",
+                "process.roles": self.roles_of(node),
                 "node.id": str(node.node_id),
                 "controller.quorum.voters": voters,
                 "listeners": (
@@ -171,6 +172,11 @@ class LocalCluster:
 
     def is_voter(self, node: NodeProcess) -> bool:
         return node.node_id <= self.size
+
+    def roles_of(self, node: NodeProcess) -> str:
+        if not self.is_voter(node):
+            return "broker"
+        return "controller" if self.controller_only else "broker,controller"
 
     def format(self, node_id: int | None = None, *, initial: bool = True) -> None:
         if not self.cluster_id:

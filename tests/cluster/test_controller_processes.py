@@ -191,3 +191,33 @@ def test_bad_admin_requests_get_precise_errors_and_change_nothing(cluster: Local
     code, body = http_json("GET", f"{node.http_url}/v3/clusters/{cluster_id(node)}/topics")
     names = sorted(t["topic_name"] for t in body["data"])
     assert names == ["good"]
+
+
+def test_controller_only_and_broker_only_nodes_work_like_combined_ones(tmp_path: Path) -> None:
+    """process.roles: three controller-only voters, two broker-only observers. Partitions go
+    to brokers only; a killed broker's partitions move to the other one."""
+    local = LocalCluster(tmp_path, observers=2, controller_only=True, extra_config=FAST_FENCING)
+    try:
+        local.up()
+        controller_node = local.nodes[1]
+
+        def two_live_brokers() -> bool:
+            code, health = controller_node.get("/v1/cluster/health_overview")
+            return code == 200 and len(health["all_nodes"]) == 2 and not health["nodes_down"]
+
+        wait_for(two_live_brokers, what="the two brokers to register and be unfenced")
+        code, body = create_topic(controller_node, "only-brokers", 4, 2)
+        assert code == 201, body
+        partitions = wait_for(
+            lambda: partitions_of(local.nodes[5], "only-brokers"), what="the topic on broker 5"
+        )
+        assert all(p["replicas"] == [4, 5] for p in partitions)
+        local.kill(4)
+
+        def all_led_by_5() -> bool:
+            current = partitions_of(controller_node, "only-brokers")
+            return bool(current) and all(p["leader"] == 5 for p in current)  # type: ignore[union-attr]
+
+        wait_for(all_led_by_5, what="broker 5 to lead every partition")
+    finally:
+        local.close()
