@@ -269,7 +269,11 @@ class Node:
         return self._require_runtime().tick_to_unix_ms(tick)
 
     def is_ready(self) -> bool:
-        return self._require_runtime().is_ready()
+        """Ready once the metadata log is caught up and, on a broker, once the controller has
+        unfenced it (Kafka's RUNNING state)."""
+        if not self._require_runtime().is_ready():
+            return False
+        return self._lifecycle is None or not self._lifecycle.state.is_fenced
 
     async def kv_put(self, key: str, value: str) -> int:
         record = KeyValueStateMachine.encode_put(key, value)
