@@ -81,7 +81,8 @@ class RaftCore:
     def __init__(self, config: RaftConfig, restored: RestoredState, rng: random.Random) -> None:
         config.validate()
         snapshot = restored.snapshot
-        log = RaftLog(snapshot.snapshot_id if snapshot else None, restored.entries)
+        entries, stale_from = _without_stale_suffix(restored)
+        log = RaftLog(snapshot.snapshot_id if snapshot else None, entries)
         start = log.start_offset
         election_state = restored.election_state
         placeholder = Unattached(election_state.epoch, election_deadline=0)
@@ -97,6 +98,7 @@ class RaftCore:
             persisted_election_state=election_state,
             handed_election_state=election_state,
             pending_snapshot_to_load=snapshot,
+            pending_truncate_to=stale_from,
         )
         # Request ids start at a random point so that the answer to a request of an
         # earlier incarnation of this node (delayed in the network across a restart) is
@@ -340,3 +342,20 @@ def _check_election_state_change(old: ElectionState | None, new: ElectionState) 
         assert new.voted_id == old.voted_id, (
             f"second vote in epoch {new.epoch}: {old.voted_id} then {new.voted_id}"
         )
+
+
+def _without_stale_suffix(restored: RestoredState) -> tuple[list[Entry], int | None]:
+    """The restored entries up to the first one of an older epoch than the snapshot's, and
+    the offset to truncate the stored log to (None when nothing is stale).
+
+    A crash between saving an installed snapshot (Ready step 2) and truncating the log above
+    it (step 3) leaves entries of the replaced history above the snapshot; epochs never go
+    down along a log, so they cannot be ours any more (simulator seed 20998)."""
+    snapshot = restored.snapshot
+    if snapshot is None:
+        return restored.entries, None
+    for index, entry in enumerate(restored.entries):
+        if entry.epoch < snapshot.snapshot_id.epoch:
+            return restored.entries[:index], entry.offset
+    return restored.entries, None
+

@@ -12,15 +12,9 @@ changes what each seed does, so re-check this list after such a change.
 
 from __future__ import annotations
 
-SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX = (
-    "core bug: a crash between persisting an installed snapshot (Ready step 2) and "
-    "truncating the log above it (step 3) leaves entries of an older epoch above the "
-    "snapshot; on restart RaftLog asserts 'entry epoch 1 below the last epoch 2' and the "
-    "node cannot start"
-)
-
+# 20998, 44624, 46253: a crash between saving an installed snapshot and truncating the log
+# above it left entries of an older epoch above the snapshot, and the node could not
+# restart. Fixed in RaftCore's restore (kraft/raft/core.py, _without_stale_suffix).
 REGRESSION_SEEDS: tuple[int, ...] = (20998, 44624, 46253)
 
-KNOWN_CORE_BUGS: dict[int, str] = {
-    seed: SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX for seed in (20998, 44624, 46253)
-}
+KNOWN_CORE_BUGS: dict[int, str] = {}

@@ -11,7 +11,6 @@ import pytest
 from kraft.raft.config import RaftConfig
 from kraft.raft.types import ElectionState, Entry, Snapshot, SnapshotId
 from tests.sim.faults import FaultPlan
-from tests.sim.known_failures import SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX
 from tests.sim.simulation import ClusterShape, Simulation
 from tests.sim.statemachine import encode_values
 from tests.sim.storage import SimStorage
@@ -87,7 +86,6 @@ def test_an_observer_far_behind_catches_up_by_snapshot_when_snapshots_are_rare()
     assert simulation.nodes[4].live_state_machine().applied_end >= target
 
 
-@pytest.mark.xfail(strict=True, reason=SNAPSHOT_ABOVE_OLDER_EPOCH_SUFFIX)
 def test_a_node_restarts_after_a_crash_between_saving_a_snapshot_and_truncating() -> None:
     """Ready order: persist the snapshot and drop what lies below it (step 2), then
     truncate (step 3). A follower installing a fetched snapshot over a divergent log of an
