@@ -97,13 +97,20 @@ class RuntimeHooks:
 def restore_state(
     log_store: LogStore, state_store: StateStore, snapshot_store: SnapshotStore
 ) -> RestoredState:
-    """Reads back what the stores hold, as the core wants it at start."""
+    """Reads back what the stores hold, as the core wants it at start.
+
+    The log store is first made to start at the latest snapshot's end: a crash between
+    saving a snapshot and dropping the log below it (Ready step 2) can leave older entries
+    there, or a log that ends below the snapshot, which must restart empty at its end so
+    that the core's first append continues it."""
     election_state = state_store.read() or ElectionState(epoch=0)
     snapshot = snapshot_store.latest()
     first_offset = snapshot.snapshot_id.end_offset if snapshot else 0
-    assert log_store.start_offset() <= first_offset or log_store.end_offset() <= first_offset, (
-        f"log starts at {log_store.start_offset()} after the snapshot end {first_offset}"
-    )
+    if log_store.start_offset() < first_offset:
+        log_store.delete_before(first_offset)
+    assert log_store.start_offset() == first_offset or (
+        snapshot is None and log_store.start_offset() == 0
+    ), f"log starts at {log_store.start_offset()}, not at the snapshot end {first_offset}"
     entries = log_store.read(first_offset) if log_store.end_offset() > first_offset else []
     return RestoredState(election_state=election_state, snapshot=snapshot, entries=entries)
 

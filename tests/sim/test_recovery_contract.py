@@ -10,19 +10,11 @@ version); this test checks that kraft.quorum.runtime recovers from it too.
 
 from __future__ import annotations
 
-import pytest
-
 from kraft.raft.types import ElectionState, Entry, Snapshot, SnapshotId
 from kraft.storage.memory import MemoryLogStore, MemorySnapshotStore, MemoryStateStore
 from tests.sim.statemachine import encode_values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kraft.quorum.runtime bug: restore_state hands the core an empty log at the "
-    "snapshot's end but leaves the log store ending below it, so the first append fails "
-    "(check_appendable) and the node crash-loops",
-)
 def test_runtime_restarts_after_a_crash_between_saving_a_snapshot_and_dropping_the_log() -> None:
     from kraft.quorum.runtime import restore_state
 
