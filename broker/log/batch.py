@@ -1,0 +1,545 @@
+"""Kafka record batches, magic v2, byte for byte (DefaultRecordBatch / DefaultRecord of the
+Kafka clients), so stored bytes can be served to a Kafka-protocol fetch untouched.
+
+Batch header, big-endian, 61 bytes:
+
+    0  baseOffset int64            8  batchLength int32 (bytes after this field)
+    12 partitionLeaderEpoch int32  16 magic int8 = 2
+    17 crc uint32: CRC-32C of every byte from attributes to the end of the batch
+    21 attributes int16 (bits 0-2 compression, 3 timestampType, 4 isTransactional,
+       5 isControl, 6 hasDeleteHorizonMs)
+    23 lastOffsetDelta int32       27 baseTimestamp int64     35 maxTimestamp int64
+    43 producerId int64            51 producerEpoch int16     53 baseSequence int32
+    57 recordsCount int32          61 records
+
+Each record: length varint (bytes after it), attributes int8, timestampDelta varlong,
+offsetDelta varint, keyLength varint (-1: null key), key, valueLength varint (-1: null),
+value, headersCount varint, then per header keyLength varint, key (UTF-8), valueLength
+varint (-1: null), value. Varints are zigzag-encoded, as protobuf's sint32/sint64.
+
+baseOffset, batchLength and partitionLeaderEpoch lie before the CRC range, which is why a
+leader can assign offsets and its epoch by patching 12 bytes without recomputing the CRC
+(`assign_offsets`). Compressed batches are stored and served as they come; this module never
+decompresses them (`iter_records` refuses them with a clear error).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+import crc32c
+
+from broker.log.errors import CorruptRecordError, InvalidRecordError
+
+MAGIC_V2 = 2
+BATCH_HEADER_SIZE_BYTES = 61
+# baseOffset + batchLength: the bytes not counted by batchLength.
+LOG_OVERHEAD_BYTES = 12
+# Bytes of the header after the batchLength field: the smallest legal batchLength.
+BATCH_LENGTH_MIN = BATCH_HEADER_SIZE_BYTES - LOG_OVERHEAD_BYTES
+BATCH_LENGTH_MAX = 2**31 - 1
+RECORDS_COUNT_MAX = 2**31 - 1
+
+BASE_OFFSET_POSITION = 0
+BATCH_LENGTH_POSITION = 8
+PARTITION_LEADER_EPOCH_POSITION = 12
+MAGIC_POSITION = 16
+CRC_POSITION = 17
+ATTRIBUTES_POSITION = 21
+LAST_OFFSET_DELTA_POSITION = 23
+BASE_TIMESTAMP_POSITION = 27
+MAX_TIMESTAMP_POSITION = 35
+PRODUCER_ID_POSITION = 43
+PRODUCER_EPOCH_POSITION = 51
+BASE_SEQUENCE_POSITION = 53
+RECORDS_COUNT_POSITION = 57
+CRC_START_POSITION = ATTRIBUTES_POSITION
+
+COMPRESSION_CODEC_MASK = 0x07
+TIMESTAMP_TYPE_MASK = 0x08
+TRANSACTIONAL_FLAG_MASK = 0x10
+CONTROL_FLAG_MASK = 0x20
+DELETE_HORIZON_FLAG_MASK = 0x40
+
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+NO_SEQUENCE = -1
+NO_PARTITION_LEADER_EPOCH = -1
+NO_TIMESTAMP = -1
+
+VARINT_MAX_BYTES = 5
+VARLONG_MAX_BYTES = 10
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_OFFSET_LENGTH_EPOCH = struct.Struct(">qii")
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+_UINT32 = struct.Struct(">I")
+_INT16 = struct.Struct(">h")
+assert _HEADER.size == BATCH_HEADER_SIZE_BYTES
+
+
+class CompressionType(IntEnum):
+    """The codec in attribute bits 0-2."""
+
+    NONE = 0
+    GZIP = 1
+    SNAPPY = 2
+    LZ4 = 3
+    ZSTD = 4
+
+
+class TimestampType(IntEnum):
+    """Attribute bit 3: who set the timestamps."""
+
+    CREATE_TIME = 0
+    LOG_APPEND_TIME = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record to put in a batch: header keys are strings, values may be null (None)."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRecord:
+    """One record read back from a batch, with its absolute offset and timestamp."""
+
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+# -- varints -------------------------------------------------------------------------------
+
+
+def zigzag_encode(value: int) -> int:
+    return (value << 1) ^ (value >> 63)
+
+
+def zigzag_decode(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+def encode_varint(value: int, out: bytearray) -> None:
+    """Appends `value` zigzag-encoded as a varint (7 bits a byte, low bits first)."""
+    unsigned = zigzag_encode(value) & 0xFFFFFFFFFFFFFFFF
+    while unsigned >= 0x80:
+        out.append((unsigned & 0x7F) | 0x80)
+        unsigned >>= 7
+    out.append(unsigned)
+
+
+def decode_varint(
+    buffer: bytes | memoryview, position: int, end: int, max_bytes: int = VARINT_MAX_BYTES
+) -> tuple[int, int]:
+    """Reads a zigzag varint at `position` (not past `end`); returns (value, next position)."""
+    result = 0
+    shift = 0
+    for index in range(position, min(end, position + max_bytes)):
+        byte = buffer[index]
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return zigzag_decode(result), index + 1
+        shift += 7
+    if end - position < max_bytes:
+        raise InvalidRecordError(f"varint at byte {position} runs past the record end {end}")
+    raise InvalidRecordError(f"varint at byte {position} is longer than {max_bytes} bytes")
+
+
+# -- the batch view ------------------------------------------------------------------------
+
+
+class RecordBatch:
+    """A read-only view over the bytes of one batch (a memoryview, no copy). Properties read
+    the header fields; `validate()` checks frame, CRC and records before anyone trusts them."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        if len(view) < LOG_OVERHEAD_BYTES:
+            raise CorruptRecordError(
+                f"record batch of {len(view)} bytes is shorter than its "
+                f"{LOG_OVERHEAD_BYTES}-byte offset and length prefix"
+            )
+        self.buffer = view
+
+    @classmethod
+    def at(cls, data: bytes | bytearray | memoryview, position: int) -> RecordBatch:
+        """The batch that starts at `position` of a run of batches; its extent comes from its
+        batchLength, which must fit in `data` (else CorruptRecordError)."""
+        view = memoryview(data)
+        size_bytes = batch_size_at(view, position)
+        return cls(view[position : position + size_bytes])
+
+    @property
+    def base_offset(self) -> int:
+        return int(_INT64.unpack_from(self.buffer, BASE_OFFSET_POSITION)[0])
+
+    @property
+    def batch_length(self) -> int:
+        return int(_INT32.unpack_from(self.buffer, BATCH_LENGTH_POSITION)[0])
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.buffer)
+
+    @property
+    def partition_leader_epoch(self) -> int:
+        return int(_INT32.unpack_from(self.buffer, PARTITION_LEADER_EPOCH_POSITION)[0])
+
+    @property
+    def magic(self) -> int:
+        return int(self.buffer[MAGIC_POSITION])
+
+    @property
+    def crc(self) -> int:
+        return int(_UINT32.unpack_from(self.buffer, CRC_POSITION)[0])
+
+    @property
+    def attributes(self) -> int:
+        return int(_INT16.unpack_from(self.buffer, ATTRIBUTES_POSITION)[0])
+
+    @property
+    def compression(self) -> int:
+        """The raw codec bits (a CompressionType value unless a newer client sent another)."""
+        return self.attributes & COMPRESSION_CODEC_MASK
+
+    @property
+    def timestamp_type(self) -> TimestampType:
+        is_log_append = self.attributes & TIMESTAMP_TYPE_MASK
+        return TimestampType.LOG_APPEND_TIME if is_log_append else TimestampType.CREATE_TIME
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_FLAG_MASK)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_FLAG_MASK)
+
+    @property
+    def last_offset_delta(self) -> int:
+        return int(_INT32.unpack_from(self.buffer, LAST_OFFSET_DELTA_POSITION)[0])
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.last_offset + 1
+
+    @property
+    def base_timestamp(self) -> int:
+        return int(_INT64.unpack_from(self.buffer, BASE_TIMESTAMP_POSITION)[0])
+
+    @property
+    def max_timestamp(self) -> int:
+        return int(_INT64.unpack_from(self.buffer, MAX_TIMESTAMP_POSITION)[0])
+
+    @property
+    def producer_id(self) -> int:
+        return int(_INT64.unpack_from(self.buffer, PRODUCER_ID_POSITION)[0])
+
+    @property
+    def producer_epoch(self) -> int:
+        return int(_INT16.unpack_from(self.buffer, PRODUCER_EPOCH_POSITION)[0])
+
+    @property
+    def base_sequence(self) -> int:
+        return int(_INT32.unpack_from(self.buffer, BASE_SEQUENCE_POSITION)[0])
+
+    @property
+    def records_count(self) -> int:
+        return int(_INT32.unpack_from(self.buffer, RECORDS_COUNT_POSITION)[0])
+
+    def compute_crc(self) -> int:
+        return int(crc32c.crc32c(self.buffer[CRC_START_POSITION:]))
+
+    def validate(self) -> None:
+        """Checks, in this order, naming the first fact that fails: the frame (lengths and
+        magic) and the CRC (CorruptRecordError), then the offsets and, for uncompressed
+        batches, every record's structure (InvalidRecordError)."""
+        self.validate_frame()
+        stored_crc = self.crc
+        computed_crc = self.compute_crc()
+        if stored_crc != computed_crc:
+            raise CorruptRecordError(
+                f"record batch at offset {self.base_offset} fails its CRC: stored "
+                f"{stored_crc:#010x}, computed {computed_crc:#010x}"
+            )
+        self.validate_content()
+
+    def validate_frame(self) -> None:
+        size_bytes = len(self.buffer)
+        if size_bytes < BATCH_HEADER_SIZE_BYTES:
+            raise CorruptRecordError(
+                f"record batch of {size_bytes} bytes is shorter than the "
+                f"{BATCH_HEADER_SIZE_BYTES}-byte v2 header"
+            )
+        batch_length = self.batch_length
+        if batch_length < BATCH_LENGTH_MIN:
+            raise CorruptRecordError(
+                f"batchLength {batch_length} is below the {BATCH_LENGTH_MIN} bytes of a header"
+            )
+        if batch_length + LOG_OVERHEAD_BYTES != size_bytes:
+            raise CorruptRecordError(
+                f"batchLength {batch_length} says the batch has "
+                f"{batch_length + LOG_OVERHEAD_BYTES} bytes, but it has {size_bytes}"
+            )
+        if self.magic != MAGIC_V2:
+            raise CorruptRecordError(
+                f"record batch magic is {self.magic}; only magic {MAGIC_V2} is supported"
+            )
+
+    def validate_content(self) -> None:
+        count = self.records_count
+        if count <= 0:
+            raise InvalidRecordError(f"record batch has records count {count}; it must be > 0")
+        last_offset_delta = self.last_offset_delta
+        # No compaction here: every batch holds exactly the offsets base..last.
+        if last_offset_delta != count - 1:
+            raise InvalidRecordError(
+                f"lastOffsetDelta {last_offset_delta} does not match records count {count}"
+            )
+        if self.compression == CompressionType.NONE:
+            walk_records(self.buffer, count)
+
+
+def batch_size_at(buffer: bytes | bytearray | memoryview, position: int) -> int:
+    """The total size of the batch starting at `position`, from its batchLength; raises
+    CorruptRecordError when the prefix or the batch does not fit in `buffer`."""
+    available = len(buffer) - position
+    if available < LOG_OVERHEAD_BYTES:
+        raise CorruptRecordError(
+            f"only {available} bytes at byte {position}, fewer than a batch's "
+            f"{LOG_OVERHEAD_BYTES}-byte offset and length prefix"
+        )
+    batch_length = int(_INT32.unpack_from(buffer, position + BATCH_LENGTH_POSITION)[0])
+    if batch_length < BATCH_LENGTH_MIN:
+        raise CorruptRecordError(
+            f"batchLength {batch_length} at byte {position} is below the "
+            f"{BATCH_LENGTH_MIN} bytes of a header"
+        )
+    size_bytes = batch_length + LOG_OVERHEAD_BYTES
+    if size_bytes > available:
+        raise CorruptRecordError(
+            f"batch at byte {position} claims {size_bytes} bytes, only {available} remain"
+        )
+    return size_bytes
+
+
+def iter_batches(data: bytes | bytearray | memoryview) -> Iterator[RecordBatch]:
+    """The batches of a run of batches back to back (a fetch response, a segment's bytes).
+    Frames only: call validate() on each before trusting it."""
+    view = memoryview(data)
+    position = 0
+    while position < len(view):
+        batch = RecordBatch.at(view, position)
+        position += batch.size_bytes
+        yield batch
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+def walk_records(buffer: memoryview, count: int) -> None:
+    """Checks that the records section holds exactly `count` well-formed records with offset
+    deltas 0, 1, ..., each ending where its length says; InvalidRecordError otherwise."""
+    position = BATCH_HEADER_SIZE_BYTES
+    end = len(buffer)
+    for expected_delta in range(count):
+        position = _walk_record(buffer, position, end, expected_delta)
+    if position != end:
+        raise InvalidRecordError(
+            f"{end - position} bytes follow the last of the {count} records of the batch"
+        )
+
+
+def _walk_record(buffer: memoryview, position: int, end: int, expected_delta: int) -> int:
+    length, position = decode_varint(buffer, position, end)
+    record_end = position + length
+    if length <= 0 or record_end > end:
+        raise InvalidRecordError(
+            f"record {expected_delta} has length {length}, which does not fit the batch"
+        )
+    position += 1  # attributes, unused in v2
+    _, position = decode_varint(buffer, position, record_end, VARLONG_MAX_BYTES)
+    offset_delta, position = decode_varint(buffer, position, record_end)
+    if offset_delta != expected_delta:
+        raise InvalidRecordError(
+            f"record {expected_delta} has offsetDelta {offset_delta}; expected {expected_delta}"
+        )
+    position = _skip_bytes_field(buffer, position, record_end, "key", allow_null=True)
+    position = _skip_bytes_field(buffer, position, record_end, "value", allow_null=True)
+    header_count, position = decode_varint(buffer, position, record_end)
+    if header_count < 0:
+        raise InvalidRecordError(f"record {expected_delta} has {header_count} headers")
+    for _ in range(header_count):
+        position = _skip_bytes_field(buffer, position, record_end, "header key", False)
+        position = _skip_bytes_field(buffer, position, record_end, "header value", True)
+    if position != record_end:
+        raise InvalidRecordError(
+            f"record {expected_delta} ends at byte {position}, its length says {record_end}"
+        )
+    return record_end
+
+
+def _skip_bytes_field(
+    buffer: memoryview, position: int, end: int, name: str, allow_null: bool
+) -> int:
+    length, position = decode_varint(buffer, position, end)
+    if length == -1 and allow_null:
+        return position
+    if length < 0 or position + length > end:
+        raise InvalidRecordError(f"{name} length {length} at byte {position} does not fit")
+    return position + length
+
+
+def _read_bytes_field(buffer: memoryview, position: int, end: int) -> tuple[bytes | None, int]:
+    length, position = decode_varint(buffer, position, end)
+    if length < 0:
+        return None, position
+    return bytes(buffer[position : position + length]), position + length
+
+
+def iter_records(batch: RecordBatch) -> Iterator[DecodedRecord]:
+    """The records of an uncompressed batch with absolute offsets and timestamps. Call
+    batch.validate() first: this decodes, it does not check."""
+    if batch.compression != CompressionType.NONE:
+        raise InvalidRecordError(
+            f"batch at offset {batch.base_offset} is compressed (codec {batch.compression}); "
+            "decompression is not supported yet"
+        )
+    buffer = batch.buffer
+    base_offset = batch.base_offset
+    base_timestamp = batch.base_timestamp
+    position = BATCH_HEADER_SIZE_BYTES
+    end = len(buffer)
+    for _ in range(batch.records_count):
+        length, position = decode_varint(buffer, position, end)
+        record_end = position + length
+        position += 1
+        timestamp_delta, position = decode_varint(buffer, position, record_end, VARLONG_MAX_BYTES)
+        offset_delta, position = decode_varint(buffer, position, record_end)
+        key, position = _read_bytes_field(buffer, position, record_end)
+        value, position = _read_bytes_field(buffer, position, record_end)
+        header_count, position = decode_varint(buffer, position, record_end)
+        headers: list[tuple[str, bytes | None]] = []
+        for _ in range(header_count):
+            header_key, position = _read_bytes_field(buffer, position, record_end)
+            header_value, position = _read_bytes_field(buffer, position, record_end)
+            headers.append(((header_key or b"").decode("utf-8", "replace"), header_value))
+        yield DecodedRecord(
+            base_offset + offset_delta,
+            base_timestamp + timestamp_delta,
+            key,
+            value,
+            tuple(headers),
+        )
+        position = record_end
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def _encode_bytes_field(value: bytes | None, out: bytearray) -> None:
+    if value is None:
+        encode_varint(-1, out)
+        return
+    encode_varint(len(value), out)
+    out += value
+
+
+def _encode_record(record: Record, offset_delta: int, base_timestamp: int) -> bytearray:
+    body = bytearray(b"\x00")  # attributes
+    encode_varint(record.timestamp_ms - base_timestamp, body)
+    encode_varint(offset_delta, body)
+    _encode_bytes_field(record.key, body)
+    _encode_bytes_field(record.value, body)
+    encode_varint(len(record.headers), body)
+    for header_key, header_value in record.headers:
+        _encode_bytes_field(header_key.encode("utf-8"), body)
+        _encode_bytes_field(header_value, body)
+    out = bytearray()
+    encode_varint(len(body), out)
+    out += body
+    return out
+
+
+def build_batch(
+    records: list[Record],
+    base_offset: int = 0,
+    *,
+    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+    is_transactional: bool = False,
+    is_control: bool = False,
+    base_timestamp_ms: int | None = None,
+) -> bytes:
+    """An uncompressed v2 batch of `records` (CreateTime timestamps), CRC set, as a Kafka
+    producer would send it; baseTimestamp is the first record's timestamp unless given."""
+    assert records, "a record batch holds at least one record"
+    assert len(records) <= RECORDS_COUNT_MAX, f"{len(records)} records do not fit a batch"
+    base_timestamp = records[0].timestamp_ms if base_timestamp_ms is None else base_timestamp_ms
+    max_timestamp = max(record.timestamp_ms for record in records)
+    body = bytearray()
+    for offset_delta, record in enumerate(records):
+        body += _encode_record(record, offset_delta, base_timestamp)
+    attributes = (TRANSACTIONAL_FLAG_MASK if is_transactional else 0) | (
+        CONTROL_FLAG_MASK if is_control else 0
+    )
+    batch_length = BATCH_LENGTH_MIN + len(body)
+    assert batch_length <= BATCH_LENGTH_MAX, f"batch of {batch_length} bytes is too large"
+    header = bytearray(BATCH_HEADER_SIZE_BYTES)
+    _HEADER.pack_into(
+        header,
+        0,
+        base_offset,
+        batch_length,
+        partition_leader_epoch,
+        MAGIC_V2,
+        0,
+        attributes,
+        len(records) - 1,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        len(records),
+    )
+    data = header + body
+    crc = crc32c.crc32c(memoryview(data)[CRC_START_POSITION:])
+    _UINT32.pack_into(data, CRC_POSITION, crc)
+    return bytes(data)
+
+
+def assign_offsets(
+    batch_bytes: bytes | bytearray | memoryview, base_offset: int, partition_leader_epoch: int
+) -> bytes:
+    """The batch with its baseOffset and partitionLeaderEpoch replaced: the leader's hot
+    path. Both fields precede the CRC range, so the CRC stays valid and the rest of the bytes
+    are copied once, untouched. A bytearray is also patched in place."""
+    view = memoryview(batch_bytes)
+    assert len(view) >= BATCH_HEADER_SIZE_BYTES, "assign_offsets needs a whole batch header"
+    batch_length = int(_INT32.unpack_from(view, BATCH_LENGTH_POSITION)[0])
+    prefix = _OFFSET_LENGTH_EPOCH.pack(base_offset, batch_length, partition_leader_epoch)
+    if isinstance(batch_bytes, bytearray):
+        batch_bytes[: len(prefix)] = prefix
+        return bytes(batch_bytes)
+    return b"".join((prefix, view[len(prefix) :]))
