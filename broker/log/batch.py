@@ -318,9 +318,12 @@ class RecordBatch:
             walk_records(self.buffer, count)
 
 
-def batch_size_at(buffer: bytes | bytearray | memoryview, position: int) -> int:
+def batch_size_at(
+    buffer: bytes | bytearray | memoryview, position: int, *, require_whole: bool = True
+) -> int:
     """The total size of the batch starting at `position`, from its batchLength; raises
-    CorruptRecordError when the prefix or the batch does not fit in `buffer`."""
+    CorruptRecordError when the prefix or (if require_whole) the batch does not fit in
+    `buffer`."""
     available = len(buffer) - position
     if available < LOG_OVERHEAD_BYTES:
         raise CorruptRecordError(
@@ -334,7 +337,7 @@ def batch_size_at(buffer: bytes | bytearray | memoryview, position: int) -> int:
             f"{BATCH_LENGTH_MIN} bytes of a header"
         )
     size_bytes = batch_length + LOG_OVERHEAD_BYTES
-    if size_bytes > available:
+    if require_whole and size_bytes > available:
         raise CorruptRecordError(
             f"batch at byte {position} claims {size_bytes} bytes, only {available} remain"
         )

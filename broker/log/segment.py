@@ -23,6 +23,7 @@ from pathlib import Path
 from broker.log.batch import (
     BATCH_HEADER_SIZE_BYTES,
     LAST_OFFSET_DELTA_POSITION,
+    LOG_OVERHEAD_BYTES,
     CompressionType,
     RecordBatch,
     batch_size_at,
@@ -250,7 +251,7 @@ class Segment:
                 offset_in_chunk += size_bytes
             if offset_in_chunk == 0:
                 # One batch larger than a chunk: read exactly it.
-                size_bytes = batch_size_at(os.pread(self.descriptor, 12, position), 0)
+                size_bytes = self._batch_size_on_disk(position)
                 if position + size_bytes > end:
                     raise CorruptRecordError(
                         f"batch at byte {position} of {self.path} runs past the segment end"
@@ -258,6 +259,10 @@ class Segment:
                 yield RecordBatch(os.pread(self.descriptor, size_bytes, position))
                 offset_in_chunk = size_bytes
             position += offset_in_chunk
+
+    def _batch_size_on_disk(self, position: int) -> int:
+        prefix = os.pread(self.descriptor, LOG_OVERHEAD_BYTES, position)
+        return batch_size_at(prefix, 0, require_whole=False)
 
     def _headers_from(self, position: int) -> Iterator[BatchHeader]:
         for batch in self.walk_batches(position, self.size_bytes):
@@ -308,14 +313,14 @@ class Segment:
         want = min(max(max_bytes, BATCH_HEADER_SIZE_BYTES), self.size_bytes - position)
         data = os.pread(self.descriptor, want, position)
         end = 0
-        while end + 12 <= len(data):
+        while end + LOG_OVERHEAD_BYTES <= len(data):
             try:
                 size_bytes = batch_size_at(data, end)
             except CorruptRecordError:
                 break  # the next batch does not fit in what was read
             end += size_bytes
         if end == 0:  # the first batch alone is larger than max_bytes: return it whole
-            size_bytes = batch_size_at(os.pread(self.descriptor, 12, position), 0)
+            size_bytes = self._batch_size_on_disk(position)
             data = os.pread(self.descriptor, size_bytes, position)
             assert len(data) == size_bytes, f"short read of {self.path} at {position}"
             return data
@@ -349,7 +354,8 @@ class Segment:
         position = self.locate(max(offset, self.base_offset))
         if position >= self.size_bytes:
             return self.next_offset
-        cut_offset = RecordBatch(os.pread(self.descriptor, 12, position)).base_offset
+        prefix = os.pread(self.descriptor, LOG_OVERHEAD_BYTES, position)
+        cut_offset = RecordBatch(prefix).base_offset
         os.ftruncate(self.descriptor, position)
         self._reload_after_cut(position, cut_offset)
         return self.next_offset
