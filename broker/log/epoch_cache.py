@@ -41,12 +41,17 @@ class LeaderEpochCache:
     def latest_epoch(self) -> int | None:
         return self.epochs[-1] if self.epochs else None
 
-    def _persist(self, epochs: list[int], start_offsets: list[int]) -> None:
-        write_checkpoint(self.path, [*zip(epochs, start_offsets, strict=True)])
+    def _persist(self, epochs: list[int], start_offsets: list[int], write: bool = True) -> None:
+        if write:
+            write_checkpoint(self.path, [*zip(epochs, start_offsets, strict=True)])
         self.epochs = epochs
         self.start_offsets = start_offsets
 
-    def assign(self, epoch: int, start_offset: int) -> None:
+    def write(self) -> None:
+        """Persists the entries; recovery changes them with write=False and calls this once."""
+        write_checkpoint(self.path, self.entries())
+
+    def assign(self, epoch: int, start_offset: int, *, write: bool = True) -> None:
         """Records that `epoch` starts at `start_offset`, if it is newer than the latest.
         Entries at or past start_offset (a suffix truncated away) give way, as Kafka's
         maybeTruncateNonMonotonicEntries does."""
@@ -56,7 +61,9 @@ class LeaderEpochCache:
             assert epoch == latest, f"leader epoch goes back from {latest} to {epoch}"
             return
         keep = bisect.bisect_left(self.start_offsets, start_offset)
-        self._persist([*self.epochs[:keep], epoch], [*self.start_offsets[:keep], start_offset])
+        self._persist(
+            [*self.epochs[:keep], epoch], [*self.start_offsets[:keep], start_offset], write
+        )
 
     def end_offset_for(self, requested_epoch: int, log_end_offset: int) -> tuple[int, int]:
         """(epoch, end offset) as Kafka's LeaderEpochFileCache.endOffsetFor answers an
@@ -75,13 +82,13 @@ class LeaderEpochCache:
             return requested_epoch, self.start_offsets[0]
         return self.epochs[higher - 1], self.start_offsets[higher]
 
-    def truncate_from_end(self, end_offset: int) -> None:
+    def truncate_from_end(self, end_offset: int, *, write: bool = True) -> None:
         """Drops entries starting at or after end_offset (the log was truncated there)."""
         keep = bisect.bisect_left(self.start_offsets, end_offset)
         if keep < len(self.epochs):
-            self._persist(self.epochs[:keep], self.start_offsets[:keep])
+            self._persist(self.epochs[:keep], self.start_offsets[:keep], write)
 
-    def truncate_from_start(self, start_offset: int) -> None:
+    def truncate_from_start(self, start_offset: int, *, write: bool = True) -> None:
         """The log start moved to start_offset: entries wholly below it go; the epoch that
         covers start_offset now starts there (Kafka's truncateFromStart)."""
         covering = bisect.bisect_right(self.start_offsets, start_offset) - 1
@@ -89,7 +96,7 @@ class LeaderEpochCache:
             return
         epochs = self.epochs[covering:]
         start_offsets = [start_offset, *self.start_offsets[covering + 1 :]]
-        self._persist(epochs, start_offsets)
+        self._persist(epochs, start_offsets, write)
 
     def clear_and_persist(self) -> None:
         self._persist([], [])

@@ -405,6 +405,14 @@ class PartitionLog:
             self._is_closed = True
             self._close_segments()
 
+    def abandon(self) -> None:
+        """Closes the files without flushing, checkpointing or the clean-shutdown marker,
+        leaving them as a crash would (the next open recovers): for a shell giving up on a
+        failed disk, and for crash tests."""
+        if not self._is_closed:
+            self._is_closed = True
+            self._close_segments()
+
     def _close_segments(self) -> None:
         for segment in self._segments:
             segment.close()
@@ -449,8 +457,9 @@ class PartitionLog:
                 deleted.append(self._delete_unopened_segment(later))
             break
         self._settle_log_start(log_start_offset)
-        self.epoch_cache.truncate_from_end(self.log_end_offset)
-        self.epoch_cache.truncate_from_start(self._log_start_offset)
+        self.epoch_cache.truncate_from_end(self.log_end_offset, write=False)
+        self.epoch_cache.truncate_from_start(self._log_start_offset, write=False)
+        self.epoch_cache.write()
         self._recovery_point = self.log_end_offset
         self._write_recovery_point()
         if was_clean:
@@ -490,7 +499,7 @@ class PartitionLog:
                 rebuilt.append(segment.offset_index_path)
         if not recovered:
             # Entries at or above the first recovered batch are rebuilt from the batches.
-            self.epoch_cache.truncate_from_end(segment.base_offset)
+            self.epoch_cache.truncate_from_end(segment.base_offset, write=False)
         recovered.append(segment.path)
         return recover_segment(segment, self.epoch_cache)
 

@@ -72,8 +72,8 @@ class RecoveryReport:
 
 def recover_segment(segment: Segment, epoch_cache: LeaderEpochCache) -> TruncatedTail | None:
     """Validates every batch of the segment in order and re-adds it (rebuilding the indexes
-    and the epoch cache); cuts the file at the first bad batch and says so. The segment's
-    file is fsynced, so what recovery kept is durable."""
+    and the epoch cache, which the caller writes once at the end); cuts the file at the first
+    bad batch and says so. The segment's file is fsynced, so what recovery kept is durable."""
     segment.start_recovery()
     file_size_bytes = segment.file_size_bytes()
     position = 0
@@ -91,7 +91,7 @@ def recover_segment(segment: Segment, epoch_cache: LeaderEpochCache) -> Truncate
             if epoch != NO_PARTITION_LEADER_EPOCH and (
                 latest_epoch is None or epoch > latest_epoch
             ):
-                epoch_cache.assign(epoch, batch.base_offset)
+                epoch_cache.assign(epoch, batch.base_offset, write=False)
             segment.add_batch(batch, position)
             position += batch.size_bytes
     except RecordBatchError as error:
