@@ -12,8 +12,8 @@ Defaults are named constants below, units in the name. Some are tuned for fast f
 cluster on one host and differ from Kafka's on purpose (docs/configuration.md lists them all):
   - controller.quorum.election.timeout.ms 200 (Kafka: 1000)
   - controller.quorum.fetch.timeout.ms 500 (Kafka: 2000)
-  - broker.heartbeat.interval.ms 500 (Kafka: 2000)
-  - broker.session.timeout.ms 3000 (Kafka: 9000)
+  - broker.heartbeat.interval.ms 200 (Kafka: 2000)
+  - broker.session.timeout.ms 1000 (Kafka: 9000)
   - replica.lag.time.max.ms 5000 (Kafka: 30000)
 On machines with slow disks or across a WAN, raise the first two (see deploy/README.md).
 
@@ -39,8 +39,8 @@ AUTO_CREATE_TOPICS_ENABLE_DEFAULT = True
 REPLICA_LAG_TIME_MAX_MS_DEFAULT = 5_000  # Kafka: 30000
 ELECTION_TIMEOUT_MS_DEFAULT = 200  # Kafka: 1000
 FETCH_TIMEOUT_MS_DEFAULT = 500  # Kafka: 2000
-BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT = 500  # Kafka: 2000
-BROKER_SESSION_TIMEOUT_MS_DEFAULT = 3_000  # Kafka: 9000
+BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT = 200  # Kafka: 2000
+BROKER_SESSION_TIMEOUT_MS_DEFAULT = 1_000  # Kafka: 9000
 LOG_RETENTION_MS_DEFAULT = 7 * 24 * 3600 * 1000  # Kafka: log.retention.hours=168
 LOG_RETENTION_BYTES_DEFAULT = -1  # unlimited
 LOG_SEGMENT_BYTES_DEFAULT = 1024 * 1024 * 1024

@@ -303,8 +303,8 @@ def test_port_zero_is_allowed_for_tests() -> None:
             "controller.quorum.election.timeout.ms 200",
         ),
         (
-            {"broker_session_timeout_ms": "500"},
-            "broker.session.timeout.ms 500 must be greater than broker.heartbeat.interval.ms 500",
+            {"broker_session_timeout_ms": "200"},
+            "broker.session.timeout.ms 200 must be greater than broker.heartbeat.interval.ms 200",
         ),
         (
             {"broker_heartbeat_interval_ms": "5", "raft_tick_ms": "10"},
