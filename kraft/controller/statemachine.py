@@ -46,17 +46,13 @@ class MetadataStateMachine:
             listener([record], entry.offset)
 
     def snapshot(self) -> bytes:
-        records = [encode_record(record) for record in self.image.to_records()]
-        return bytes(
-            msgpack.packb(
-                [
-                    SNAPSHOT_VERSION,
-                    self.image.applied_offset,
-                    self.image.next_broker_epoch,
-                    records,
-                ]
-            )
-        )
+        return encode_snapshot(self.image)
+
+    def snapshot_writer(self) -> Callable[[], bytes]:
+        """Copying the image is cheap (copy-on-write per topic); encoding it is not, and
+        runs later, in another thread, over that copy."""
+        image = self.image.copy()
+        return lambda: encode_snapshot(image)
 
     def restore(self, data: bytes) -> None:
         applied_offset, next_broker_epoch, encoded = decode_snapshot(data)
@@ -84,3 +80,10 @@ def decode_snapshot(data: bytes) -> tuple[int, int, list[bytes]]:
     if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
         raise SnapshotDecodeError("the records of a metadata snapshot are byte strings")
     return applied_offset, next_broker_epoch, records
+
+
+def encode_snapshot(image: MetadataImage) -> bytes:
+    records = [encode_record(record) for record in image.to_records()]
+    return bytes(
+        msgpack.packb([SNAPSHOT_VERSION, image.applied_offset, image.next_broker_epoch, records])
+    )

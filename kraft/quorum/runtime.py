@@ -63,7 +63,10 @@ class Transport(Protocol):
 class StateMachine(Protocol):
     def apply(self, entry: Entry) -> None: ...
 
-    def snapshot(self) -> bytes: ...
+    def snapshot_writer(self) -> Callable[[], bytes]:
+        """Captures the state as it is now (cheaply: copy-on-write) and returns a function
+        that serializes that capture; the function runs in another thread."""
+        ...
 
     def restore(self, data: bytes) -> None: ...
 
@@ -148,6 +151,11 @@ class QuorumRuntime:
         self._proposals: asyncio.Queue[_Proposal] = asyncio.Queue(PROPOSAL_QUEUE_MAX)
         self._wakeup = asyncio.Event()
         self._storage_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-io")
+        # Serializing a large state machine takes long: never on the raft loop, whose ticks
+        # and fetch answers must keep flowing (check-quorum would see a stalled leader).
+        self._snapshot_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._finished_snapshots: list[Snapshot] = []
         self._pending: dict[int, tuple[int, _Proposal]] = {}  # last offset -> (epoch, proposal)
         self._core: RaftCore | None = None
         self._task: asyncio.Task[None] | None = None
@@ -208,8 +216,13 @@ class QuorumRuntime:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
         self._task = None
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshot_task
         self._fail_pending(NotLeaderError(None, core.epoch))
         self._storage_thread.shutdown(wait=True)
+        self._snapshot_thread.shutdown(wait=True)
 
     # --- inputs from other tasks -----------------------------------------------------------
 
@@ -302,6 +315,7 @@ class QuorumRuntime:
                     await asyncio.wait_for(self._wakeup.wait(), delay)
             self._drain_inbound(core)
             self._drain_proposals(core)
+            self._compact_finished_snapshots(core)
             now = loop.time()
             while now >= next_tick_at:
                 core.tick()
@@ -450,17 +464,37 @@ class QuorumRuntime:
         self._applied_waiters = still_waiting
 
     def _maybe_snapshot(self, core: RaftCore) -> None:
+        if self._snapshot_task is not None:
+            return  # one at a time
         if self._records_since_snapshot < self._snapshot_interval_records:
             return
         end_offset = min(self._applied_end_offset, core.high_watermark)
         if end_offset <= 0 or end_offset != self._applied_end_offset:
             return
-        snapshot = Snapshot(
-            SnapshotId(end_offset, self._applied_epoch), self._state_machine.snapshot()
-        )
-        core.compact(snapshot)
+        snapshot_id = SnapshotId(end_offset, self._applied_epoch)
+        writer = self._state_machine.snapshot_writer()
         self._records_since_snapshot = 0
-        log.info("quorum.snapshot_taken", end_offset=end_offset, size_bytes=len(snapshot.data))
+        self._snapshot_task = asyncio.create_task(self._write_snapshot(snapshot_id, writer))
+        self._snapshot_task.add_done_callback(self._on_loop_done)
+
+    async def _write_snapshot(self, snapshot_id: SnapshotId, writer: Callable[[], bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        data = await loop.run_in_executor(self._snapshot_thread, writer)
+        self._finished_snapshots.append(Snapshot(snapshot_id, data))
+        self._snapshot_task = None
+        self._wakeup.set()
+        log.info(
+            "quorum.snapshot_taken",
+            end_offset=snapshot_id.end_offset,
+            size_bytes=len(data),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _compact_finished_snapshots(self, core: RaftCore) -> None:
+        """Hands the core the snapshots written meanwhile (in the task that owns it)."""
+        while self._finished_snapshots:
+            core.compact(self._finished_snapshots.pop(0))
 
     async def _resign_and_flush(self, core: RaftCore) -> None:
         core.resign()

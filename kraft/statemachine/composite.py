@@ -7,6 +7,8 @@ Metadata records (kraft.controller.serde) start with an integer type tag; key-va
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgpack
 
 from kraft.quorum.runtime import StateMachine
@@ -30,8 +32,10 @@ class CompositeStateMachine:
         else:
             self.metadata.apply(entry)
 
-    def snapshot(self) -> bytes:
-        return bytes(msgpack.packb([self.metadata.snapshot(), self.kv.snapshot()]))
+    def snapshot_writer(self) -> Callable[[], bytes]:
+        write_metadata = self.metadata.snapshot_writer()
+        write_kv = self.kv.snapshot_writer()
+        return lambda: bytes(msgpack.packb([write_metadata(), write_kv()]))
 
     def restore(self, data: bytes) -> None:
         metadata, kv = msgpack.unpackb(data)

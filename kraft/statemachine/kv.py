@@ -7,6 +7,8 @@ it in log order on every node, snapshot and restore.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgpack
 
 from kraft.raft.types import Entry, EntryKind
@@ -63,6 +65,10 @@ class KeyValueStateMachine:
 
     def snapshot(self) -> bytes:
         return bytes(msgpack.packb(self._values))
+
+    def snapshot_writer(self) -> Callable[[], bytes]:
+        values = dict(self._values)  # strings are immutable: a shallow copy is a capture
+        return lambda: bytes(msgpack.packb(values))
 
     def restore(self, data: bytes) -> None:
         values = msgpack.unpackb(data)

@@ -170,3 +170,27 @@ def test_a_broker_only_node_observes_the_quorum_without_being_a_voter(tmp_path: 
         assert code == 200, body
     finally:
         local.close()
+
+
+def test_a_follower_that_missed_a_snapshot_catches_up_from_it(tmp_path: Path) -> None:
+    """KIP-630: the leader snapshots every 50 records and compacts its log; a follower that
+    was down meanwhile is behind the log start and loads the snapshot."""
+    local = LocalCluster(
+        tmp_path, extra_config={"metadata.log.max.snapshot.interval.records": "50"}
+    )
+    try:
+        local.up()
+        leader_id = local.wait_for_leader()
+        follower = followers_of(local, leader_id)[0]
+        local.kill(follower)
+        for index in range(200):
+            local.put(f"snap-{index}", str(index))
+        snapshots = list((local.nodes[leader_id].directory / "metadata").rglob("*.checkpoint"))
+        assert any(path.name[0].isdigit() for path in snapshots), snapshots
+        local.start(follower)
+        wait_for(lambda: local.get(follower, "snap-199") == "199", what="catch-up by snapshot")
+        assert local.get(follower, "snap-0") == "0"
+        log = local.nodes[follower].log_path.read_text()
+        assert "quorum.snapshot_loaded" in log
+    finally:
+        local.close()
