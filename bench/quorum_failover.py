@@ -32,9 +32,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def time_until_commit(cluster: LocalCluster, survivors: list[int], started: float) -> float:
-    """Writes through the survivors in turn until one write commits; returns the seconds
-    since `started`."""
+def time_until_commit(
+    cluster: LocalCluster, survivors: list[int], old_leader: int, started: float
+) -> float:
+    """Writes through the survivors in turn until one write commits under a new leader;
+    returns the seconds since `started`. (During a graceful shutdown the old leader still
+    commits for a few milliseconds: those writes do not count.)"""
     attempt = 0
     give_up_at = started + TRIAL_DEADLINE_S
     while time.monotonic() < give_up_at:
@@ -46,9 +49,17 @@ def time_until_commit(cluster: LocalCluster, survivors: list[int], started: floa
             )
         except (OSError, urllib.error.URLError):
             continue
-        if code == 200:
+        if code == 200 and new_leader_at(node.http_url, old_leader):
             return time.monotonic() - started
     raise RuntimeError("no commit within the trial deadline")
+
+
+def new_leader_at(http_url: str, old_leader: int) -> bool:
+    try:
+        code, status = http_json("GET", http_url + "/v1/quorum/status", None, WRITE_TIMEOUT_S)
+    except (OSError, urllib.error.URLError):
+        return False
+    return code == 200 and status.get("leader_id") not in (None, old_leader)
 
 
 def run_trials(cluster: LocalCluster, trials: int, graceful: bool) -> list[float]:
@@ -62,7 +73,7 @@ def run_trials(cluster: LocalCluster, trials: int, graceful: bool) -> list[float
             cluster.terminate(leader)
         else:
             cluster.kill(leader)
-        elapsed = time_until_commit(cluster, survivors, started)
+        elapsed = time_until_commit(cluster, survivors, leader, started)
         results.append(elapsed)
         print(
             f"  trial {trial + 1:2d}: leader {leader} {'stopped' if graceful else 'killed'}, "

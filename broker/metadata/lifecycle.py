@@ -67,6 +67,7 @@ class BrokerLifecycle:
         self._want_shutdown = False
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"broker-{self.broker_id}-lifecycle")
@@ -83,6 +84,7 @@ class BrokerLifecycle:
         if self.state.broker_epoch is None:
             return True  # never registered: nothing leads here
         self._want_shutdown = True
+        self._heartbeat_now.set()  # ask at once rather than at the next interval
         give_up_at = time.monotonic() + timeout_s
         while not self.state.should_shutdown and time.monotonic() < give_up_at:
             self._changed.clear()
@@ -105,7 +107,13 @@ class BrokerLifecycle:
             interval = self._heartbeat_interval_s
             if self._want_shutdown:
                 interval = min(interval, REGISTRATION_RETRY_S / 2)
-            await asyncio.sleep(interval if self.state.broker_epoch is not None else 0.05)
+            await self._sleep(interval if self.state.broker_epoch is not None else 0.05)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Waits for the next heartbeat, or less when one is wanted now."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heartbeat_now.wait(), seconds)
+        self._heartbeat_now.clear()
 
     async def _ask_with_deadline(self, body: dict[str, Any]) -> dict[str, Any]:
         """The controller's answer; ControllerUnavailable when none comes in time (whatever
