@@ -10,6 +10,7 @@ then one entry a line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from broker.log.errors import CorruptLogError
@@ -20,7 +21,7 @@ CHECKPOINT_VERSION = 0
 CHECKPOINT_ENTRIES_MAX = 1_000_000
 
 
-def write_checkpoint(path: Path, entries: list[tuple[int, ...]]) -> None:
+def write_checkpoint(path: Path, entries: Sequence[tuple[int, ...]]) -> None:
     assert len(entries) <= CHECKPOINT_ENTRIES_MAX, f"{len(entries)} checkpoint entries"
     lines = [str(CHECKPOINT_VERSION), str(len(entries))]
     lines.extend(" ".join(str(value) for value in entry) for entry in entries)
