@@ -497,8 +497,10 @@ class PartitionLog:
                 return None
             except IndexCorruptError:
                 rebuilt.append(segment.offset_index_path)
-        if not recovered:
-            # Entries at or above the first recovered batch are rebuilt from the batches.
+        elif not recovered:
+            # The first untrusted segment (every later one is untrusted too): the epoch
+            # entries from its base on are rebuilt from the batches. A trusted segment whose
+            # index is rebuilt keeps its entries, and later trusted ones theirs.
             self.epoch_cache.truncate_from_end(segment.base_offset, write=False)
         recovered.append(segment.path)
         return recover_segment(segment, self.epoch_cache)

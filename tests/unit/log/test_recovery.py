@@ -216,3 +216,20 @@ def test_reopen_of_a_fresh_directory_reports_nothing_lost(tmp_path: Path) -> Non
     assert (log.log_start_offset, log.log_end_offset) == (0, 0)
     assert not log.recovery_report.lost_data
     log.close()
+
+
+def test_rebuilding_an_early_index_keeps_the_epochs_of_later_segments(tmp_path: Path) -> None:
+    config = LogConfig(segment_bytes=1024, index_interval_bytes=100)
+    log = open_log(tmp_path, config)
+    for tag in range(30):
+        log.append_as_leader(make_batch(2, tag=tag), tag // 6)
+    entries = log.leader_epoch_entries()
+    content = read_all(log)
+    log.close()
+    first_index = sorted(tmp_path.glob("*.index"))[0]
+    first_index.unlink()
+    log = open_log(tmp_path, config)
+    assert log.recovery_report.rebuilt_indexes == (first_index,)
+    assert log.leader_epoch_entries() == entries
+    assert read_all(log, max_bytes=1) == content
+    log.close()
