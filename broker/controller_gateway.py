@@ -19,7 +19,7 @@ from broker.api.facade import NoLeaderError
 from kraft.controller import errors
 from kraft.controller.controller import HeartbeatResponse, QuorumController
 from kraft.controller.errors import ControllerError, NotControllerError, StaleBrokerEpochError
-from kraft.controller.image import MetadataImage
+from kraft.controller.image import MetadataImage, PartitionRegistration
 from kraft.controller.records import Endpoint
 from kraft.controller.service import ControllerService
 from kraft.quorum.runtime import QuorumRuntime
@@ -31,7 +31,9 @@ log = structlog.get_logger(__name__)
 
 FORWARD_TIMEOUT_S = 10.0
 APPLY_TIMEOUT_S = 10.0
-CONTROLLER_REQUEST_KINDS = frozenset({"register_broker", "broker_heartbeat", "admin"})
+CONTROLLER_REQUEST_KINDS = frozenset(
+    {"register_broker", "broker_heartbeat", "alter_partition", "admin"}
+)
 _ERROR_TYPES: dict[str, type[ControllerError]] = {
     name: value
     for name, value in vars(errors).items()
@@ -111,6 +113,8 @@ class ControllerGateway:
             return await self._register_broker(service, body)
         if kind == "broker_heartbeat":
             return await self._broker_heartbeat(service, body)
+        if kind == "alter_partition":
+            return await self._alter_partition(service, body)
         if kind == "admin":
             _, offset = await service.submit(_admin_operation(body))
             return {"offset": offset}
@@ -148,6 +152,35 @@ class ControllerGateway:
             "is_fenced": response.is_fenced,
             "in_controlled_shutdown": response.in_controlled_shutdown,
             "should_shutdown": response.should_shutdown,
+        }
+
+    async def _alter_partition(
+        self, service: ControllerService, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """An ISR change requested by a partition leader, accepted only with the current
+        leader and partition epochs; the answer is the partition as committed."""
+        broker_id, broker_epoch = int(body["broker_id"]), int(body["broker_epoch"])
+        topic_id, partition_id = str(body["topic_id"]), int(body["partition_id"])
+        leader_epoch, partition_epoch = int(body["leader_epoch"]), int(body["partition_epoch"])
+        new_isr = tuple(int(replica) for replica in body["new_isr"])
+        response, offset = await service.submit(
+            lambda controller, now_ms: controller.alter_partition(
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition_id,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            )
+        )
+        assert isinstance(response, PartitionRegistration)
+        return {
+            "offset": offset,
+            "leader": response.leader,
+            "isr": list(response.isr),
+            "leader_epoch": response.leader_epoch,
+            "partition_epoch": response.partition_epoch,
         }
 
     # --- AdminFacade writes ----------------------------------------------------------------

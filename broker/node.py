@@ -209,7 +209,7 @@ class Node:
             self._lifecycle = BrokerLifecycle(
                 config.node_id,
                 endpoints,
-                rack=None,
+                rack=config.broker_rack,
                 ask_controller=self._gateway.call,
                 applied_offset=lambda: runtime.applied_end_offset - 1,
                 heartbeat_interval_s=config.broker_heartbeat_interval_ms / 1000,

@@ -177,6 +177,7 @@ KEYS: tuple[KeySpec, ...] = (
         "fsync a partition log after this many records",
     ),
     _spec("http.admin.token", None, "when set, the admin API requires this bearer token"),
+    _spec("broker.rack", None, "rack of this broker, for rack-aware replica placement"),
     _spec(
         "metadata.log.max.snapshot.interval.records",
         SNAPSHOT_INTERVAL_RECORDS_DEFAULT,
@@ -229,6 +230,7 @@ class NodeConfig:
     log_segment_bytes: int
     log_flush_interval_messages: int
     admin_token: str | None
+    broker_rack: str | None
     snapshot_interval_records: int
     tick_ms: int
     log_level: str
@@ -542,6 +544,7 @@ def _build(raw: dict[str, str]) -> NodeConfig:
         ),
         log_flush_interval_messages=_parse_int(raw, "log.flush.interval.messages", 1, LONG_MAX),
         admin_token=raw.get("http.admin.token") or None,
+        broker_rack=raw.get("broker.rack") or None,
         snapshot_interval_records=_parse_int(
             raw, "metadata.log.max.snapshot.interval.records", 1, SNAPSHOT_INTERVAL_RECORDS_MAX
         ),

@@ -110,6 +110,12 @@ class OffsetIndex:
             return self.base_offset, 0
         return self.offsets[index], self.positions[index]
 
+    def last_entry(self) -> tuple[int, int]:
+        """(base offset, position) of the last indexed batch, or (base offset, 0)."""
+        if not self.offsets:
+            return self.base_offset, 0
+        return self.offsets[-1], self.positions[-1]
+
     def truncate_to(self, offset: int) -> None:
         """Drops entries at or above `offset`."""
         keep = bisect.bisect_left(self.offsets, offset)

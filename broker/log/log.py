@@ -164,6 +164,7 @@ class PartitionLog:
         base_offset = self.log_end_offset
         stored = RecordBatch(assign_offsets(batch_bytes, base_offset, leader_epoch))
         self._append_batch(stored)
+        assert self.log_end_offset == stored.next_offset, "the batch ends the log"
         return base_offset, stored.last_offset
 
     def append_as_follower(self, batches_bytes: bytes | bytearray) -> tuple[int, int]:
@@ -300,6 +301,7 @@ class PartitionLog:
         except OSError as error:
             self._is_failed = True
             raise LogWriteError(f"truncating {self.directory} failed: {error}") from error
+        assert self.log_end_offset <= offset, f"truncate to {offset} left {self.log_end_offset}"
         self.epoch_cache.truncate_from_end(self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self._write_recovery_point()

@@ -131,9 +131,7 @@ class Segment:
         file_size_bytes = self.file_size_bytes()
         self.offset_index.load(file_size_bytes)
         self.time_index.load()
-        if self.time_index.offsets and self.time_index.offsets[-1] >= self.base_offset + 2**31:
-            raise IndexCorruptError(f"{self.time_index_path} points past its segment")
-        indexed_offset, position = self.offset_index.lookup(2**63 - 1)
+        indexed_offset, position = self.offset_index.last_entry()
         self.size_bytes = position
         self.next_offset = indexed_offset
         if self.time_index.timestamps:
@@ -151,6 +149,8 @@ class Segment:
             raise IndexCorruptError(f"{self.path}: {error}") from error
         if self.size_bytes != file_size_bytes:
             raise IndexCorruptError(f"{self.path} does not end on a batch boundary")
+        if self.time_index.offsets and self.time_index.offsets[-1] >= self.next_offset:
+            raise IndexCorruptError(f"{self.time_index_path} points past its segment")
         if self.size_bytes:
             first = os.pread(self.descriptor, BATCH_HEADER_SIZE_BYTES, 0)
             self.first_batch_timestamp = RecordBatch(first).max_timestamp
@@ -365,7 +365,7 @@ class Segment:
         batch starting at `cut_offset` began."""
         self.offset_index.truncate_to(cut_offset)
         self.time_index.truncate_to(cut_offset)
-        indexed_offset, indexed_position = self.offset_index.lookup(2**63 - 1)
+        indexed_offset, indexed_position = self.offset_index.last_entry()
         self.size_bytes = indexed_position
         self.next_offset = indexed_offset
         self.max_timestamp = NO_TIMESTAMP
