@@ -358,4 +358,3 @@ def _without_stale_suffix(restored: RestoredState) -> tuple[list[Entry], int | N
         if entry.epoch < snapshot.snapshot_id.epoch:
             return restored.entries[:index], entry.offset
     return restored.entries, None
-
