@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from broker.log import LogConfig, PartitionLog
-from broker.log.log import CLEAN_SHUTDOWN_MARKER_NAME, RECOVERY_POINT_CHECKPOINT_NAME
+from broker.log.checkpoint import write_single_offset
+from broker.log.log import (
+    CLEAN_SHUTDOWN_MARKER_NAME,
+    LOG_START_OFFSET_CHECKPOINT_NAME,
+    RECOVERY_POINT_CHECKPOINT_NAME,
+)
 from tests.unit.log.helpers import CLOCK_MS, make_batch, open_log, read_all, segment_files
 
 ONE_SEGMENT_CONFIG = LogConfig(index_interval_bytes=200)
@@ -232,4 +237,52 @@ def test_rebuilding_an_early_index_keeps_the_epochs_of_later_segments(tmp_path: 
     assert log.recovery_report.rebuilt_indexes == (first_index,)
     assert log.leader_epoch_entries() == entries
     assert read_all(log, max_bytes=1) == content
+    log.close()
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_batch_larger_than_a_scan_chunk_is_recovered_and_read(tmp_path: Path, clean: bool) -> None:
+    config = LogConfig(max_message_bytes=6 * 1024 * 1024)
+    log = open_log(tmp_path, config)
+    log.append_as_leader(make_batch(1), 0)
+    log.append_as_leader(make_batch(5, value_size_bytes=1024 * 1024), 0)
+    log.append_as_leader(make_batch(1), 0)
+    content = read_all(log)
+    if clean:
+        log.close()
+    else:
+        log.abandon()
+    log = open_log(tmp_path, config)
+    assert log.log_end_offset == 7
+    assert read_all(log, max_bytes=1) == content
+    assert not log.recovery_report.lost_data
+    log.close()
+
+
+def test_crash_between_log_start_checkpoint_and_segment_deletion(tmp_path: Path) -> None:
+    """Retention writes the new log start first, then unlinks: a crash in between leaves
+    segments below the log start, which the next open deletes."""
+    config = LogConfig(segment_bytes=1024, index_interval_bytes=100)
+    content = build_log(tmp_path, 30, config)
+    files = segment_files(tmp_path)
+    second_base = int(files[1].name[:20])
+    write_single_offset(tmp_path / LOG_START_OFFSET_CHECKPOINT_NAME, second_base)
+    log = open_log(tmp_path, config)
+    assert log.log_start_offset == second_base
+    assert segment_files(tmp_path) == files[1:]
+    assert read_all(log) == [entry for entry in content if entry[0] >= second_base]
+    log.close()
+
+
+def test_truncate_fully_restarts_the_log_and_survives_reopen(tmp_path: Path) -> None:
+    build_log(tmp_path, 6)
+    log = open_log(tmp_path, ONE_SEGMENT_CONFIG)
+    log.truncate_fully_and_start_at(500)
+    assert (log.log_start_offset, log.log_end_offset) == (500, 500)
+    assert log.leader_epoch_entries() == []
+    assert log.append_as_leader(make_batch(2), 4) == (500, 501)
+    log.abandon()
+    log = open_log(tmp_path, ONE_SEGMENT_CONFIG)
+    assert (log.log_start_offset, log.log_end_offset) == (500, 502)
+    assert log.leader_epoch_entries() == [(4, 500)]
     log.close()
