@@ -16,6 +16,7 @@ from broker.log.batch import (
     iter_records,
 )
 from broker.log.config import LogConfig
+from broker.log.epoch_cache import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
 from broker.log.errors import (
     CorruptLogError,
     CorruptRecordError,
@@ -31,6 +32,8 @@ from broker.log.log import PartitionLog
 from broker.log.recovery import RecoveryReport, TruncatedTail
 
 __all__ = [
+    "UNDEFINED_EPOCH",
+    "UNDEFINED_EPOCH_OFFSET",
     "CorruptLogError",
     "CorruptRecordError",
     "DecodedRecord",
