@@ -203,7 +203,12 @@ class PartitionLog:
         )
         self._maybe_roll(batch)
         if assigns_epoch:
-            self.epoch_cache.assign(epoch, batch.base_offset)
+            try:
+                self.epoch_cache.assign(epoch, batch.base_offset)
+            except OSError as error:
+                raise LogWriteError(
+                    f"writing {self.epoch_cache.path} for epoch {epoch} failed: {error}"
+                ) from error
         try:
             self._active.append(batch)
         except LogWriteError:
