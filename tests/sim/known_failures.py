@@ -18,3 +18,27 @@ from __future__ import annotations
 REGRESSION_SEEDS: tuple[int, ...] = (20998, 44624, 46253)
 
 KNOWN_CORE_BUGS: dict[int, str] = {}
+
+# Controller mode (tests/sim/test_controller_seeds.py): (seed, activation rule) -> the bug.
+# The batch runs the default rule ("log_applied"); the other rules run only for the seeds
+# listed here. Each entry runs as xfail(strict=True): once the bug is fixed, it passes, the
+# strict xfail fails, and the entry must go.
+KNOWN_CONTROLLER_BUGS: dict[tuple[int, str], str] = {
+    (28, "log_applied"): (
+        "a controller decision commits in part: a proposal's entries are appended one by one, "
+        "a crash keeps a torn prefix (or a new leader holds only a prefix), and the next epoch "
+        "commits it; here a TopicRecord commits without its PartitionRecord, and the topic "
+        "without partitions later crashes alter_topic_configs (min() of nothing)"
+    ),
+    (101, "service"): (
+        "ControllerService._active_controller activates a new leader once it has applied up to "
+        "its high watermark, but a new leader's high watermark is the stale one it had as a "
+        "follower: the working controller misses entries of earlier epochs that then commit, "
+        "and re-registers brokers with epochs already taken; every node fails to apply them"
+    ),
+    (341, "epoch_committed"): (
+        "after a commit timeout ControllerService rebuilds its controller from the committed "
+        "image while its own timed-out entries are still in the log and later commit: the "
+        "new controller creates topic 'alpha' a second time and every node fails to apply it"
+    ),
+}

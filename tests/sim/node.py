@@ -139,9 +139,14 @@ class SimNode:
         restored = self.storage.restored()
         core_rng = random.Random(self.rng.getrandbits(64))
         self.core = self.core_factory(self.config, restored, core_rng)
-        self.state_machine = ValueList(restored.snapshot)
+        self.state_machine = self.new_state_machine(restored.snapshot)
         self.incarnation += 1
         self.crash_countdown = None
+
+    def new_state_machine(self, snapshot: Snapshot | None) -> ValueList:
+        """The state machine a (re)started node applies to; the controller mode of the
+        simulation (tests/sim/controller_simulation.py) replaces it."""
+        return ValueList(snapshot)
 
     def crash(self) -> int:
         """Loses the core, the state machine and unsynced writes; returns how many pending

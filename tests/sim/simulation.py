@@ -165,6 +165,10 @@ class Timer:
 
 
 class Simulation:
+    # The shell of each node; the controller mode (tests/sim/controller_simulation.py)
+    # gives its nodes a metadata state machine.
+    node_type: type[SimNode] = SimNode
+
     def __init__(
         self,
         seed: int,
@@ -206,7 +210,7 @@ class Simulation:
             if config_overrides:
                 config = dataclasses.replace(config, **config_overrides)  # type: ignore[arg-type]
                 config.validate()
-            self.nodes[node_id] = SimNode(
+            self.nodes[node_id] = self.node_type(
                 config,
                 self.rng,
                 self,
