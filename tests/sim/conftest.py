@@ -77,6 +77,9 @@ def _parametrize_controller_seeds(metafunc: pytest.Metafunc) -> None:
     from tests.sim.controller_simulation import DEFAULT_ACTIVATION_RULE
     from tests.sim.known_failures import KNOWN_CONTROLLER_BUGS
 
+    if seed is None:
+        known = sorted(s for s, rule in KNOWN_CONTROLLER_BUGS if rule == DEFAULT_ACTIVATION_RULE)
+        seeds += [value for value in known if value not in seeds]
     params = []
     for value in seeds:
         reason = KNOWN_CONTROLLER_BUGS.get((value, DEFAULT_ACTIVATION_RULE))

@@ -40,7 +40,7 @@ import structlog.testing
 from kraft.controller.controller import ControllerSettings, QuorumController
 from kraft.controller.errors import ControllerError, NotControllerError
 from kraft.controller.image import MetadataImage
-from kraft.controller.records import MetadataRecord
+from kraft.controller.records import NO_LEADER, MetadataRecord
 from kraft.controller.serde import decode_record, encode_record
 from kraft.controller.service import ControllerService
 from kraft.raft.types import Entry, NotLeaderError, ProposalTooLargeError, Role, Snapshot
@@ -473,6 +473,29 @@ class ControllerSimulation(Simulation):
         self.reference.advance(self.checker.committed, self.checker.committed_end)
         for offset in range(max(start, 1), self.reference.end):
             self._check_decision_atomic(offset)
+        for offset in range(start, self.reference.end):
+            self._maybe_check_decision_end(offset)
+
+    def _maybe_check_decision_end(self, offset: int) -> None:
+        """Once a whole decision is committed, every partition is led by a registered broker
+        that is neither fenced nor shutting down, or by nobody: a decision that fences a
+        broker or registers a new incarnation moves its leaderships in the same decision."""
+        entry = self.checker.committed[offset]
+        proposed = self.proposed.get((entry.epoch, offset))
+        if proposed is None or proposed[0] != entry.data or proposed[1] != offset:
+            return
+        image = self.reference.images[offset + 1]
+        live = frozenset(image.live_brokers())
+        for topic_id in sorted(image.topics_by_id):
+            topic = image.topics_by_id[topic_id]
+            for partition_id in sorted(topic.partitions):
+                leader = topic.partitions[partition_id].leader
+                if leader != NO_LEADER and leader not in live:
+                    raise InvariantViolation(
+                        f"partition {topic_id}/{partition_id} of {topic.name!r} is led by broker "
+                        f"{leader}, which is not live ({image.brokers.get(leader)}), after the "
+                        f"decision that ends at committed offset {offset}"
+                    )
 
     def _check_decision_atomic(self, offset: int) -> None:
         """The records of one controller decision commit all or none: the entry after a

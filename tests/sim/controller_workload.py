@@ -323,6 +323,12 @@ class ControllerWorkload:
                 return f"leader epoch {leader_epoch} is not {current.leader_epoch}"
             if current.partition_epoch != partition_epoch:
                 return f"partition epoch {partition_epoch} is not {current.partition_epoch}"
+            if broker_id not in new_isr:
+                return f"the new ISR {list(new_isr)} lacks its leader {broker_id}"
+            live = controller.image.live_brokers()
+            ineligible = sorted(b for b in new_isr if b not in live)
+            if ineligible:
+                return f"brokers {ineligible} of the new ISR are fenced or shutting down"
             return None
 
         kind = "stale alter partition" if stale else "alter partition"

@@ -20,16 +20,31 @@ REGRESSION_SEEDS: tuple[int, ...] = (20998, 44624, 46253)
 KNOWN_CORE_BUGS: dict[int, str] = {}
 
 # Controller mode (tests/sim/test_controller_seeds.py): (seed, activation rule) -> the bug.
-# The batch runs the default rule ("log_applied"); the other rules run only for the seeds
-# listed here. Each entry runs as xfail(strict=True): once the bug is fixed, it passes, the
-# strict xfail fails, and the entry must go.
+# The batch runs the default rule ("log_applied") on seeds 0..149 plus every seed listed here
+# for that rule; the other rules run only on the seeds listed for them. Each entry runs as
+# xfail(strict=True): once the bug is fixed, it passes, the strict xfail fails, and the entry
+# must go.
+_DECISION_COMMITTED_IN_PART = (
+    "a controller decision commits in part: a proposal's entries are appended one by one, a "
+    "crash keeps a torn prefix of them (the real log recovery keeps whole entries), and the "
+    "next epoch commits that prefix; e.g. a TopicRecord without its PartitionRecords, and a "
+    "topic without partitions later crashes alter_topic_configs (min() of nothing)"
+)
+_CONTROLLER_STALLED_BY_TRUNCATED_PROPOSAL = (
+    "the quorum runtime fails a pending proposal only when its last offset commits, a "
+    "snapshot covers it, or COMMIT_TIMEOUT_S passes; a leader whose uncommitted proposal was "
+    "truncated and that leads again with a shorter log waits that whole timeout (10 s), "
+    "deciding nothing, because ControllerService awaits one proposal at a time"
+)
 KNOWN_CONTROLLER_BUGS: dict[tuple[int, str], str] = {
-    (28, "log_applied"): (
-        "a controller decision commits in part: a proposal's entries are appended one by one, "
-        "a crash keeps a torn prefix (or a new leader holds only a prefix), and the next epoch "
-        "commits it; here a TopicRecord commits without its PartitionRecord, and the topic "
-        "without partitions later crashes alter_topic_configs (min() of nothing)"
-    ),
+    **{
+        (seed, "log_applied"): _DECISION_COMMITTED_IN_PART
+        for seed in (28, 1038, 1536, 1543, 1676, 1944, 2259, 2518, 3699, 3930)
+    },
+    **{
+        (seed, "log_applied"): _CONTROLLER_STALLED_BY_TRUNCATED_PROPOSAL
+        for seed in (1863, 3042, 3648, 3675, 3846)
+    },
     (101, "service"): (
         "ControllerService._active_controller activates a new leader once it has applied up to "
         "its high watermark, but a new leader's high watermark is the stale one it had as a "
