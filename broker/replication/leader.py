@@ -208,9 +208,10 @@ class PartitionLeaderState:
         error). A consistent fetch updates the follower's progress, may advance the high
         watermark and may propose adding the follower to the ISR."""
         self._check_leading()
-        assert replica_id in self.followers, f"broker {replica_id} is no follower replica"
         self.on_local_append(leader_log_end_offset)
         error = self._epoch_error(current_leader_epoch)
+        if error is ReplicationError.NONE and replica_id not in self.followers:
+            error = ReplicationError.NOT_LEADER  # bad input: that broker has no replica here
         if error is not ReplicationError.NONE:
             return self._answer(fetch_offset, last_fetched_epoch, error, leader_log_start_offset)
         if last_fetched_epoch != UNDEFINED_EPOCH:
