@@ -185,6 +185,7 @@ class ReplicationSimulation:
         self.acked_offsets: list[int] = []  # sorted
         self.previous_isr: frozenset[int] = frozenset()
         self.checked_high_watermarks = {b: 0 for b in BROKERS}
+        self.checked_isr_offsets: dict[int, int] = {}
         self.committed: dict[int, Rec] = {}
         self.leader_high_watermarks: dict[tuple[int, int], int] = {}
         self.event_count = 0
@@ -643,9 +644,12 @@ class ReplicationSimulation:
         """The current leader's HW never passes a record some ISR member lacks."""
         registration = self.controller.registration
         broker = self.brokers.get(registration.leader)
-        if broker is None or broker.leader is None:
-            return
-        if broker.leader.leader_epoch != registration.leader_epoch:
+        if (
+            broker is None
+            or broker.leader is None
+            or broker.leader.leader_epoch != registration.leader_epoch
+        ):
+            self.checked_isr_offsets.clear()  # changes now go unseen: check in full next time
             return
         high_watermark = broker.leader.high_watermark
         for member in registration.isr:
@@ -655,6 +659,15 @@ class ReplicationSimulation:
                 f"ISR member {member} ends at {log.log_end_offset}, "
                 f"below leader HW {high_watermark}",
             )
+            # ... and holds the committed records there (checked from where it changed).
+            checked = self.checked_isr_offsets.get(member, 0) if member in self.previous_isr else 0
+            for offset in range(min(checked, log.lowest_changed_offset), high_watermark):
+                self._require(
+                    log.records[offset] == self.committed[offset],
+                    f"ISR member {member} has {log.records[offset]} at {offset}, below leader "
+                    f"HW {high_watermark}; committed is {self.committed[offset]}",
+                )
+            self.checked_isr_offsets[member] = max(high_watermark, checked)
 
     def _check_acked_on_isr(self) -> None:
         """Acknowledged acks=all records stay on every ISR member: checked in full for a
