@@ -462,6 +462,21 @@ class ControllerSimulation(Simulation):
         if pending is not None and pending.last_offset < snapshot.snapshot_id.end_offset:
             self._lose(node, "replaced by a snapshot")
 
+    def _start(self, node_id: int) -> None:
+        """A restarted node restores its image from its durable snapshot (restore()), which
+        must be the committed log's image at the snapshot's end; then it applies on."""
+        node = self._node(node_id)
+        snapshot = node.storage.durable.snapshot
+        super()._start(node_id)
+        if snapshot is not None and node.is_up:
+            self.counts["restarts from a snapshot"] += 1
+        if node.is_up:
+            replica = node.metadata()
+            self._advance_reference()
+            self.reference.check_node_image(
+                node_id, replica.image, replica.applied_end, "restarted"
+            )
+
     def _crash(self, node_id: int, how: str) -> None:
         node = self._node(node_id)
         if node.is_up and node.shell.pending is not None:

@@ -39,11 +39,11 @@ _CONTROLLER_STALLED_BY_TRUNCATED_PROPOSAL = (
 KNOWN_CONTROLLER_BUGS: dict[tuple[int, str], str] = {
     **{
         (seed, "log_applied"): _DECISION_COMMITTED_IN_PART
-        for seed in (28, 1038, 1536, 1543, 1676, 1944, 2259, 2518, 3699, 3930)
+        for seed in (28, 1038, 1536, 1543, 1676, 1944, 2259, 2518, 3699, 3930, 4925)
     },
     **{
         (seed, "log_applied"): _CONTROLLER_STALLED_BY_TRUNCATED_PROPOSAL
-        for seed in (1863, 3042, 3648, 3675, 3846)
+        for seed in (1863, 3042, 3648, 3675, 3846, 4149, 4380, 4970)
     },
     (101, "service"): (
         "ControllerService._active_controller activates a new leader once it has applied up to "
