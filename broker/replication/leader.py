@@ -212,6 +212,8 @@ class PartitionLeaderState:
         error = self._epoch_error(current_leader_epoch)
         if error is ReplicationError.NONE and replica_id not in self.followers:
             error = ReplicationError.NOT_LEADER  # bad input: that broker has no replica here
+        if error is ReplicationError.NONE and last_fetched_epoch > self.leader_epoch:
+            error = ReplicationError.UNKNOWN_LEADER_EPOCH  # bad input: an epoch not yet begun
         if error is not ReplicationError.NONE:
             return self._answer(fetch_offset, last_fetched_epoch, error, leader_log_start_offset)
         if last_fetched_epoch != UNDEFINED_EPOCH:
@@ -252,10 +254,7 @@ class PartitionLeaderState:
     ) -> EpochEndOffset | None:
         """Kafka's Partition.fetchRecords check (KIP-320): the follower's last epoch ends
         earlier here, or is unknown here, so its suffix from there on diverges."""
-        assert last_fetched_epoch <= self.leader_epoch, (
-            f"last fetched epoch {last_fetched_epoch} is newer than leader epoch "
-            f"{self.leader_epoch} although the fetch passed the epoch check"
-        )
+        assert last_fetched_epoch <= self.leader_epoch, "checked by on_fetch"
         epoch, end_offset = end_offset_for_epoch(last_fetched_epoch)
         # The shell assigned our epoch at epoch_start_offset, so every epoch up to ours has
         # an answer (Kafka's leader does the same on becoming leader).

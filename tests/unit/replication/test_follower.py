@@ -8,6 +8,7 @@ import pytest
 
 from broker.replication import (
     AppendRecords,
+    EpochEndOffset,
     FetchAnswer,
     FetchRequest,
     FollowerState,
@@ -119,8 +120,6 @@ def test_follower_truncation_never_goes_below_its_high_watermark() -> None:
     log = log_of(0, 0, 0)
     follower = follower_of(log, leader_epoch=2, high_watermark=3)
     request = follower.next_fetch()
-    from broker.replication import EpochEndOffset
-
     answer = FetchAnswer(
         leader_epoch=2, fetch_offset=3, last_fetched_epoch=0, error=ReplicationError.NONE,
         high_watermark=3, log_start_offset=0, log_end_offset=5,

@@ -427,3 +427,13 @@ def test_fetch_from_a_broker_without_a_replica_is_refused() -> None:
     answer = leader.fetch(9, 0)
 
     assert answer.error is ReplicationError.NOT_LEADER
+
+
+def test_fetch_naming_a_last_epoch_newer_than_the_leaders_is_refused() -> None:
+    """Bad input changes nothing and does not stop the broker."""
+    leader = LeaderFixture(MemoryLog(), leader_epoch=2)
+
+    answer = leader.fetch(2, 0, last_fetched_epoch=3)
+
+    assert answer.error is ReplicationError.UNKNOWN_LEADER_EPOCH
+    assert leader.state.follower_log_end_offset(2) is None
