@@ -64,6 +64,7 @@ class SimConfig:
     fault_interval_ms: int = 120
     flush_probability: float = 0.3
     lose_unflushed: bool = True
+    min_insync_replicas: int = MIN_INSYNC_REPLICAS
     heal_step_limit: int = 20_000
 
 
@@ -460,14 +461,15 @@ class ReplicationSimulation:
         assert leader is not None
         acks = self.rng.choice([Acks.NONE, Acks.LEADER, Acks.ALL, Acks.ALL])
         end_before = broker.log.log_end_offset
-        if leader.check_produce(acks, MIN_INSYNC_REPLICAS) is not ReplicationError.NONE:
+        min_insync_replicas = self.config.min_insync_replicas
+        if leader.check_produce(acks, min_insync_replicas) is not ReplicationError.NONE:
             self.stats["refused"] += 1
             assert broker.log.log_end_offset == end_before, "a refused produce wrote"
             return
         record = Rec(leader.leader_epoch, f"r{next(self.produce_counter)}")
         offset = broker.log.append(record)
         leader.on_local_append(broker.log.log_end_offset)
-        produce_id = leader.register_pending_produce(offset, acks, MIN_INSYNC_REPLICAS)
+        produce_id = leader.register_pending_produce(offset, acks, min_insync_replicas)
         if produce_id is not None:
             key = (broker.broker_id, leader.leader_epoch, produce_id)
             self.pending_produces[key] = (offset, record, acks)

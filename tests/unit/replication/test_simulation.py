@@ -44,6 +44,12 @@ def test_invariants_hold_when_crashes_keep_every_write(seed: int) -> None:
     ReplicationSimulation(seed, SimConfig(lose_unflushed=False)).run()
 
 
+@pytest.mark.parametrize("min_insync_replicas", [1, 3])
+@pytest.mark.parametrize("seed", range(10))
+def test_invariants_hold_for_other_min_insync_replicas(seed: int, min_insync_replicas: int) -> None:
+    ReplicationSimulation(seed, SimConfig(min_insync_replicas=min_insync_replicas)).run()
+
+
 def test_simulation_exercises_every_path() -> None:
     """The fault mix really shrinks and expands ISRs, moves leaders, crashes brokers and
     acknowledges acks=all writes (so the invariants are not checked vacuously)."""
