@@ -93,15 +93,12 @@ class FollowerState:
             return IgnoreAnswer()
         self.in_flight = None
         assert request.fetch_offset == self.log_end_offset, "the log changed under a fetch"
-        if answer.error in (
-            ReplicationError.FENCED_LEADER_EPOCH,
-            ReplicationError.UNKNOWN_LEADER_EPOCH,
-            ReplicationError.NOT_LEADER,
-        ):
-            return IgnoreAnswer(backoff=True)  # the metadata will tell us who leads now
         if answer.error is ReplicationError.OFFSET_OUT_OF_RANGE:
             return self._expect(self._out_of_range_action(answer))
-        assert answer.error is ReplicationError.NONE, f"unexpected fetch error {answer.error}"
+        if answer.error is not ReplicationError.NONE:
+            # FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, NOT_LEADER and anything else: the
+            # metadata will tell us who leads now; retry after a backoff.
+            return IgnoreAnswer(backoff=True)
         if answer.diverging_epoch is not None:
             return self._expect(self._truncation(answer.diverging_epoch, end_offset_for_epoch))
         self._leader_high_watermark = answer.high_watermark
