@@ -16,7 +16,7 @@ records at different offsets (the log also holds the quorum's control entries).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from kraft.controller.records import (
@@ -232,10 +232,15 @@ class MetadataImage:
     # -- applying records --------------------------------------------------------------------
 
     def apply(self, record: MetadataRecord, offset: int) -> None:
+        self.apply_batch((record,), offset)
+
+    def apply_batch(self, records: Sequence[MetadataRecord], offset: int) -> None:
+        """Applies the records of one log entry (one controller decision) in order."""
         assert offset > self.applied_offset, (
             f"record at offset {offset} after offset {self.applied_offset}"
         )
-        self._apply(record)
+        for record in records:
+            self._apply(record)
         self.applied_offset = offset
 
     def _apply(self, record: MetadataRecord) -> None:

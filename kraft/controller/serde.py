@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -163,3 +163,26 @@ _DECODERS: dict[type, tuple[Decoder, ...]] = {
     record_type: tuple(_decoder(spec.hint, f".{spec.name}") for spec in specs)
     for record_type, specs in _SPECS.items()
 }
+
+
+def encode_batch(records: Sequence[MetadataRecord]) -> bytes:
+    """One log entry holding every record of one controller decision, so that a decision
+    commits whole or not at all: the entry is the unit of replication, of a storage batch
+    and of truncation (a decision split over several entries could commit in part if its
+    leader died after replicating a prefix)."""
+    assert records, "a batch holds at least one record"
+    return bytes(msgpack.packb([encode_record(record) for record in records]))
+
+
+def decode_entry(data: bytes) -> list[MetadataRecord]:
+    """The records of one log entry: a batch (an array of encoded records) or, as older
+    entries are, a single record."""
+    try:
+        decoded = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        raise RecordDecodeError("not a msgpack value") from None
+    if isinstance(decoded, list) and decoded and isinstance(decoded[0], bytes):
+        if not all(isinstance(item, bytes) for item in decoded):
+            raise RecordDecodeError("a batch is an array of encoded records")
+        return [decode_record(item) for item in decoded]
+    return [decode_record(data)]

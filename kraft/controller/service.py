@@ -23,7 +23,7 @@ import structlog
 
 from kraft.controller.controller import ControllerResult, ControllerSettings, QuorumController
 from kraft.controller.errors import ControllerError, NotControllerError
-from kraft.controller.serde import encode_record
+from kraft.controller.serde import encode_batch
 from kraft.controller.statemachine import MetadataStateMachine
 from kraft.quorum.runtime import OverloadedError, ProposalLostError, QuorumRuntime
 from kraft.raft.types import NotLeaderError, ProposalTooLargeError, Role
@@ -133,7 +133,12 @@ class ControllerService:
             self._controller = None
             raise NotControllerError(f"not the active controller (leader is {status.leader_id})")
         if self._controller is None or self._controller_epoch != status.epoch:
-            if self._runtime.applied_end_offset < status.high_watermark or (
+            # Decide only from an image that holds every entry this leader's log holds: its
+            # own leader-change entry is the last before it proposes, so once the whole log
+            # is applied, every entry of earlier leaders (committed by that very entry) and
+            # every proposal of ours that timed out is in the image (the simulator's
+            # controller mode found both: seeds 101 and 341).
+            if self._runtime.applied_end_offset < status.log_end_offset or (
                 status.high_watermark == 0
             ):
                 raise NotControllerError("the new controller is still loading the metadata log")
@@ -171,9 +176,8 @@ class ControllerService:
                 request.future.set_result((response, -1))
             return
         try:
-            offset = await self._runtime.propose(
-                [encode_record(record) for record in records], COMMIT_TIMEOUT_S
-            )
+            # one entry for the whole batch: its decisions commit together or not at all
+            offset = await self._runtime.propose([encode_batch(records)], COMMIT_TIMEOUT_S)
         except (
             NotLeaderError,
             ProposalLostError,

@@ -21,7 +21,7 @@ import msgpack
 
 from kraft.controller.image import MetadataImage
 from kraft.controller.records import MetadataRecord
-from kraft.controller.serde import decode_record, encode_record
+from kraft.controller.serde import decode_entry, decode_record, encode_record
 from kraft.raft.types import Entry, EntryKind
 
 SNAPSHOT_VERSION = 0
@@ -40,10 +40,10 @@ class MetadataStateMachine:
 
     def apply(self, entry: Entry) -> None:
         assert entry.kind is EntryKind.DATA, "control entries never reach the state machine"
-        record = decode_record(entry.data)  # RecordDecodeError here is a bug: let it crash
-        self.image.apply(record, entry.offset)
+        records = decode_entry(entry.data)  # RecordDecodeError here is a bug: let it crash
+        self.image.apply_batch(records, entry.offset)
         for listener in self.on_applied:
-            listener([record], entry.offset)
+            listener(records, entry.offset)
 
     def snapshot(self) -> bytes:
         return encode_snapshot(self.image)

@@ -363,6 +363,8 @@ class QuorumRuntime:
             and ready.truncate_to is None
             and ready.snapshot is None
         )
+        if ready.truncate_to is not None:
+            self._fail_pending_from(ready.truncate_to)
         if send_first:
             self._send(ready)
         if _needs_storage(ready):
@@ -442,6 +444,17 @@ class QuorumRuntime:
             if not proposal.future.done():
                 proposal.future.set_exception(
                     ProposalLostError(f"offset {offset} was replaced by a snapshot")
+                )
+
+    def _fail_pending_from(self, truncated_from: int) -> None:
+        """Proposals whose entries were truncated away can never commit: fail them now
+        rather than at their deadline (a re-elected leader would otherwise wait on them;
+        simulator controller mode, seed 3846)."""
+        for offset in [offset for offset in self._pending if offset >= truncated_from]:
+            _, proposal = self._pending.pop(offset)
+            if not proposal.future.done():
+                proposal.future.set_exception(
+                    ProposalLostError(f"offset {offset} was truncated from the log")
                 )
 
     def _fail_pending(self, error: BaseException) -> None:

@@ -75,10 +75,11 @@ def _parametrize_controller_seeds(metafunc: pytest.Metafunc) -> None:
         count = config.getoption("--sim-controller-seeds", default=DEFAULT_CONTROLLER_SEED_COUNT)
         seeds = list(range(first, first + count))
     from tests.sim.controller_simulation import DEFAULT_ACTIVATION_RULE
-    from tests.sim.known_failures import KNOWN_CONTROLLER_BUGS
+    from tests.sim.known_failures import CONTROLLER_REGRESSION_SEEDS, KNOWN_CONTROLLER_BUGS
 
     if seed is None:
-        known = sorted(s for s, rule in KNOWN_CONTROLLER_BUGS if rule == DEFAULT_ACTIVATION_RULE)
+        listed = {**CONTROLLER_REGRESSION_SEEDS, **KNOWN_CONTROLLER_BUGS}
+        known = sorted(s for s, rule in listed if rule == DEFAULT_ACTIVATION_RULE)
         seeds += [value for value in known if value not in seeds]
     params = []
     for value in seeds:

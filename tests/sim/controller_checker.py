@@ -25,7 +25,7 @@ from kraft.controller.records import (
     PartitionChangeRecord,
     PartitionRecord,
 )
-from kraft.controller.serde import decode_record
+from kraft.controller.serde import decode_entry
 from kraft.raft.types import EntryKind
 from tests.sim.checker import CommittedEntry, InvariantViolation
 
@@ -71,29 +71,28 @@ class ReferenceReplay:
         while self.end < committed_end:
             entry = committed[self.end]
             if entry.kind == EntryKind.DATA:
-                record = decode_record(entry.data)
-                self._apply(record, self.end)
+                self._apply(decode_entry(entry.data), self.end)
                 self.images[self.end + 1] = self.image.copy()
             else:
                 self.images[self.end + 1] = self.images[self.end]  # unchanged, shared
             self.end += 1
 
-    def _apply(self, record: MetadataRecord, offset: int) -> None:
+    def _apply(self, records: list[MetadataRecord], offset: int) -> None:
+        """One committed entry: the records of one batch of controller decisions."""
         try:
-            self.image.apply(record, offset)
+            self.image.apply_batch(records, offset)
         except AssertionError as error:
             raise InvariantViolation(
-                f"the committed record at offset {offset} does not apply to the image replayed "
-                f"from the committed log: {error} ({record!r})"
+                f"the committed entry at offset {offset} does not apply to the image replayed "
+                f"from the committed log: {error} ({records!r})"
             ) from error
-        self.records_replayed += 1
-        key = touched_partition(record)
-        if key is None:
-            return
-        partition = self.image.partition(*key)
-        assert partition is not None
-        check_partition(partition, f"after committed offset {offset}")
-        self._check_history(key, partition, offset)
+        self.records_replayed += len(records)
+        for key in sorted({key for key in map(touched_partition, records) if key is not None}):
+            partition = self.image.partition(*key)
+            if partition is None:
+                continue  # its topic was deleted later in the same entry
+            check_partition(partition, f"after committed offset {offset}")
+            self._check_history(key, partition, offset)
 
     def _check_history(
         self, key: PartitionKey, partition: PartitionRegistration, offset: int

@@ -41,7 +41,7 @@ from kraft.controller.controller import ControllerSettings, QuorumController
 from kraft.controller.errors import ControllerError, NotControllerError
 from kraft.controller.image import MetadataImage
 from kraft.controller.records import NO_LEADER, MetadataRecord
-from kraft.controller.serde import decode_record, encode_record
+from kraft.controller.serde import decode_entry, encode_batch
 from kraft.controller.service import ControllerService
 from kraft.raft.types import Entry, NotLeaderError, ProposalTooLargeError, Role, Snapshot
 from tests.sim.checker import InvariantViolation
@@ -388,7 +388,8 @@ class ControllerSimulation(Simulation):
         decided: list[tuple[Request, object]],
         decision_sizes: list[int],
     ) -> None:
-        encoded = tuple(encode_record(record) for record in records)
+        # as ControllerService does: the whole batch in one entry, so it commits whole
+        encoded = (encode_batch(records),)
         core = node.live_core()
         try:
             ack = core.propose(list(encoded))
@@ -398,14 +399,8 @@ class ControllerSimulation(Simulation):
             self.clients.on_lost([request for request, _ in decided], "propose failed")
             return
         self.counts["proposals"] += 1
-        offset = ack.base_offset
-        for size in decision_sizes:
-            for index in range(size):
-                self.proposed[(ack.epoch, offset + index)] = (
-                    encoded[offset + index - ack.base_offset],
-                    offset + size - 1,
-                )
-            offset += size
+        assert ack.base_offset == ack.last_offset, "one entry per batch of decisions"
+        self.proposed[(ack.epoch, ack.base_offset)] = (encoded[0], ack.base_offset)
         node.shell.pending = PendingProposal(
             ack.epoch,
             ack.base_offset,
@@ -523,7 +518,7 @@ class ControllerSimulation(Simulation):
         expected = self.proposed.get((previous.epoch, offset))
         if entry.epoch == previous.epoch and expected is not None and expected[0] == entry.data:
             return
-        record = decode_record(previous.data)
+        record = decode_entry(previous.data)[0]
         raise InvariantViolation(
             f"a controller decision committed in part: its record at offset {offset - 1} "
             f"(epoch {previous.epoch}, {type(record).__name__}) is committed, but offset "

@@ -20,23 +20,20 @@ REGRESSION_SEEDS: tuple[int, ...] = (20998, 44624, 46253)
 KNOWN_CORE_BUGS: dict[int, str] = {}
 
 # Controller mode (tests/sim/test_controller_seeds.py): (seed, activation rule) -> the bug.
-# The batch runs the default rule ("log_applied") on seeds 0..149 plus every seed listed here
-# for that rule; the other rules run only on the seeds listed for them. Each entry runs as
-# xfail(strict=True): once the bug is fixed, it passes, the strict xfail fails, and the entry
-# must go.
+# The batch runs the default rule ("log_applied") on seeds 0..149 plus every seed listed in
+# either map for that rule; the other rules run only on the seeds listed for them. Entries of
+# KNOWN_CONTROLLER_BUGS run as xfail(strict=True): once fixed, move them to the regressions.
 _DECISION_COMMITTED_IN_PART = (
-    "a controller decision commits in part: a proposal's entries are appended one by one, a "
-    "crash keeps a torn prefix of them (the real log recovery keeps whole entries), and the "
-    "next epoch commits that prefix; e.g. a TopicRecord without its PartitionRecords, and a "
-    "topic without partitions later crashes alter_topic_configs (min() of nothing)"
+    "a controller decision committed in part: its records were appended as separate entries "
+    "and a crash kept a torn prefix that the next epoch committed. Fixed: a batch of "
+    "decisions is one entry (kraft.controller.serde.encode_batch)"
 )
 _CONTROLLER_STALLED_BY_TRUNCATED_PROPOSAL = (
-    "the quorum runtime fails a pending proposal only when its last offset commits, a "
-    "snapshot covers it, or COMMIT_TIMEOUT_S passes; a leader whose uncommitted proposal was "
-    "truncated and that leads again with a shorter log waits that whole timeout (10 s), "
-    "deciding nothing, because ControllerService awaits one proposal at a time"
+    "a re-elected leader whose uncommitted proposal had been truncated waited the whole "
+    "commit timeout, deciding nothing. Fixed: the runtime fails proposals whose entries are "
+    "truncated (QuorumRuntime._fail_pending_from)"
 )
-KNOWN_CONTROLLER_BUGS: dict[tuple[int, str], str] = {
+CONTROLLER_REGRESSION_SEEDS: dict[tuple[int, str], str] = {
     **{
         (seed, "log_applied"): _DECISION_COMMITTED_IN_PART
         for seed in (28, 1038, 1536, 1543, 1676, 1944, 2259, 2518, 3699, 3930, 4925)
@@ -46,14 +43,14 @@ KNOWN_CONTROLLER_BUGS: dict[tuple[int, str], str] = {
         for seed in (1863, 3042, 3648, 3675, 3846, 4149, 4380, 4970)
     },
     (101, "service"): (
-        "ControllerService._active_controller activates a new leader once it has applied up to "
-        "its high watermark, but a new leader's high watermark is the stale one it had as a "
-        "follower: the working controller misses entries of earlier epochs that then commit, "
-        "and re-registers brokers with epochs already taken; every node fails to apply them"
+        "a new active controller decided from an image missing entries of earlier epochs "
+        "(it activated at its stale high watermark). Fixed: ControllerService activates once "
+        "its whole log is applied"
     ),
     (341, "epoch_committed"): (
-        "after a commit timeout ControllerService rebuilds its controller from the committed "
-        "image while its own timed-out entries are still in the log and later commit: the "
-        "new controller creates topic 'alpha' a second time and every node fails to apply it"
+        "a controller rebuilt after a commit timeout missed its own timed-out entries, which "
+        "later committed (topic 'alpha' created twice). Fixed by the same activation rule"
     ),
 }
+
+KNOWN_CONTROLLER_BUGS: dict[tuple[int, str], str] = {}

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from tests.sim.controller_simulation import run_controller_seed
-from tests.sim.known_failures import KNOWN_CONTROLLER_BUGS
+from tests.sim.known_failures import CONTROLLER_REGRESSION_SEEDS, KNOWN_CONTROLLER_BUGS
 
 
 def test_controller_seed_keeps_every_invariant(
@@ -35,13 +35,20 @@ def test_controller_seed_keeps_every_invariant(
 @pytest.mark.parametrize(
     ("seed", "activation"),
     [
-        pytest.param(seed, activation, marks=pytest.mark.xfail(strict=True, reason=reason))
-        for (seed, activation), reason in sorted(KNOWN_CONTROLLER_BUGS.items())
-        if activation != "log_applied"
+        *(
+            pytest.param(seed, activation, marks=pytest.mark.xfail(strict=True, reason=reason))
+            for (seed, activation), reason in sorted(KNOWN_CONTROLLER_BUGS.items())
+            if activation != "log_applied"
+        ),
+        *(
+            pytest.param(seed, activation, id=f"regression-{seed}-{activation}")
+            for (seed, activation) in sorted(CONTROLLER_REGRESSION_SEEDS)
+            if activation != "log_applied"
+        ),
     ],
 )
 def test_other_activation_rules_on_known_seeds(seed: int, activation: str) -> None:
-    """The activation rules the batch does not run, on the seeds that show their bugs."""
+    """The activation rules the batch does not run, on the seeds that showed their bugs."""
     run_controller_seed(seed, activation=activation)
 
 
