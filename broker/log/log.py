@@ -292,6 +292,11 @@ class PartitionLog:
         self._check_usable()
         assert offset >= 0, f"truncate to negative offset {offset}"
         if offset >= self.log_end_offset:
+            # Kafka's UnifiedLog.truncateTo does this too: a former leader may hold an epoch
+            # entry at the log end for an epoch in which it appended nothing; a truncation
+            # that removes no batch must still remove that entry, or the follower keeps
+            # diverging on it forever (found by the replication simulator).
+            self.epoch_cache.truncate_from_end(self.log_end_offset)
             return
         if offset < self._segments[0].base_offset:
             self.truncate_fully_and_start_at(offset)

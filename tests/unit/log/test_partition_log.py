@@ -197,6 +197,22 @@ def test_end_offset_for_epoch_follows_kafka(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_truncate_at_the_log_end_drops_an_epoch_entry_that_has_no_batches(
+    tmp_path: Path,
+) -> None:
+    """Kafka's UnifiedLog.truncateTo: a former leader that recorded the start of its epoch
+    but appended nothing in it must lose that entry even when no batch is truncated, or it
+    keeps answering that epoch to OffsetsForLeaderEpoch."""
+    log = open_log(tmp_path)
+    log.append_as_leader(make_batch(3), 1)
+    log.epoch_cache.assign(2, log.log_end_offset)  # became leader of epoch 2, wrote nothing
+    assert log.leader_epoch_entries() == [(1, 0), (2, 3)]
+    log.truncate_to(log.log_end_offset)
+    assert log.leader_epoch_entries() == [(1, 0)]
+    assert log.end_offset_for_epoch(1) == (1, 3)
+    log.close()
+
+
 def test_truncate_drops_a_straddling_batch_whole(tmp_path: Path) -> None:
     """Kafka's LogSegment.truncateTo: batches are never cut, so truncating into the middle
     of one drops it and the log ends at its base offset."""
