@@ -335,10 +335,14 @@ class QuorumController:
         leader_epoch: int,
         partition_epoch: int,
         new_isr: tuple[int, ...],
+        new_isr_broker_epochs: Mapping[int, int] | None = None,
     ) -> ControllerResult:
         """An ISR change asked by the partition's leader (KIP-497). Accepted only from the
-        current leader, at the current leader and partition epochs. Response: the partition
-        as it will be once the change is committed (a PartitionRegistration)."""
+        current leader, at the current leader and partition epochs. KIP-903: a member the
+        change adds must come with the broker epoch its leader saw it fetch with, and that
+        must still be its registered epoch — else a resent or late expansion could re-admit
+        a replica that restarted and lost records since. Response: the partition as it will
+        be once the change is committed (a PartitionRegistration)."""
         self._current_broker(broker_id, broker_epoch)
         partition = self._partition(topic_id, partition_id)
         if partition.leader != broker_id:
@@ -357,6 +361,8 @@ class QuorumController:
                 f"{topic_id} is not the current {partition.partition_epoch}"
             )
         isr = validated_isr(partition, new_isr, frozenset(self._image.live_brokers()))
+        if new_isr_broker_epochs is not None:
+            self._check_added_members_epochs(partition, isr, new_isr_broker_epochs)
         records: list[MetadataRecord] = []
         if isr != partition.isr:
             self._append(records, PartitionChangeRecord(topic_id, partition_id, isr=isr))
@@ -365,6 +371,19 @@ class QuorumController:
         return ControllerResult(records, updated)
 
     # -- helpers: validation and lookups (no changes) ----------------------------------------
+
+    def _check_added_members_epochs(
+        self, partition: PartitionRegistration, isr: tuple[int, ...], epochs: Mapping[int, int]
+    ) -> None:
+        for member in sorted(set(isr) - set(partition.isr)):
+            registered = self._image.brokers[member].broker_epoch
+            seen = epochs.get(member)
+            if seen != registered:
+                raise StaleBrokerEpochError(
+                    f"broker {member} joins the ISR of partition {partition.partition_id} of "
+                    f"topic {partition.topic_id} with broker epoch {seen}, not its current "
+                    f"{registered} (KIP-903: it may have restarted and lost records)"
+                )
 
     def _started_sessions(self, now_ms: int) -> dict[int, int]:
         if self._sessions is None:

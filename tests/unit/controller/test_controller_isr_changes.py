@@ -168,3 +168,40 @@ def test_an_unchanged_isr_writes_nothing(cluster: ControllerHarness) -> None:
 
     assert len(cluster.records) == before
     assert response == cluster.partition("orders")
+
+
+def test_isr_expansion_with_a_stale_broker_epoch_of_the_joining_member_is_refused(
+    harness: ControllerHarness,
+) -> None:
+    """KIP-903: a member rejoins the ISR only with the broker epoch its leader saw it fetch
+    with, so a late or resent expansion cannot re-admit a replica that restarted since."""
+    from kraft.controller.errors import StaleBrokerEpochError
+
+    harness.add_brokers(1, 2, 3)
+    harness.create_topic("orders", partitions=1, replication_factor=3)
+    partition = harness.partition("orders")
+    follower = next(r for r in partition.replicas if r != partition.leader)
+    shrunk = tuple(r for r in partition.isr if r != follower)
+    harness.alter_isr("orders", 0, shrunk)
+    partition = harness.partition("orders")
+    before = harness.image.copy()
+
+    def expand(epochs: dict[int, int]) -> object:
+        return harness.run(
+            harness.controller.alter_partition(
+                partition.leader,
+                harness.epochs[partition.leader],
+                partition.topic_id,
+                0,
+                partition.leader_epoch,
+                partition.partition_epoch,
+                partition.replicas,
+                epochs,
+            )
+        )
+
+    with pytest.raises(StaleBrokerEpochError):
+        expand({follower: harness.epochs[follower] - 1})
+    assert harness.image == before
+    expand({follower: harness.epochs[follower]})
+    assert follower in harness.partition("orders").isr
