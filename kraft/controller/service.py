@@ -23,6 +23,14 @@ import structlog
 
 from kraft.controller.controller import ControllerResult, ControllerSettings, QuorumController
 from kraft.controller.errors import ControllerError, NotControllerError
+from kraft.controller.records import (
+    BrokerRegistrationChangeRecord,
+    MetadataRecord,
+    PartitionChangeRecord,
+    RegisterBrokerRecord,
+    RemoveTopicRecord,
+    TopicRecord,
+)
 from kraft.controller.serde import encode_batch
 from kraft.controller.statemachine import MetadataStateMachine
 from kraft.quorum.runtime import OverloadedError, ProposalLostError, QuorumRuntime
@@ -195,6 +203,40 @@ class ControllerService:
                         NotControllerError(f"the metadata change was not committed: {error}")
                     )
             return
+        for record in records:
+            _log_change(record, offset)
         for request, response in decided:
             if not request.future.done():
                 request.future.set_result((response, offset))
+
+
+def _log_change(record: MetadataRecord, offset: int) -> None:
+    """One log line per committed change an operator cares about (fencing, leadership,
+    ISR, topics), so the node log tells the story of a failover."""
+    if isinstance(record, RegisterBrokerRecord):
+        log.info(
+            "controller.broker_registered",
+            broker_id=record.broker_id,
+            broker_epoch=record.broker_epoch,
+            offset=offset,
+        )
+    elif isinstance(record, BrokerRegistrationChangeRecord):
+        if record.fenced is not None:
+            event = "controller.broker_fenced" if record.fenced else "controller.broker_unfenced"
+            log.info(event, broker_id=record.broker_id, offset=offset)
+        if record.in_controlled_shutdown:
+            log.info("controller.broker_controlled_shutdown", broker_id=record.broker_id)
+    elif isinstance(record, PartitionChangeRecord):
+        log.info(
+            "controller.partition_changed",
+            topic_id=record.topic_id,
+            partition=record.partition_id,
+            leader=record.leader,
+            isr=None if record.isr is None else list(record.isr),
+            unclean=record.unclean,
+            offset=offset,
+        )
+    elif isinstance(record, TopicRecord):
+        log.info("controller.topic_created", topic=record.name, topic_id=record.topic_id)
+    elif isinstance(record, RemoveTopicRecord):
+        log.info("controller.topic_deleted", topic_id=record.topic_id)
