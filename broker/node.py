@@ -34,7 +34,7 @@ from kraft.logging import configure_logging
 from kraft.metrics import ControllerMetrics, QuorumMetrics
 from kraft.quorum.runtime import QuorumRuntime, RuntimeHooks
 from kraft.raft.config import RaftConfig
-from kraft.raft.types import NotLeaderError, QuorumStatus, Role
+from kraft.raft.types import NotLeaderError, QuorumStatus, Role, RoleChange
 from kraft.rpc.errors import RpcError
 from kraft.rpc.handshake import Hello
 from kraft.rpc.server import RpcServer
@@ -126,7 +126,7 @@ class Node:
             tick_ms=config.tick_ms,
             snapshot_interval_records=config.snapshot_interval_records,
             hooks=RuntimeHooks(
-                on_role_change=lambda change: self._require_metrics().on_role_change(change),
+                on_role_change=self._on_role_change,
                 on_commit_latency=lambda s: self._require_metrics().observe_commit_latency(s),
                 on_append=lambda n, s: self._require_metrics().observe_append(n, s),
                 on_fatal=self._on_fatal,
@@ -191,7 +191,11 @@ class Node:
                 broker_session_timeout_ms=config.broker_session_timeout_ms,
             )
             self._controller_service = ControllerService(
-                runtime, self.metadata, settings, topic_id_factory=new_topic_id
+                runtime,
+                self.metadata,
+                settings,
+                topic_id_factory=new_topic_id,
+                former_leader_silence_ms=config.fetch_timeout_ms,
             )
         self._gateway = ControllerGateway(
             config.node_id,
@@ -242,6 +246,11 @@ class Node:
         if hello.node_id in self.config.voters:
             return  # voters' addresses come from the configuration
         self._require_transport().set_peer(hello.node_id, *address)
+
+    def _on_role_change(self, change: RoleChange) -> None:
+        self._require_metrics().on_role_change(change)
+        if self._controller_service is not None:
+            self._controller_service.note_role_change(change)
 
     def _on_fatal(self, error: BaseException) -> None:
         log.critical("node.fatal", reason=f"the quorum loop crashed: {error!r}")

@@ -385,6 +385,17 @@ class QuorumController:
                     f"{registered} (KIP-903: it may have restarted and lost records)"
                 )
 
+    def start_sessions(self, now_ms: int, last_heard_ms: Mapping[int, int]) -> None:
+        """Starts every registered broker's session at now_ms, or at its last known contact
+        when that is older: a new active controller knows that the former one (a broker too,
+        usually) has been silent since before the election that replaced it, so its session
+        need not start afresh. Call before anything else."""
+        assert self._sessions is None, "sessions already started"
+        self._sessions = {
+            broker_id: min(now_ms, last_heard_ms.get(broker_id, now_ms))
+            for broker_id in self._image.brokers
+        }
+
     def _started_sessions(self, now_ms: int) -> dict[int, int]:
         if self._sessions is None:
             self._sessions = {broker_id: now_ms for broker_id in self._image.brokers}

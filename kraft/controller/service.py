@@ -34,7 +34,7 @@ from kraft.controller.records import (
 from kraft.controller.serde import encode_batch
 from kraft.controller.statemachine import MetadataStateMachine
 from kraft.quorum.runtime import OverloadedError, ProposalLostError, QuorumRuntime
-from kraft.raft.types import NotLeaderError, ProposalTooLargeError, Role
+from kraft.raft.types import NotLeaderError, ProposalTooLargeError, Role, RoleChange
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +61,7 @@ class ControllerService:
         topic_id_factory: Callable[[], str],
         *,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        former_leader_silence_ms: int = 0,
     ) -> None:
         self._runtime = runtime
         self._state_machine = state_machine
@@ -70,6 +71,11 @@ class ControllerService:
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(REQUEST_QUEUE_MAX)
         self._controller: QuorumController | None = None
         self._controller_epoch = -1
+        # The quorum leader this node last followed, and how long it has surely been silent
+        # when this node wins the next election (the fetch timeout): its broker session
+        # starts that much in the past (see QuorumController.start_sessions).
+        self._former_leader: int | None = None
+        self._former_leader_silence_ms = former_leader_silence_ms
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.leader_elections = 0
@@ -89,6 +95,11 @@ class ControllerService:
             request = self._queue.get_nowait()
             if not request.future.done():
                 request.future.set_exception(NotControllerError("the controller is stopping"))
+
+    def note_role_change(self, change: RoleChange) -> None:
+        """Called for every role change of this node's quorum member."""
+        if change.to_role is Role.FOLLOWER and change.leader_id is not None:
+            self._former_leader = change.leader_id
 
     def is_active(self) -> bool:
         return self._runtime.role is Role.LEADER
@@ -133,7 +144,13 @@ class ControllerService:
                 batch.append(self._queue.get_nowait())
             await self._process(batch)
 
-    def _active_controller(self) -> QuorumController:
+    def _former_leader_contact(self, now_ms: int) -> dict[int, int]:
+        former = self._former_leader
+        if former is None or self._former_leader_silence_ms <= 0:
+            return {}
+        return {former: now_ms - self._former_leader_silence_ms}
+
+    def _active_controller(self, now_ms: int) -> QuorumController:
         """The working controller, rebuilt from the committed image after any change of
         epoch; NotControllerError until this leader has applied all earlier epochs."""
         status = self._runtime.status()
@@ -153,6 +170,7 @@ class ControllerService:
             image = self._state_machine.image.copy()
             self._controller = QuorumController(image, self._settings, self._topic_id_factory)
             self._controller_epoch = status.epoch
+            self._controller.start_sessions(now_ms, self._former_leader_contact(now_ms))
             log.info(
                 "controller.activated", epoch=status.epoch, applied_offset=image.applied_offset
             )
@@ -166,7 +184,7 @@ class ControllerService:
             if request.future.done():
                 continue
             try:
-                controller = self._active_controller()
+                controller = self._active_controller(now_ms)
                 elections, unclean = (
                     controller.leader_elections,
                     controller.unclean_leader_elections,

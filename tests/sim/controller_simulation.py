@@ -317,7 +317,7 @@ class ControllerSimulation(Simulation):
         before = service._controller
         with structlog.testing.capture_logs():  # its log lines would flood the output
             try:
-                controller = service._active_controller()
+                controller = service._active_controller(self.now * TICK_MS)
             except NotControllerError:
                 shell.controller = None
                 return None

@@ -374,3 +374,20 @@ def test_an_idle_tick_writes_nothing(harness: ControllerHarness) -> None:
         harness.tick(SESSION_TIMEOUT_MS // 2)
 
     assert len(harness.records) == before
+
+
+def test_a_new_controller_starts_the_former_leaders_session_when_it_last_spoke(
+    harness: ControllerHarness,
+) -> None:
+    """A new active controller gives every broker a fresh session, except the former active
+    controller, known to have been silent since before the election: its session starts
+    then, so its partitions move a fetch timeout sooner."""
+    harness.add_brokers(1, 2, 3)
+    fresh = QuorumController(harness.image.copy(), SETTINGS, lambda: "unused")
+    now_ms = 10_000
+    fresh.start_sessions(now_ms, {2: now_ms - 500})
+    just_before = fresh.tick(now_ms + SESSION_TIMEOUT_MS - 500)
+    assert just_before.response == ()
+    fenced = fresh.tick(now_ms + SESSION_TIMEOUT_MS - 499)
+    assert fenced.response == (2,)
+    assert fresh.tick(now_ms + SESSION_TIMEOUT_MS + 1).response == (1, 3)
