@@ -247,7 +247,7 @@ def main() -> None:
         extra["broker.session.timeout.ms"] = str(args.session_timeout_ms)
     if args.heartbeat_interval_ms is not None:
         extra["broker.heartbeat.interval.ms"] = str(args.heartbeat_interval_ms)
-    print(f"config overrides: {extra or 'none (defaults: session 3000 ms, heartbeat 500 ms)'}")
+    print(f"config overrides: {extra or 'none (defaults: session 1000 ms, heartbeat 200 ms)'}")
     with tempfile.TemporaryDirectory(prefix="kraft-bench-") as root:
         cluster = LocalCluster(Path(root), extra_config=extra)
         try:
