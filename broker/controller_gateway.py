@@ -69,13 +69,27 @@ class ControllerGateway:
         transport: PeerTransport,
         known_leader: Callable[[], Awaitable[int]],
         image: Callable[[], MetadataImage],
+        metadata_lag: Callable[[], int] = lambda: 0,
     ) -> None:
         self.node_id = node_id
+        self.cluster_id = ""  # set by the node once its storage is checked
         self._runtime = runtime
         self._service = service
         self._transport = transport
         self._known_leader = known_leader
         self._image = image
+        self._metadata_lag = metadata_lag
+
+    # --- AdminFacade reads (this node's own image) -----------------------------------------
+
+    def metadata_image(self) -> MetadataImage:
+        return self._image()
+
+    def controller_id(self) -> int | None:
+        return self._runtime.leader_id
+
+    def metadata_lag(self) -> int:
+        return self._metadata_lag()
 
     # --- routing ---------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Mapping, Sequence
 
 import structlog
 from aiohttp import web
@@ -172,7 +171,9 @@ class Node:
         )
 
     async def _start_http(self) -> None:
-        app = build_app(self, self.registry, admin=self, admin_token=self.config.admin_token)
+        app = build_app(
+            self, self.registry, admin=self._require_gateway(), admin_token=self.config.admin_token
+        )
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
         host, port = self.config.http_listener
@@ -204,7 +205,9 @@ class Node:
             self._require_transport(),
             self._known_leader,
             lambda: self.metadata.image,
+            self.metadata_lag,
         )
+        self._gateway.cluster_id = self.cluster_id
         if config.is_broker:
             endpoints = tuple(
                 Endpoint(name, *config.advertised_listener(name))
@@ -293,13 +296,10 @@ class Node:
     def kv_get(self, key: str) -> str | None:
         return self.kv.get(key)
 
-    # --- AdminFacade -----------------------------------------------------------------------
+    # --- AdminFacade: served by the ControllerGateway (see _start_http) --------------------
 
     def metadata_image(self) -> MetadataImage:
         return self.metadata.image
-
-    def controller_id(self) -> int | None:
-        return self._require_runtime().leader_id
 
     def metadata_lag(self) -> int:
         runtime = self._require_runtime()
@@ -308,35 +308,6 @@ class Node:
     def _require_gateway(self) -> ControllerGateway:
         assert self._gateway is not None, "start() the node first"
         return self._gateway
-
-    async def create_topic(
-        self,
-        name: str,
-        partitions: int | None,
-        replication_factor: int | None,
-        configs: Mapping[str, str],
-        validate_only: bool = False,
-    ) -> None:
-        await self._require_gateway().create_topic(
-            name, partitions, replication_factor, configs, validate_only
-        )
-
-    async def delete_topic(self, name: str) -> None:
-        await self._require_gateway().delete_topic(name)
-
-    async def create_partitions(self, name: str, total_count: int) -> None:
-        await self._require_gateway().create_partitions(name, total_count)
-
-    async def alter_topic_configs(
-        self,
-        name: str,
-        set_configs: Mapping[str, str],
-        delete_configs: Sequence[str] = (),
-        validate_only: bool = False,
-    ) -> None:
-        await self._require_gateway().alter_topic_configs(
-            name, set_configs, delete_configs, validate_only
-        )
 
     async def describe_quorum(self) -> QuorumDescription:
         runtime = self._require_runtime()
