@@ -372,6 +372,14 @@ class Node:
         kind = body.get("kind")
         runtime = self._require_runtime()
         if kind in CONTROLLER_REQUEST_KINDS:
+            if sender is None:
+                # only cluster nodes (a node id in their hello, cluster id checked) may
+                # register brokers, heartbeat or change ISRs; tools use the HTTP admin API
+                return {
+                    "error_code": 40101,
+                    "message": f"{kind} requests come only from cluster nodes",
+                    "error_type": "InvalidRequestError",
+                }
             return await self._require_gateway().handle(body)
         try:
             if kind == "propose":

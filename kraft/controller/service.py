@@ -126,16 +126,22 @@ class ControllerService:
     # --- the one task that owns the QuorumController ---------------------------------------
 
     async def _tick_forever(self) -> None:
+        """Queues a tick every interval, one at a time, whatever else is queued: fencing and
+        elections must not wait for a busy admin queue to drain."""
+        tick_pending: asyncio.Future[tuple[Any, int]] | None = None
         while True:
             await asyncio.sleep(CONTROLLER_TICK_INTERVAL_S)
-            if self.is_active() and self._queue.empty():
-                with contextlib.suppress(ControllerError, asyncio.QueueFull):
-                    future: asyncio.Future[tuple[Any, int]] = (
-                        asyncio.get_running_loop().create_future()
-                    )
-                    # nobody awaits a tick: retrieve its outcome so asyncio does not warn
-                    future.add_done_callback(lambda done: done.cancelled() or done.exception())
-                    self._queue.put_nowait(_Request(lambda c, now: c.tick(now), future))
+            if not self.is_active() or (tick_pending is not None and not tick_pending.done()):
+                continue
+            future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
+            # nobody awaits a tick: retrieve its outcome so asyncio does not warn
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
+            try:
+                self._queue.put_nowait(_Request(lambda c, now: c.tick(now), future))
+            except asyncio.QueueFull:
+                future.cancel()
+                continue
+            tick_pending = future
 
     async def _run(self) -> None:
         while True:

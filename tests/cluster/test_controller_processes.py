@@ -222,3 +222,32 @@ def test_controller_only_and_broker_only_nodes_work_like_combined_ones(tmp_path:
         wait_for(all_led_by_5, what="broker 5 to lead every partition")
     finally:
         local.close()
+
+
+def test_a_tool_without_a_node_id_cannot_register_brokers_over_rpc(cluster: LocalCluster) -> None:
+    """Broker registrations, heartbeats and ISR changes come only from cluster nodes."""
+    import asyncio
+
+    from kraft.rpc.client import RpcClient
+
+    leader = cluster.nodes[cluster.wait_for_leader()]
+    wait_for_live_brokers(cluster, 3)
+    before = leader.get("/v1/cluster/health_overview")[1]["all_nodes"]
+
+    async def register_a_fake_broker() -> dict[str, Any]:
+        client = RpcClient("127.0.0.1", leader.rpc_port, None)
+        try:
+            request = {
+                "kind": "register_broker",
+                "broker_id": 99,
+                "incarnation_id": "fake",
+                "endpoints": [["CLIENT", "127.0.0.1", 1]],
+                "rack": None,
+            }
+            return await client.request(request, 5.0)
+        finally:
+            await client.close()
+
+    answer = asyncio.run(register_a_fake_broker())
+    assert answer["error_code"] == 40101, answer
+    assert leader.get("/v1/cluster/health_overview")[1]["all_nodes"] == before
