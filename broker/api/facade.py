@@ -127,3 +127,89 @@ class AdminFacade(Protocol):
         delete_configs: Sequence[str] = (),
         validate_only: bool = False,
     ) -> None: ...
+
+
+# --- the data plane (issue 4): produce and consume over HTTP, broker metrics ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """One record to produce. partition None: the node picks it (Kafka's default
+    partitioner: murmur2 of the key, round robin for records without a key)."""
+
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    partition: int | None = None
+    timestamp_ms: int | None = None  # None: now
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What became of one OutgoingRecord: error_code is Kafka's (kraft.protocol.errors), 0
+    when it was written at `offset` of `partition`; on an error offset is -1 and partition
+    may be -1 (no partition could be chosen, e.g. an unknown topic)."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    error_code: int
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedRecord:
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    """Records from a partition at `offset`, up to its high watermark. error_code is Kafka's
+    (1 OFFSET_OUT_OF_RANGE, 3 UNKNOWN_TOPIC_OR_PARTITION, 6 NOT_LEADER_OR_FOLLOWER, ...)."""
+
+    error_code: int
+    error_message: str | None
+    high_watermark: int
+    log_start_offset: int
+    records: tuple[ConsumedRecord, ...] = ()
+
+
+class DataPlaneFacade(Protocol):
+    """What the HTTP produce and consume routes need. Any node serves them: it forwards to
+    the partition leader when it does not lead the partition itself."""
+
+    async def produce_records(
+        self, topic: str, records: Sequence[OutgoingRecord], acks: int, timeout_ms: int
+    ) -> list[RecordOutcome]:
+        """Produces the records (grouped into one batch per partition, in order) and returns
+        one outcome per record, in the order given. Never raises for a refusal: it is in the
+        outcome."""
+        ...
+
+    async def fetch_records(
+        self, topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int
+    ) -> FetchOutcome:
+        """Records from `offset` up to the high watermark, at most about max_bytes (at least
+        one batch), waiting up to max_wait_ms for records when there are none yet."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPartitionStats:
+    """One partition replica on this broker, for the broker metrics (SPEC §6)."""
+
+    topic: str
+    partition: int
+    is_leader: bool
+    leader_epoch: int
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
+    size_bytes: int
+    replication_factor: int
+    isr_size: int
+    min_insync_replicas: int
