@@ -21,10 +21,16 @@ scheme: the first three digits are the HTTP status, the last two say which error
 | 40403 | 404  | unknown topic or partition (SPEC §5), or replica of a partition          |
 | 40404 | 404  | no such config of a topic                                                |
 | 40500 | 405  | route exists but not for this method                                     |
+| 40601 | 406  | consume: the Accept header names no record format we serve, or a record  |
+|       |      | cannot be shown in the format asked for (not JSON under the JSON format) |
+| 41601 | 416  | consume: the offset is outside the partition's log (Kafka's              |
+|       |      | OFFSET_OUT_OF_RANGE); the answer names the log start and high watermark  |
 | 50001 | 500  | unexpected server error (logged with its traceback)                      |
 | 50002 | 504  | timed out waiting for the quorum (a commit, or the leader's answer)      |
-| 50003 | 503  | no leader known right now; retriable, answered with `Retry-After: 1`     |
-| 50101 | 501  | the admin routes on a node built without the admin API (tests only)      |
+| 50003 | 503  | no leader known right now, or a retriable Kafka error of a partition     |
+|       |      | (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, ...); answered with        |
+|       |      | `Retry-After: 1`                                                         |
+| 50101 | 501  | the admin or record routes on a node built without that API (tests only) |
 
 Codes of other statuses that aiohttp raises itself become `status * 100`.
 """
@@ -56,9 +62,12 @@ class ErrorCode(enum.IntEnum):
     TOPIC_OR_PARTITION_NOT_FOUND = 40403
     CONFIG_NOT_FOUND = 40404
     METHOD_NOT_ALLOWED = 40500
+    NOT_ACCEPTABLE = 40601
+    OFFSET_OUT_OF_RANGE = 41601
     INTERNAL_ERROR = 50001
     TIMED_OUT = 50002
     NO_LEADER = 50003
+    RETRIABLE = 50003  # an alias: Confluent's code for any retriable Kafka error
     NOT_IMPLEMENTED = 50101
 
     @property

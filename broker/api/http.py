@@ -1,6 +1,7 @@
 """The HTTP listener of a node (SPEC §5): health, metrics, quorum description, the demo
-key-value state machine, the OpenAPI document and, from broker/api/rest_v3, the cluster
-administration routes (Confluent REST v3 subset, health overview).
+key-value state machine, the OpenAPI document, from broker/api/rest_v3 the cluster
+administration routes (Confluent REST v3 subset, health overview) and from broker/api/records
+produce and consume.
 
 `build_app` wires routes to a NodeFacade; nothing here reaches further into the node. Three
 middlewares wrap every route, outermost first: a debug-level request log, the error
@@ -28,9 +29,16 @@ from broker.api.errors import (
     no_leader_error,
     timed_out_error,
 )
-from broker.api.facade import AdminFacade, NodeFacade, NoLeaderError, QuorumDescription
+from broker.api.facade import (
+    AdminFacade,
+    DataPlaneFacade,
+    NodeFacade,
+    NoLeaderError,
+    QuorumDescription,
+)
 from broker.api.openapi import openapi_document
 from broker.api.quorum import replication_body, status_body
+from broker.api.records import DATA, RECORDS_CLUSTER_ID, record_routes
 from broker.api.rest_v3 import ADMIN, ADMIN_TIMEOUT_SECONDS, admin_routes
 from broker.api.validation import parse_kv_put_body, validate_kv_key
 from kraft.controller.errors import ControllerError
@@ -246,6 +254,7 @@ def build_app(
     metrics_registry: CollectorRegistry,
     *,
     admin: AdminFacade | None = None,
+    data: DataPlaneFacade | None = None,
     admin_token: str | None = None,
     quorum_timeout_seconds: float = QUORUM_REQUEST_TIMEOUT_SECONDS,
 ) -> web.Application:
@@ -255,6 +264,9 @@ def build_app(
     the routes are registered either way, so that /openapi.json is the same on every node,
     and answer 501 (error_code 50101) without it. Admin writes wait at most
     `quorum_timeout_seconds`, as quorum requests do.
+
+    `data` serves produce and consume (broker/api/records); likewise registered either way
+    and answering 501 (50101) without it.
     """
     if admin_token is not None and not admin_token.strip():
         raise ValueError("admin_token is empty; leave it unset to serve without a token")
@@ -268,7 +280,9 @@ def build_app(
     app[QUORUM_TIMEOUT_SECONDS] = quorum_timeout_seconds
     app[ADMIN] = admin
     app[ADMIN_TIMEOUT_SECONDS] = quorum_timeout_seconds
-    for method, path, handler in (*ROUTES, *admin_routes()):
+    app[DATA] = data
+    app[RECORDS_CLUSTER_ID] = node.cluster_id
+    for method, path, handler in (*ROUTES, *admin_routes(), *record_routes()):
         if method == "GET":
             app.router.add_get(path, handler)  # also answers HEAD
         else:

@@ -1,5 +1,5 @@
 """The OpenAPI 3.0 document served at `/openapi.json`, written by hand (the admin routes'
-part in broker/api/openapi_admin).
+part in broker/api/openapi_admin, the record routes' in broker/api/openapi_records).
 
 Every route build_app registers has an operation here; tests/unit/api checks both ways.
 """
@@ -12,6 +12,8 @@ from typing import Any
 from broker.api.errors import RETRY_AFTER_SECONDS, ErrorCode
 from broker.api.openapi_admin import SCHEMAS as ADMIN_SCHEMAS
 from broker.api.openapi_admin import admin_paths
+from broker.api.openapi_records import SCHEMAS as RECORD_SCHEMAS
+from broker.api.openapi_records import record_paths
 from broker.api.validation import MAX_KV_KEY_CHARS, MAX_KV_VALUE_BYTES
 
 OPENAPI_VERSION = "3.0.3"
@@ -298,13 +300,14 @@ def openapi_document() -> dict[str, Any]:
                 "broker/api/errors.py."
             ),
         },
-        "paths": {**copy.deepcopy(_PATHS), **admin_paths()},
+        "paths": {**copy.deepcopy(_PATHS), **admin_paths(), **record_paths()},
         "components": {
             "schemas": {
                 "Error": _object(
                     {"error_code": {"type": "integer"}, "message": {"type": "string"}}
                 ),
                 **copy.deepcopy(ADMIN_SCHEMAS),
+                **copy.deepcopy(RECORD_SCHEMAS),
             },
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
         },

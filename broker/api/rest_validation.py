@@ -47,7 +47,7 @@ def _malformed(message: str) -> ApiError:
     return ApiError(ErrorCode.MALFORMED_REQUEST, message)
 
 
-def _check_fields(
+def check_fields(
     document: Mapping[str, Any], where: str, allowed: tuple[str, ...], required: tuple[str, ...]
 ) -> None:
     unknown = sorted(set(document) - set(allowed))
@@ -59,7 +59,7 @@ def _check_fields(
             raise _malformed(f"field {where + name!r} is missing")
 
 
-def _string(value: Any, field: str) -> str:
+def string_field(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise _malformed(f"field {field!r} must be a string, got {json_type_name(value)}")
     return value
@@ -120,10 +120,10 @@ def _create_configs(value: Any) -> dict[str, str]:
     for index, raw in enumerate(_array(value, "configs")):
         field = f"configs[{index}]"
         entry = _entry(raw, field)
-        _check_fields(entry, f"{field}.", ("name", "value"), ("name", "value"))
-        name = _string(entry["name"], f"{field}.name")
+        check_fields(entry, f"{field}.", ("name", "value"), ("name", "value"))
+        name = string_field(entry["name"], f"{field}.name")
         _check_unique(name, set(configs), "configs")
-        configs[name] = _string(entry["value"], f"{field}.value")
+        configs[name] = string_field(entry["value"], f"{field}.value")
     return configs
 
 
@@ -132,11 +132,11 @@ def parse_create_topic_body(body: bytes) -> CreateTopicRequest:
     "configs"?: [{"name", "value"}], "validate_only"?}."""
     document = parse_json_object(body)
     fields = ("topic_name", "partitions_count", "replication_factor", "configs", "validate_only")
-    _check_fields(document, "", fields, ("topic_name",))
+    check_fields(document, "", fields, ("topic_name",))
     configs = document.get("configs")
     validate_only = document.get("validate_only")
     return CreateTopicRequest(
-        topic_name=_string(document["topic_name"], "topic_name"),
+        topic_name=string_field(document["topic_name"], "topic_name"),
         partitions_count=_optional_positive_int(document, "partitions_count", "partitions_count"),
         replication_factor=_optional_positive_int(
             document, "replication_factor", "replication_factor"
@@ -149,25 +149,25 @@ def parse_create_topic_body(body: bytes) -> CreateTopicRequest:
 def parse_update_partitions_body(body: bytes) -> int:
     """`PATCH .../topics/{t}`: {"partitions_count": N}, the new total."""
     document = parse_json_object(body)
-    _check_fields(document, "", ("partitions_count",), ("partitions_count",))
+    check_fields(document, "", ("partitions_count",), ("partitions_count",))
     return _positive_int(document["partitions_count"], "partitions_count", "partitions_count")
 
 
 def parse_update_config_body(body: bytes) -> str:
     """`PUT .../configs/{name}`: {"value": <string>}."""
     document = parse_json_object(body)
-    _check_fields(document, "", ("value",), ("value",))
-    return _string(document["value"], "value")
+    check_fields(document, "", ("value",), ("value",))
+    return string_field(document["value"], "value")
 
 
 def _alter_entry(raw: Any, index: int) -> tuple[str, str | None]:
     """(name, value to set) or (name, None) to delete."""
     field = f"data[{index}]"
     entry = _entry(raw, field)
-    _check_fields(entry, f"{field}.", ("name", "value", "operation"), ("name",))
-    name = _string(entry["name"], f"{field}.name")
+    check_fields(entry, f"{field}.", ("name", "value", "operation"), ("name",))
+    name = string_field(entry["name"], f"{field}.name")
     operation = entry.get("operation")
-    operation = "SET" if operation is None else _string(operation, f"{field}.operation")
+    operation = "SET" if operation is None else string_field(operation, f"{field}.operation")
     if operation not in CONFIG_OPERATIONS:
         raise ApiError(
             ErrorCode.BAD_REQUEST,
@@ -183,14 +183,14 @@ def _alter_entry(raw: Any, index: int) -> tuple[str, str | None]:
         return name, None
     if value is None:
         raise _malformed(f"field '{field}.value' is missing; operation SET needs a value")
-    return name, _string(value, f"{field}.value")
+    return name, string_field(value, f"{field}.value")
 
 
 def parse_alter_configs_body(body: bytes) -> AlterConfigsRequest:
     """`POST .../configs:alter`: {"data": [{"name", "value"?, "operation"?}],
     "validate_only"?}; the operation is SET (the default, needs a value) or DELETE."""
     document = parse_json_object(body)
-    _check_fields(document, "", ("data", "validate_only"), ("data",))
+    check_fields(document, "", ("data", "validate_only"), ("data",))
     entries = _array(document["data"], "data")
     if not entries:
         raise ApiError(ErrorCode.BAD_REQUEST, "field 'data' is empty; give at least one config")

@@ -6,6 +6,7 @@ Pure functions over already-read values; the handlers read the request and call 
 from __future__ import annotations
 
 import json
+import re
 import string
 import sys
 from typing import Any
@@ -76,38 +77,88 @@ def validate_kv_value(value: str) -> None:
         )
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object; malformed JSON or another JSON type is a 40001."""
+def _decode_utf8(body: bytes) -> str:
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ApiError(
             ErrorCode.MALFORMED_REQUEST,
             f"request body is not valid UTF-8: byte {body[error.start]:#04x} at position "
             f"{error.start}",
         ) from None
+
+
+def _json_refusal(error: ValueError | RecursionError) -> ApiError:
+    """The answer to a refusal of the json module while reading a request body."""
+    if isinstance(error, json.JSONDecodeError):
+        return ApiError(ErrorCode.MALFORMED_REQUEST, f"request body is not valid JSON: {error}")
+    if isinstance(error, RecursionError):
+        return ApiError(
+            ErrorCode.MALFORMED_REQUEST, "request body is JSON nested too deeply to be read"
+        )
+    # The only other refusal of json.loads: an integer too long to convert.
+    return ApiError(
+        ErrorCode.MALFORMED_REQUEST,
+        f"request body holds a number of more than {sys.get_int_max_str_digits()} digits",
+    )
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; malformed JSON or another JSON type is a 40001."""
+    text = _decode_utf8(body)
     try:
         document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ApiError(
-            ErrorCode.MALFORMED_REQUEST, f"request body is not valid JSON: {error}"
-        ) from None
-    except RecursionError:
-        raise ApiError(
-            ErrorCode.MALFORMED_REQUEST,
-            "request body is JSON nested too deeply to be read",
-        ) from None
-    except ValueError:  # the only other refusal of json.loads: an integer too long to convert
-        raise ApiError(
-            ErrorCode.MALFORMED_REQUEST,
-            f"request body holds a number of more than {sys.get_int_max_str_digits()} digits",
-        ) from None
+    except (ValueError, RecursionError) as error:
+        raise _json_refusal(error) from None
     if not isinstance(document, dict):
         raise ApiError(
             ErrorCode.MALFORMED_REQUEST,
             f"request body must be a JSON object, got {json_type_name(document)}",
         )
     return document
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ApiError(
+        ErrorCode.MALFORMED_REQUEST,
+        f"request body is not valid JSON: {name} is not a JSON number",
+    )
+
+
+# JSON's insignificant whitespace (RFC 8259 §2), skipped between concatenated values.
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_whitespace(text: str, position: int) -> int:
+    match = _JSON_WHITESPACE.match(text, position)
+    assert match is not None, "the pattern matches the empty string"
+    return match.end()
+
+
+def parse_json_values(body: bytes, max_values: int) -> list[Any]:
+    """The JSON values of a body of one or more concatenated values (Confluent's streaming
+    form: `{...}{...}` or one value a line), at most `max_values` of them. Refuses NaN and
+    Infinity, which are not JSON, so that a value can be written back as JSON."""
+    assert max_values >= 1, f"max_values {max_values}"
+    text = _decode_utf8(body)
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    values: list[Any] = []
+    position = _skip_whitespace(text, 0)
+    while position < len(text):
+        if len(values) == max_values:
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                f"request body holds more than {max_values} JSON values, the limit of one request",
+            )
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError) as error:
+            raise _json_refusal(error) from None
+        values.append(value)
+        position = _skip_whitespace(text, position)
+    if not values:
+        raise ApiError(ErrorCode.MALFORMED_REQUEST, "request body is empty; it must be JSON")
+    return values
 
 
 def parse_kv_put_body(body: bytes) -> str:
