@@ -177,6 +177,13 @@ class ControllerGateway:
         topic_id, partition_id = str(body["topic_id"]), int(body["partition_id"])
         leader_epoch, partition_epoch = int(body["leader_epoch"]), int(body["partition_epoch"])
         new_isr = tuple(int(replica) for replica in body["new_isr"])
+        epochs = body.get("new_isr_broker_epochs")
+        # KIP-903: the broker epochs the leader saw the members fetch with
+        member_epochs = (
+            None
+            if epochs is None
+            else dict(zip(new_isr, (int(epoch) for epoch in epochs), strict=True))
+        )
         response, offset = await service.submit(
             lambda controller, now_ms: controller.alter_partition(
                 broker_id,
@@ -186,6 +193,7 @@ class ControllerGateway:
                 leader_epoch,
                 partition_epoch,
                 new_isr,
+                member_epochs,
             )
         )
         assert isinstance(response, PartitionRegistration)

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import time
 import uuid
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -22,6 +23,9 @@ from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
 from broker.metadata.lifecycle import BrokerLifecycle
+from broker.partitions.dataplane import DataPlane
+from broker.partitions.manager import ReplicaManager, ReplicaSettings
+from broker.partitions.native import NativeProtocolHandler, invalid_request_answer
 from broker.quorum_views import describe_as_leader, description_from_wire, description_to_wire
 from kraft.config import NodeConfig
 from kraft.controller.controller import ControllerSettings
@@ -31,6 +35,7 @@ from kraft.controller.service import ControllerService
 from kraft.controller.statemachine import MetadataStateMachine
 from kraft.logging import configure_logging
 from kraft.metrics import ControllerMetrics, QuorumMetrics
+from kraft.protocol.native import DATA_REQUEST_KINDS
 from kraft.quorum.runtime import QuorumRuntime, RuntimeHooks
 from kraft.raft.config import RaftConfig
 from kraft.raft.types import NotLeaderError, QuorumStatus, Role, RoleChange
@@ -69,6 +74,9 @@ class Node:
         self._controller_service: ControllerService | None = None
         self._gateway: ControllerGateway | None = None
         self._lifecycle: BrokerLifecycle | None = None
+        self._replicas: ReplicaManager | None = None
+        self._native: NativeProtocolHandler | None = None
+        self.data_plane: DataPlane | None = None
         self._runtime: QuorumRuntime | None = None
         self._transport: PeerTransport | None = None
         self._rpc_server: RpcServer | None = None
@@ -159,6 +167,8 @@ class Node:
         await self._rpc_server.start()
         if self._controller_service is not None:
             await self._controller_service.start()
+        if self._replicas is not None:
+            await self._replicas.start()
         await self._start_http()
         if self._lifecycle is not None:
             await self._lifecycle.start()
@@ -221,6 +231,56 @@ class Node:
                 applied_offset=lambda: runtime.applied_end_offset - 1,
                 heartbeat_interval_s=config.broker_heartbeat_interval_ms / 1000,
             )
+            self._start_replicas()
+
+    def _start_replicas(self) -> None:
+        """The data plane of a broker: partition replicas that follow the metadata."""
+        config = self.config
+        runtime = self._require_runtime()
+        lifecycle = self._lifecycle
+        assert lifecycle is not None
+        flush_messages = config.log_flush_interval_messages
+        settings = ReplicaSettings(
+            broker_id=config.node_id,
+            log_dir=config.log_dirs[0],
+            segment_bytes=config.log_segment_bytes,
+            retention_ms=config.log_retention_ms,
+            retention_bytes=config.log_retention_bytes,
+            flush_interval_messages=None if flush_messages >= 2**63 - 1 else flush_messages,
+            min_insync_replicas=config.min_insync_replicas,
+            replica_lag_time_max_ms=config.replica_lag_time_max_ms,
+        )
+        self._replicas = ReplicaManager(
+            settings,
+            image=lambda: self.metadata.image,
+            metadata_caught_up=runtime.is_ready,
+            broker_epoch=lambda: lifecycle.state.broker_epoch,
+            ask_controller=self._require_gateway().call,
+            request_broker=self._request_broker,
+        )
+        self.metadata.on_applied.append(self._replicas.on_metadata_applied)
+        self._native = NativeProtocolHandler(
+            self._replicas,
+            lambda: self.metadata.image,
+            lambda: self.cluster_id,
+            lambda: runtime.leader_id,
+        )
+        self.data_plane = DataPlane(
+            self._replicas, lambda: self.metadata.image, self._request_broker
+        )
+
+    async def _request_broker(
+        self, broker_id: int, body: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        """A request to another broker's rpc listener, at the address it registered."""
+        transport = self._require_transport()
+        if broker_id not in self.config.voters:
+            broker = self.metadata.image.brokers.get(broker_id)
+            endpoint = None if broker is None else broker.endpoint("RPC")
+            if endpoint is None:
+                raise NoLeaderError(f"broker {broker_id} has no registered rpc endpoint")
+            transport.set_peer(broker_id, endpoint.host, endpoint.port)
+        return await transport.request(broker_id, body, timeout_s)
 
     async def close(self) -> None:
         log.info("node.stopping")
@@ -228,6 +288,8 @@ class Node:
             with contextlib.suppress(NoLeaderError):
                 await self._lifecycle.controlled_shutdown()
             await self._lifecycle.close()
+        if self._replicas is not None:
+            await self._replicas.close()
         if self._controller_service is not None:
             await self._controller_service.close()
         if self._runtime is not None:
@@ -381,6 +443,10 @@ class Node:
                     "error_type": "InvalidRequestError",
                 }
             return await self._require_gateway().handle(body)
+        if kind in DATA_REQUEST_KINDS:
+            if self._native is None:
+                return invalid_request_answer(f"node {self.node_id} is not a broker")
+            return await self._native.handle(sender, body)
         try:
             if kind == "propose":
                 records = body.get("records")

@@ -448,6 +448,12 @@ class PartitionLeaderState:
         assert self.broker_id in self.committed_isr, "the leader is in its ISR"
         return True
 
+    def resign(self) -> None:
+        """Gives the leadership up without a new registration (the broker stops): every
+        waiting produce completes with NOT_LEADER. Idempotent."""
+        if not self.resigned:
+            self._resign()
+
     def _resign(self) -> None:
         for produce in sorted(self._pending.values(), key=lambda p: p.produce_id):
             self._completed.append(

@@ -1,0 +1,239 @@
+"""Followers pull: one ReplicaFetcher task per leader broker fetches, in one request, every
+partition this broker follows on that leader (Kafka's ReplicaFetcherThread), hands each
+answer to the partition's FollowerState and does what it asks (append, truncate).
+
+A fetch that reaches the leader's log end is parked there (long poll) until new records
+arrive, so a follower's next fetch follows the leader's append within a round trip; that
+next fetch is also what tells the leader the records are replicated (the high watermark,
+acks=all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from broker.log import PartitionLogError
+from broker.replication import (
+    AppendRecords,
+    EpochEndOffset,
+    FetchAnswer,
+    FetchRequest,
+    FollowerState,
+    IgnoreAnswer,
+    ReplicationError,
+    TruncateFullyAndStartAt,
+    TruncateTo,
+)
+from kraft.protocol.errors import ErrorCode
+from kraft.protocol.native import KIND_FETCH
+
+if TYPE_CHECKING:
+    from broker.partitions.manager import ReplicaManager
+    from broker.partitions.partition import Partition
+
+log = structlog.get_logger(__name__)
+
+# Kafka's replica.fetch.wait.max.ms / replica.fetch.max.bytes / replica.fetch.response.max.bytes
+FOLLOWER_FETCH_MAX_WAIT_MS = 500
+FOLLOWER_PARTITION_MAX_BYTES = 1024 * 1024
+FOLLOWER_FETCH_MAX_BYTES = 8 * 1024 * 1024
+# The answer may take max wait plus this before the fetch counts as lost.
+FETCH_TIMEOUT_SLACK_S = 2.0
+# After an error (leader unreachable, not the leader yet, epoch mismatch) wait this long.
+FETCH_ERROR_BACKOFF_S = 0.05
+# A fetcher without partitions to fetch stops after this long.
+IDLE_FETCHER_EXIT_S = 5.0
+
+_ANSWERED_BY_THE_CORE = (ErrorCode.NONE, ErrorCode.OFFSET_OUT_OF_RANGE)
+
+
+class ReplicaFetchers:
+    """The fetcher tasks of one broker, one per leader it follows."""
+
+    def __init__(self, manager: ReplicaManager) -> None:
+        self._manager = manager
+        self._fetchers: dict[int, ReplicaFetcher] = {}
+
+    def follow(self, leader_id: int) -> None:
+        """Makes sure a fetcher for leader_id runs and looks at its partitions now."""
+        fetcher = self._fetchers.get(leader_id)
+        if fetcher is None or fetcher.finished:
+            fetcher = ReplicaFetcher(self._manager, leader_id)
+            self._fetchers[leader_id] = fetcher
+        fetcher.wake()
+
+    async def close(self) -> None:
+        fetchers, self._fetchers = list(self._fetchers.values()), {}
+        await asyncio.gather(*(fetcher.close() for fetcher in fetchers))
+
+
+class ReplicaFetcher:
+    def __init__(self, manager: ReplicaManager, leader_id: int) -> None:
+        self._manager = manager
+        self.leader_id = leader_id
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"replica-fetcher-{leader_id}")
+
+    @property
+    def finished(self) -> bool:
+        return self._task.done()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        log.info("fetcher.started", leader=self.leader_id)
+        idle_since = time.monotonic()
+        while True:
+            followed = self._manager.partitions_following(self.leader_id)
+            if not followed:
+                if time.monotonic() - idle_since >= IDLE_FETCHER_EXIT_S:
+                    log.info("fetcher.stopped", leader=self.leader_id)
+                    return
+                await self._sleep(IDLE_FETCHER_EXIT_S)
+                continue
+            idle_since = time.monotonic()
+            self._wake.clear()
+            try:
+                had_error = await self._fetch_once(followed)
+            except Exception:
+                log.exception("fetcher.round_failed", leader=self.leader_id)
+                had_error = True
+            if had_error:
+                await self._sleep(FETCH_ERROR_BACKOFF_S)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _fetch_once(self, followed: list[Partition]) -> bool:
+        """One fetch round trip for every followed partition; True when it went wrong."""
+        manager = self._manager
+        plans: list[tuple[Partition, FollowerState, FetchRequest]] = []
+        for partition in followed:
+            follower = partition.follower
+            assert follower is not None
+            plans.append((partition, follower, follower.next_fetch()))
+        broker_epoch = manager.broker_epoch()
+        body: dict[str, Any] = {
+            "kind": KIND_FETCH,
+            "replica_id": manager.broker_id,
+            "replica_epoch": -1 if broker_epoch is None else broker_epoch,
+            "max_wait_ms": FOLLOWER_FETCH_MAX_WAIT_MS,
+            "min_bytes": 1,
+            "max_bytes": FOLLOWER_FETCH_MAX_BYTES,
+            "partitions": [
+                {
+                    "topic": partition.topic,
+                    "topic_id": partition.topic_id,
+                    "partition": partition.partition_id,
+                    "fetch_offset": request.fetch_offset,
+                    "partition_max_bytes": FOLLOWER_PARTITION_MAX_BYTES,
+                    "current_leader_epoch": request.current_leader_epoch,
+                    "last_fetched_epoch": request.last_fetched_epoch,
+                }
+                for partition, _, request in plans
+            ],
+        }
+        timeout_s = FOLLOWER_FETCH_MAX_WAIT_MS / 1000 + FETCH_TIMEOUT_SLACK_S
+        try:
+            answer = await manager.request_broker(self.leader_id, body, timeout_s)
+        except Exception as error:  # noqa: BLE001 - unreachable, timed out, refused: retry
+            log.debug("fetcher.fetch_failed", leader=self.leader_id, reason=repr(error))
+            self._fail(plans)
+            return True
+        answers = answer.get("partitions")
+        if not isinstance(answers, list):
+            log.warning("fetcher.bad_answer", leader=self.leader_id, answer=str(answer)[:200])
+            self._fail(plans)
+            return True
+        by_partition = {
+            (item.get("topic"), item.get("partition")): item
+            for item in answers
+            if isinstance(item, dict)
+        }
+        had_error = False
+        for partition, follower, request in plans:
+            item = by_partition.get((partition.topic, partition.partition_id))
+            if partition.follower is not follower:
+                continue  # the role changed while the fetch was out: its state is gone
+            if item is None:
+                follower.on_fetch_failed()
+                had_error = True
+                continue
+            had_error |= not self._handle(partition, follower, request, item)
+        return had_error
+
+    def _fail(self, plans: list[tuple[Partition, FollowerState, FetchRequest]]) -> None:
+        for partition, follower, _ in plans:
+            if partition.follower is follower:
+                follower.on_fetch_failed()
+
+    def _handle(
+        self,
+        partition: Partition,
+        follower: FollowerState,
+        request: FetchRequest,
+        item: dict[str, Any],
+    ) -> bool:
+        """Applies one partition's answer; False when it was an error."""
+        code = ErrorCode(int(item["error_code"]))
+        if code not in _ANSWERED_BY_THE_CORE:
+            # not the leader (yet), epochs differ, unknown partition: the metadata will say
+            # who leads; ask again after a backoff
+            follower.on_fetch_failed()
+            return False
+        diverging = item.get("diverging_epoch")
+        answer = FetchAnswer(
+            leader_epoch=request.current_leader_epoch,
+            fetch_offset=request.fetch_offset,
+            last_fetched_epoch=request.last_fetched_epoch,
+            error=ReplicationError.NONE
+            if code is ErrorCode.NONE
+            else ReplicationError.OFFSET_OUT_OF_RANGE,
+            high_watermark=int(item["high_watermark"]),
+            log_start_offset=int(item["log_start_offset"]),
+            log_end_offset=int(item["log_end_offset"]),
+            diverging_epoch=None
+            if diverging is None
+            else EpochEndOffset(int(diverging[0]), int(diverging[1])),
+        )
+        partition_log = partition.log
+        action = follower.on_fetch_answer(answer, partition_log.end_offset_for_epoch)
+        if isinstance(action, IgnoreAnswer):
+            return not action.backoff
+        try:
+            if isinstance(action, AppendRecords):
+                records = item.get("records") or b""
+                if records:
+                    partition_log.append_as_follower(records)
+            elif isinstance(action, TruncateTo):
+                log.info(
+                    "partition.truncated",
+                    partition=partition.name,
+                    offset=action.offset,
+                    log_end_offset=partition_log.log_end_offset,
+                )
+                partition_log.truncate_to(action.offset)
+            else:
+                assert isinstance(action, TruncateFullyAndStartAt)
+                log.info("partition.restarted_at", partition=partition.name, offset=action.offset)
+                partition_log.truncate_fully_and_start_at(action.offset)
+        except PartitionLogError as error:
+            log.error(
+                "partition.follower_write_failed", partition=partition.name, reason=str(error)
+            )
+            follower.on_fetch_failed()
+            return False
+        follower.on_log_changed(partition_log.log_end_offset, partition.latest_epoch)
+        return True

@@ -1,0 +1,136 @@
+"""One partition replica on this broker: its log, its role in the current leader epoch
+(a PartitionLeaderState or a FollowerState from broker.replication), and the asyncio
+waiters of the shell (parked fetches, acks=all produces).
+
+The role objects are pure; this class only holds them together and keeps the high
+watermark across role changes, so that a follower that becomes leader starts from what it
+knew (Kafka's Partition.makeLeader).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from broker.log import UNDEFINED_EPOCH, PartitionLog
+from broker.log.checkpoint import read_single_offset, write_single_offset
+from broker.log.errors import CorruptLogError
+from broker.replication import FollowerState, PartitionLeaderState, ProduceCompletion
+from kraft.controller.image import PartitionRegistration
+
+PARTITION_METADATA_NAME = "partition.metadata"  # Kafka's file: which topic id the dir holds
+HIGH_WATERMARK_CHECKPOINT_NAME = "replication-offset-checkpoint"
+
+
+def partition_directory(log_dir: Path, topic: str, partition_id: int) -> Path:
+    """Kafka's layout: <log dir>/<topic>-<partition>."""
+    return log_dir / f"{topic}-{partition_id}"
+
+
+def read_topic_id(directory: Path) -> str | None:
+    """The topic id a partition directory was created for (None if it says nothing)."""
+    path = directory / PARTITION_METADATA_NAME
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "topic_id":
+            return value.strip() or None
+    return None
+
+
+def write_topic_id(directory: Path, topic_id: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / PARTITION_METADATA_NAME).write_text(f"version: 0\ntopic_id: {topic_id}\n")
+
+
+class Partition:
+    def __init__(self, topic: str, topic_id: str, partition_id: int, log: PartitionLog) -> None:
+        self.topic = topic
+        self.topic_id = topic_id
+        self.partition_id = partition_id
+        self.log = log
+        self.registration: PartitionRegistration | None = None
+        self.leader: PartitionLeaderState | None = None
+        self.follower: FollowerState | None = None
+        self.min_insync_replicas = 1
+        self._high_watermark = min(self._read_high_watermark(), log.log_end_offset)
+        self._checkpointed_high_watermark = self._high_watermark
+        self.last_woken_high_watermark = self._high_watermark
+        self._fetch_waiters: list[asyncio.Future[None]] = []
+        self.produce_waiters: dict[int, asyncio.Future[ProduceCompletion]] = {}
+
+    def __repr__(self) -> str:
+        return f"Partition({self.topic}-{self.partition_id})"
+
+    # -- views -------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic}-{self.partition_id}"
+
+    @property
+    def high_watermark(self) -> int:
+        if self.leader is not None:
+            return self.leader.high_watermark
+        if self.follower is not None:
+            return self.follower.high_watermark
+        return min(self._high_watermark, self.log.log_end_offset)
+
+    @property
+    def latest_epoch(self) -> int:
+        epoch = self.log.latest_epoch
+        return UNDEFINED_EPOCH if epoch is None else epoch
+
+    @property
+    def leader_epoch(self) -> int:
+        return -1 if self.registration is None else self.registration.leader_epoch
+
+    @property
+    def leader_id(self) -> int:
+        return -1 if self.registration is None else self.registration.leader
+
+    # -- roles -------------------------------------------------------------------------------
+
+    def drop_roles(self) -> None:
+        """Forgets the leader or follower state, keeping the high watermark it reached."""
+        self._high_watermark = self.high_watermark
+        self.leader = None
+        self.follower = None
+
+    # -- long polls --------------------------------------------------------------------------
+
+    def new_fetch_waiter(self) -> asyncio.Future[None]:
+        """A future resolved at the next change a parked fetch may care about (an append,
+        a high watermark move, a role change)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fetch_waiters.append(waiter)
+        return waiter
+
+    def wake_fetches(self) -> None:
+        waiters, self._fetch_waiters = self._fetch_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the high watermark checkpoint ------------------------------------------------------
+
+    def _read_high_watermark(self) -> int:
+        try:
+            offset = read_single_offset(self.log.directory / HIGH_WATERMARK_CHECKPOINT_NAME)
+        except CorruptLogError:
+            return 0  # only an optimisation: the leader recomputes it from its followers
+        return 0 if offset is None else offset
+
+    def checkpoint_high_watermark(self) -> None:
+        """Writes the high watermark if it moved (Kafka's replication-offset-checkpoint), so
+        a restarted replica serves consumers up to it at once."""
+        high_watermark = self.high_watermark
+        if high_watermark == self._checkpointed_high_watermark:
+            return
+        with contextlib.suppress(OSError):
+            write_single_offset(self.log.directory / HIGH_WATERMARK_CHECKPOINT_NAME, high_watermark)
+            self._checkpointed_high_watermark = high_watermark
