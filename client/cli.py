@@ -8,6 +8,14 @@ URL[,URL...]` (default: $KRAFT_BOOTSTRAP, else the local cluster's three HTTP UR
 bearer token from $KRAFT_ADMIN_TOKEN, and print `--format text` (as Kafka's tools print it)
 or `--format json` (the API's answer).
 
+`kraft topic produce NAME` (one record per stdin line; `--acks 0|1|all`, `--partition P`,
+`--key-separator SEP`; exit 0 only when every record was acknowledged) and `kraft topic
+consume NAME` (`--partition P`, `--offset start|end|N`, `--num N`, `--follow`, `--format
+text|json`; without --follow it stops at the high watermark of when it started) speak the
+native data protocol on the rpc listeners instead (client/console.py): they take
+`--bootstrap-server host:port[,...]` (default: $KRAFT_BOOTSTRAP_SERVERS, else the local
+cluster's three rpc listeners).
+
 `kraft server` and `kraft storage` import the node and the storage code only when run, so
 that the admin commands work from an installation that has only the client.
 """
@@ -15,6 +23,7 @@ that the admin commands work from an installation that has only the client.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -32,6 +41,14 @@ from client.admin import (
     default_bootstrap,
     parse_bootstrap,
 )
+from client.cluster import BOOTSTRAP_SERVERS_ENV, default_bootstrap_servers, parse_bootstrap_servers
+from client.console import (
+    ConsumeCount,
+    consume_records,
+    parse_offset_argument,
+    produce_lines,
+)
+from client.errors import ClientError
 from client.localcluster import (
     DATA_DIR_DEFAULT,
     READY_TIMEOUT_S_DEFAULT,
@@ -342,6 +359,71 @@ def cmd_topic_alter_config(args: argparse.Namespace) -> int:
     return _write_answer(args, answer, f"Completed updating config for topic {args.name}.\n")
 
 
+def _bootstrap_servers(args: argparse.Namespace) -> list[str]:
+    return args.bootstrap_server or default_bootstrap_servers(os.environ)
+
+
+def cmd_topic_produce(args: argparse.Namespace) -> int:
+    tally = asyncio.run(
+        produce_lines(
+            args.name,
+            sys.stdin.buffer.readline,
+            _bootstrap_servers(args),
+            acks=args.acks,
+            partition=args.partition,
+            key_separator=args.key_separator,
+            errors=sys.stderr,
+        )
+    )
+    for problem in tally.errors:
+        print(f"kraft topic produce: {problem}", file=sys.stderr)
+    hidden = tally.failed - len(tally.errors)
+    if hidden > 0:
+        print(f"kraft topic produce: ... and {hidden} more failed lines", file=sys.stderr)
+    print(
+        f"Produced {tally.acknowledged} of {tally.read} records to topic {args.name}.",
+        file=sys.stderr,
+    )
+    return EXIT_OK if tally.all_acknowledged else EXIT_ERROR
+
+
+def cmd_topic_consume(args: argparse.Namespace) -> int:
+    count = ConsumeCount()
+    try:
+        asyncio.run(
+            consume_records(
+                args.name,
+                _bootstrap_servers(args),
+                partition=args.partition,
+                offset=args.offset,
+                num=args.num,
+                follow=args.follow,
+                output_format=args.format,
+                out=sys.stdout,
+                count=count,
+            )
+        )
+    except KeyboardInterrupt:
+        if not args.follow:
+            raise
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as Kafka's console consumer does.
+        _silence_stdout()
+        return EXIT_OK
+    print(f"Processed a total of {count.written} messages", file=sys.stderr)
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """Points stdout at /dev/null so that the interpreter's final flush does not complain
+    about the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is not a real file (tests): nothing will flush into a pipe
+
+
 def cmd_broker_list(args: argparse.Namespace) -> int:
     brokers = admin_client(args).brokers()
     return _write_answer(args, brokers, render_broker_list(brokers))
@@ -423,6 +505,88 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    return int(text)
+
+
+def _acks_argument(text: str) -> str:
+    if text not in ("0", "1", "all", "-1"):
+        raise argparse.ArgumentTypeError(f"acks {text!r} is not 0, 1 or all")
+    return text
+
+
+def _offset_argument(text: str) -> object:
+    try:
+        return parse_offset_argument(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _bootstrap_servers_argument(text: str) -> list[str]:
+    try:
+        return parse_bootstrap_servers(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _data_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--bootstrap-server",
+        type=_bootstrap_servers_argument,
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help=f"rpc listeners of brokers (default: ${BOOTSTRAP_SERVERS_ENV}, else the local "
+        "cluster)",
+    )
+    return parent
+
+
+def _add_topic_data(actions: Any) -> None:
+    data = _data_options()
+    produce = actions.add_parser(
+        "produce", parents=[data], help="send one record per stdin line (exit 0: all acked)"
+    )
+    produce.add_argument("name", metavar="NAME")
+    produce.add_argument(
+        "--acks",
+        type=_acks_argument,
+        default="all",
+        metavar="0|1|all",
+        help="0, 1 or all (default: %(default)s)",
+    )
+    produce.add_argument(
+        "--partition", type=_non_negative_int, metavar="P", help="(default: by key, or sticky)"
+    )
+    produce.add_argument(
+        "--key-separator",
+        metavar="SEP",
+        help="each line is KEY SEP VALUE (split at the first SEP); without it, no key",
+    )
+    produce.set_defaults(handler=cmd_topic_produce)
+    consume = actions.add_parser("consume", parents=[data], help="print records")
+    consume.add_argument("name", metavar="NAME")
+    consume.add_argument(
+        "--partition", type=_non_negative_int, metavar="P", help="(default: every partition)"
+    )
+    consume.add_argument(
+        "--offset",
+        type=_offset_argument,
+        default="start",
+        metavar="start|end|N",
+        help="where to begin in each partition (default: %(default)s)",
+    )
+    consume.add_argument("--num", type=_positive_int, metavar="N", help="stop after N records")
+    consume.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep waiting for new records (default: stop at the high watermark of the start)",
+    )
+    consume.add_argument("--format", choices=("text", "json"), default="text")
+    consume.set_defaults(handler=cmd_topic_consume)
 
 
 def _admin_options() -> argparse.ArgumentParser:
@@ -558,6 +722,7 @@ def _add_topic(commands: Any, admin: argparse.ArgumentParser) -> None:
         help="reset a config to its default (repeatable)",
     )
     alter.set_defaults(handler=cmd_topic_alter_config)
+    _add_topic_data(actions)
 
 
 def _add_broker(commands: Any, admin: argparse.ArgumentParser) -> None:
@@ -649,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: configuration error: {error}", file=sys.stderr)
     except AdminError as error:
         print(f"{name}: {error.message} (error_code {error.error_code})", file=sys.stderr)
-    except (CommandError, LocalClusterError) as error:
+    except (CommandError, LocalClusterError, ClientError) as error:
         print(f"{name}: {error}", file=sys.stderr)
     except OSError as error:  # a file or directory the command needed (permissions, space)
         print(f"{name}: {error}", file=sys.stderr)
