@@ -23,6 +23,7 @@ from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
 from broker.metadata.lifecycle import BrokerLifecycle
+from broker.metrics import BrokerMetrics
 from broker.partitions.dataplane import DataPlane
 from broker.partitions.manager import ReplicaManager, ReplicaSettings
 from broker.partitions.native import NativeProtocolHandler, invalid_request_answer
@@ -182,7 +183,11 @@ class Node:
 
     async def _start_http(self) -> None:
         app = build_app(
-            self, self.registry, admin=self._require_gateway(), admin_token=self.config.admin_token
+            self,
+            self.registry,
+            admin=self._require_gateway(),
+            data=self.data_plane,
+            admin_token=self.config.admin_token,
         )
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
@@ -258,6 +263,8 @@ class Node:
             ask_controller=self._require_gateway().call,
             request_broker=self._request_broker,
         )
+        replicas = self._replicas
+        replicas.metrics = BrokerMetrics(self.registry, replicas.stats)
         self.metadata.on_applied.append(self._replicas.on_metadata_applied)
         self._native = NativeProtocolHandler(
             self._replicas,
@@ -465,7 +472,10 @@ class Node:
             return {"error": "timed out waiting for the commit"}
         except InvalidRecordError as error:
             return {"error": f"invalid record: {error}"}
-        return {"error": f"unknown request kind {kind!r}"}
+        return {
+            "error": f"unknown request kind {kind!r}",
+            **invalid_request_answer(f"unknown request kind {kind!r}"),
+        }
 
 
 def new_topic_id() -> str:

@@ -1,0 +1,275 @@
+"""Replicated partition logs as users run them: three combined nodes, records produced and
+fetched over the native protocol, replicas compared on disk, nodes paused and killed with
+real signals."""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.log.batch import CRC_POSITION, MAGIC_POSITION
+from kraft.protocol.errors import ErrorCode
+from tests.cluster.dataplane import (
+    batch_of,
+    cluster_id,
+    create_topic,
+    fetch,
+    log_bytes,
+    produce,
+    read_values,
+    request,
+    stored_offsets,
+    wait_for_partition,
+)
+from tests.cluster.harness import LocalCluster, NodeProcess, http_json, wait_for
+
+pytestmark = pytest.mark.cluster
+
+# Fast fencing and ISR shrink, so the fault tests take seconds; both stay well above what a
+# loaded test machine needs between two heartbeats or two fetches.
+TEST_TIMING = {
+    "broker.session.timeout.ms": "1500",
+    "broker.heartbeat.interval.ms": "300",
+    "replica.lag.time.max.ms": "1500",
+}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    local = LocalCluster(tmp_path, extra_config=dict(TEST_TIMING))
+    try:
+        yield local.up()
+    finally:
+        local.close()
+
+
+def ready_topic(
+    cluster: LocalCluster, name: str, configs: dict[str, str] | None = None
+) -> dict[str, object]:
+    """Creates an RF=3 single-partition topic and waits until every node sees all three
+    replicas in sync; returns the partition's state."""
+    wait_for(
+        lambda: all(n.get("/v1/status/ready")[0] == 200 for n in cluster.running()), what="ready"
+    )
+    create_topic(cluster.nodes[1], name, configs=configs)
+    return wait_for_partition(
+        cluster, name, lambda s: s["leader"] >= 0 and len(s["isr"]) == 3, "a led, in-sync topic"
+    )
+
+
+def node(cluster: LocalCluster, node_id: object) -> NodeProcess:
+    assert isinstance(node_id, int)
+    return cluster.nodes[node_id]
+
+
+def test_acks_all_records_are_read_back_in_order_and_replicas_are_identical_on_disk(
+    cluster: LocalCluster,
+) -> None:
+    state = ready_topic(cluster, "orders")
+    leader = node(cluster, state["leader"])
+    for n in range(50):
+        answer = produce(leader, "orders", batch_of(f"a{n}".encode(), f"b{n}".encode()))
+        assert answer["error_code"] == 0, answer
+        assert answer["base_offset"] == 2 * n
+    values = read_values(leader, "orders")
+    assert [offset for offset, _ in values] == list(range(100))
+    assert [value for _, value in values[:4]] == [b"a0", b"b0", b"a1", b"b1"]
+
+    def identical() -> bool:
+        logs = {log_bytes(n, "orders") for n in cluster.running()}
+        return len(logs) == 1
+
+    wait_for(identical, what="three byte-identical replica logs")
+    assert stored_offsets(leader, "orders") == list(range(100))
+
+
+def test_a_follower_paused_past_the_lag_time_leaves_the_isr_and_rejoins_after_it_resumes(
+    cluster: LocalCluster,
+) -> None:
+    state = ready_topic(cluster, "paused")
+    leader = node(cluster, state["leader"])
+    controller_id = cluster.wait_for_leader()
+    follower_id = next(n for n in (1, 2, 3) if n != state["leader"] and n != controller_id)
+    cluster.pause(follower_id)
+    try:
+        wait_for_partition(
+            cluster,
+            "paused",
+            lambda s: follower_id not in s["isr"] and len(s["isr"]) == 2,
+            f"node {follower_id} out of the ISR",
+        )
+        # the two remaining replicas still take acks=all writes
+        assert produce(leader, "paused", batch_of(b"while paused"))["error_code"] == 0
+    finally:
+        cluster.resume(follower_id)
+    wait_for_partition(
+        cluster, "paused", lambda s: sorted(s["isr"]) == [1, 2, 3], f"node {follower_id} back"
+    )
+    assert read_values(leader, "paused") == [(0, b"while paused")]
+
+
+def test_acks_all_is_refused_below_min_insync_replicas_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    # Three controllers and three broker-only nodes: two brokers can die while the quorum
+    # lives on, so the controller shrinks the ISR to the leader alone.
+    local = LocalCluster(
+        tmp_path, size=3, observers=3, controller_only=True, extra_config=dict(TEST_TIMING)
+    )
+    try:
+        local.up()
+        wait_for(
+            lambda: all(local.nodes[n].get("/v1/status/ready")[0] == 200 for n in (4, 5, 6)),
+            what="brokers ready",
+        )
+        create_topic(local.nodes[4], "strict", configs={"min.insync.replicas": "2"})
+        state = wait_for_partition(
+            local, "strict", lambda s: s["leader"] >= 0 and len(s["isr"]) == 3, "in sync"
+        )
+        leader = node(local, state["leader"])
+        assert produce(leader, "strict", batch_of(b"kept"))["error_code"] == 0
+        for broker_id in (4, 5, 6):
+            if broker_id != leader.node_id:
+                local.kill(broker_id)
+        wait_for_partition(
+            local, "strict", lambda s: s["isr"] == [leader.node_id], "ISR of the leader alone"
+        )
+        refused = produce(leader, "strict", batch_of(b"refused"))
+        assert refused["error_code"] == ErrorCode.NOT_ENOUGH_REPLICAS, refused
+        before = fetch(leader, "strict", 0)["log_end_offset"]
+        assert before == 1, "the refused batch was not appended"
+        # acks=1 does not wait for the ISR: it is taken
+        assert produce(leader, "strict", batch_of(b"acks1"), acks=1)["error_code"] == 0
+        assert [v for _, v in read_values(leader, "strict")] == [b"kept", b"acks1"]
+    finally:
+        local.close()
+
+
+def test_bad_produce_and_fetch_requests_get_precise_errors_and_change_nothing(
+    cluster: LocalCluster,
+) -> None:
+    state = ready_topic(cluster, "guarded")
+    leader = node(cluster, state["leader"])
+    assert produce(leader, "guarded", batch_of(b"first"))["error_code"] == 0
+    good = batch_of(b"x" * 100)
+
+    bad_crc = bytearray(good)
+    bad_crc[-1] ^= 0xFF
+    assert produce(leader, "guarded", bytes(bad_crc))["error_code"] == ErrorCode.CORRUPT_MESSAGE
+    wrong_magic = bytearray(good)
+    wrong_magic[MAGIC_POSITION] = 1
+    assert produce(leader, "guarded", bytes(wrong_magic))["error_code"] == ErrorCode.CORRUPT_MESSAGE
+    truncated = good[: len(good) - 10]
+    assert produce(leader, "guarded", truncated)["error_code"] == ErrorCode.CORRUPT_MESSAGE
+    zeroed_crc = bytearray(good)
+    struct.pack_into(">I", zeroed_crc, CRC_POSITION, 0)
+    assert produce(leader, "guarded", bytes(zeroed_crc))["error_code"] == ErrorCode.CORRUPT_MESSAGE
+    oversized = batch_of(os.urandom(2 * 1024 * 1024))
+    assert produce(leader, "guarded", oversized)["error_code"] == ErrorCode.MESSAGE_TOO_LARGE
+    assert (
+        produce(leader, "guarded", good, partition=7)["error_code"]
+        == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    )
+    assert produce(leader, "nope", good)["error_code"] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    follower = node(cluster, next(n for n in (1, 2, 3) if n != state["leader"]))
+    not_leader = produce(follower, "guarded", good)
+    assert not_leader["error_code"] == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert not_leader["leader_id"] == state["leader"], "the answer names the leader"
+
+    assert fetch(leader, "guarded", 5)["error_code"] == ErrorCode.OFFSET_OUT_OF_RANGE
+    for malformed in (
+        {"kind": "produce", "acks": 2, "timeout_ms": 100, "partitions": []},
+        {"kind": "produce", "acks": -1, "timeout_ms": 100, "partitions": [{"topic": "g"}]},
+        {
+            "kind": "fetch",
+            "replica_id": -1,
+            "max_wait_ms": 0,
+            "max_bytes": 10,
+            "partitions": [
+                {"topic": "guarded", "partition": 0, "fetch_offset": -1, "partition_max_bytes": 10}
+            ],
+        },
+        {
+            "kind": "fetch",
+            "replica_id": 2,
+            "max_wait_ms": 0,
+            "max_bytes": 10,
+            "partitions": [
+                {"topic": "guarded", "partition": 0, "fetch_offset": 0, "partition_max_bytes": 10}
+            ],
+        },
+        {"kind": "list_offsets", "partitions": "all"},
+        {"kind": "no_such_kind"},
+    ):
+        answer = request(leader, malformed)
+        assert answer["error_code"] == ErrorCode.INVALID_REQUEST, (malformed, answer)
+        assert answer["error_message"]
+    # nothing above changed the log, and the node still serves
+    assert read_values(leader, "guarded") == [(0, b"first")]
+    assert fetch(leader, "guarded", 0)["log_end_offset"] == 1
+
+
+def test_a_killed_partition_leader_is_replaced_and_rejoins_as_follower_and_preferred_leader(
+    cluster: LocalCluster,
+) -> None:
+    state = ready_topic(cluster, "failover")
+    first_leader = node(cluster, state["leader"])
+    for n in range(20):
+        assert produce(first_leader, "failover", batch_of(f"r{n}".encode()))["error_code"] == 0
+    cluster.kill(first_leader.node_id)
+    moved = wait_for_partition(
+        cluster,
+        "failover",
+        lambda s: s["leader"] not in (-1, first_leader.node_id),
+        "a new leader",
+    )
+    new_leader = node(cluster, moved["leader"])
+    assert [v for _, v in read_values(new_leader, "failover")] == [
+        f"r{n}".encode() for n in range(20)
+    ], "every acknowledged record survived the leader's SIGKILL"
+    assert produce(new_leader, "failover", batch_of(b"after"))["error_code"] == 0
+
+    cluster.start(first_leader.node_id)
+    # it catches up, rejoins the ISR, and the controller gives it its preferred leadership back
+    back = wait_for_partition(
+        cluster,
+        "failover",
+        lambda s: sorted(s["isr"]) == [1, 2, 3] and s["leader"] == s["replicas"][0],
+        "the preferred leader back in charge",
+    )
+    assert back["leader"] == state["replicas"][0]  # type: ignore[index]
+    leader = node(cluster, back["leader"])
+    values = read_values(leader, "failover")
+    assert [v for _, v in values] == [f"r{n}".encode() for n in range(20)] + [b"after"]
+
+
+def test_records_produced_and_consumed_over_http_on_any_node_show_in_the_metrics(
+    cluster: LocalCluster,
+) -> None:
+    state = ready_topic(cluster, "web")
+    follower = node(cluster, next(n for n in (1, 2, 3) if n != state["leader"]))
+    url = f"{follower.http_url}/v3/clusters/{cluster_id(follower)}/topics/web/records"
+    for n in range(3):
+        record = {"partition_id": 0, "value": {"type": "STRING", "data": f"hello {n}"}}
+        code, answer = http_json("POST", url, record)
+        assert code == 200, answer
+        assert (answer["error_code"], answer["partition_id"], answer["offset"]) == (200, 0, n)
+    code, answer = http_json(
+        "GET", f"{follower.http_url}/topics/web/partitions/0/records?offset=1&timeout=100"
+    )
+    assert code == 200, answer
+    assert [(r["offset"], base64.b64decode(r["value"])) for r in answer] == [
+        (1, b"hello 1"),
+        (2, b"hello 2"),
+    ]
+    leader = node(cluster, state["leader"])
+    metrics = urllib.request.urlopen(f"{leader.http_url}/metrics", timeout=5).read().decode()
+    assert 'kraft_partition_high_watermark{partition="0",topic="web"} 3.0' in metrics
+    assert "kafka_server_replicamanager_leadercount 1.0" in metrics
+    assert "kafka_server_brokertopicmetrics_messagesin_total" in metrics
