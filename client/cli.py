@@ -67,6 +67,7 @@ from client.rendering import (
     render_topic_list,
 )
 from kraft.config import ConfigError, NodeConfig, load_config
+from kraft.logging import configure_logging
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -74,6 +75,7 @@ EXIT_USAGE = 2
 EXIT_UNHEALTHY = 10
 
 HEALTH_WATCH_INTERVAL_S = 1.0
+DATA_COMMAND_LOG_LEVEL = "warning"  # topic produce|consume: stdout is for records only
 LABEL_WIDTH = 24  # kafka-metadata-quorum.sh pads its labels to this width
 HEALTH_LABEL_WIDTH = 34
 
@@ -360,6 +362,8 @@ def cmd_topic_alter_config(args: argparse.Namespace) -> int:
 
 
 def _bootstrap_servers(args: argparse.Namespace) -> list[str]:
+    # stdout carries the records: the client's log lines go to stderr, warnings and worse.
+    configure_logging(None, DATA_COMMAND_LOG_LEVEL, sys.stderr)
     return args.bootstrap_server or default_bootstrap_servers(os.environ)
 
 

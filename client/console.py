@@ -188,7 +188,11 @@ async def consume_records(
         stop_offsets = None if follow else await consumer.end_offsets(assigned)
         while num is None or count.written < num:
             if stop_offsets is not None:
-                active = [tp for tp in assigned if await consumer.position(*tp) < stop_offsets[tp]]
+                active = [
+                    tp
+                    for tp in consumer.assignment()
+                    if await consumer.position(*tp) < stop_offsets[tp]
+                ]
                 if not active:
                     return
                 consumer.assign(active)  # a finished partition is fetched no more

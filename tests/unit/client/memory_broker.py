@@ -90,7 +90,13 @@ class MemoryCluster:
 
     def _metadata(self) -> dict[str, Any]:
         brokers = [
-            {"broker_id": bid, "host": "127.0.0.1", "port": server.port, "rack": None, "fenced": False}
+            {
+                "broker_id": bid,
+                "host": "127.0.0.1",
+                "port": server.port,
+                "rack": None,
+                "fenced": False,
+            }
             for bid, server in self.servers.items()
         ]
         topics = [
@@ -189,7 +195,9 @@ class MemoryCluster:
         answer: dict[str, Any] = {"topic": tp[0], "partition": tp[1], "error_code": code}
         if code == 0:
             log = self.logs[tp]
-            answer["offset"] = log.log_start_offset if entry["timestamp"] == -2 else log.log_end_offset
+            answer["offset"] = (
+                log.log_start_offset if entry["timestamp"] == -2 else log.log_end_offset
+            )
         answer["error_message"] = None
         return answer
 
