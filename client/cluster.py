@@ -271,6 +271,7 @@ class Cluster:
         self._topics: set[str] = set()  # topics whose partitions we keep up to date
         self._stale = True
         self._refreshed_at_s: float | None = None
+        self._last_round_s: float | None = None  # when the last round started
         self._failures = 0  # refresh rounds failed in a row, for the backoff
         self._refresh_task: asyncio.Task[Metadata] | None = None
         self._clients: dict[str, RpcClient] = {}
@@ -291,6 +292,12 @@ class Cluster:
     def invalidate(self) -> None:
         """The cached leaders may be wrong: the next maybe_refresh() asks again."""
         self._stale = True
+
+    @property
+    def is_stale(self) -> bool:
+        """Whether someone called invalidate() (or no metadata came yet) since the last
+        successful refresh."""
+        return self._stale
 
     def _needs_refresh(self, now_s: float) -> bool:
         if self._stale or self._refreshed_at_s is None:
@@ -315,11 +322,18 @@ class Cluster:
         return await asyncio.shield(self._refresh_task)
 
     async def _refresh_round(self) -> Metadata:
+        loop = asyncio.get_running_loop()
         delay_ms = backoff_ms(
             self._failures, self.retry_backoff_ms, self.retry_backoff_max_ms, self._rng
         )
-        if delay_ms:
+        if self._last_round_s is not None:
+            # Even successful rounds are retry_backoff_ms apart (Kafka's metadata refresh
+            # backoff): a partition without a leader must not turn into a request loop.
+            since_ms = (loop.time() - self._last_round_s) * 1000
+            delay_ms = max(delay_ms, self.retry_backoff_ms - since_ms)
+        if delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000)
+        self._last_round_s = loop.time()
         topics = sorted(self._topics)
         problems = []
         for address in self._metadata_addresses():

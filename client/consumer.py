@@ -94,7 +94,7 @@ class ConsumerRecord:
 
 @dataclass(slots=True)
 class _PartitionState:
-    position: int | None = None  # the next offset to return; None: to be reset
+    position: int | None = None  # the next offset to fetch; None: to be reset
     reset_to: OffsetReset | None = None  # how to set a missing position (None: the default)
     high_watermark: int | None = None
     buffered: deque[ConsumerRecord] = field(default_factory=deque)
@@ -289,7 +289,9 @@ class Consumer:
         if state.position is None:
             await self._reset_positions([(topic, partition)])
         assert state.position is not None, "a reset sets the position or raises"
-        return state.position
+        # state.position is where the next fetch starts; records fetched but not yet
+        # returned come before it.
+        return state.buffered[0].offset if state.buffered else state.position
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
         """The partition's high watermark in the last fetch answer; None before one."""

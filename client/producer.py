@@ -368,7 +368,9 @@ class Producer:
                     self.config.max_request_size_bytes,
                     self._can_send_to,
                 )
-                if leaderless:
+                # A failed connection or a leader error marked the metadata stale; batches
+                # for partitions without a leader need it too.
+                if leaderless or self._cluster.is_stale:
                     self._maybe_start_refresh()
                 for broker_id, batches in drained.items():
                     for chunk_start in range(0, len(batches), MAX_PARTITIONS_PER_REQUEST):
@@ -389,7 +391,6 @@ class Producer:
     def _maybe_start_refresh(self) -> None:
         if self._refresh is not None and not self._refresh.done():
             return
-        self._cluster.invalidate()
         self._refresh = asyncio.create_task(self._refresh_metadata(), name="producer-metadata")
 
     async def _refresh_metadata(self) -> object:
@@ -441,7 +442,7 @@ class Producer:
         outcome = produce_outcome(code, len(batch.records))
         now_ms = self._now_ms()
         if outcome is Outcome.RETRY and refreshes_metadata(code):
-            self._maybe_start_refresh()
+            self._cluster.invalidate()
         if outcome is Outcome.RETRY or outcome is Outcome.SPLIT:
             batch.last_error = f"{error_name(code)}: {message}"
             if now_ms - batch.created_ms >= self.config.delivery_timeout_ms:

@@ -166,3 +166,41 @@ async def test_a_long_poll_returns_as_soon_as_a_record_arrives() -> None:
 
         assert _values(await poll) == [b"late"]
         assert await consumer.position("t", 0) == 1
+
+
+async def test_the_producer_refreshes_metadata_after_a_connection_failure() -> None:
+    """A leader that cannot be reached (killed) says no error code at all: the failed
+    connection alone must lead the producer to ask for new metadata and find the new leader
+    (found against a real cluster: it used to retry the dead address until the deadline)."""
+    async with asyncio.timeout(DEADLINE_S), running_cluster({"t": 1}, (1, 2)) as cluster:
+        async with Producer(
+            cluster.bootstrap(),
+            retry_backoff_ms=10,
+            request_timeout_ms=1000,
+            delivery_timeout_ms=3000,
+        ) as producer:
+            await producer.send_and_wait("t", b"before")
+            await cluster.servers[1].close()
+            cluster.move_leader("t", 0, 2)
+
+            after = await producer.send_and_wait("t", b"after")
+
+        assert after.offset == 1
+        assert cluster.records("t", 0) == [b"before", b"after"]
+
+
+async def test_position_counts_records_fetched_but_not_yet_returned() -> None:
+    """position() is the offset of the next record poll() returns, not where the next fetch
+    starts (found against a real cluster: the console consumer stopped after 500 records)."""
+    async with asyncio.timeout(DEADLINE_S), running_cluster({"t": 1}) as cluster:
+        async with Producer(cluster.bootstrap(), linger_ms=1000) as producer:
+            for n in range(10):
+                await producer.send("t", bytes([n]))
+            await producer.flush()
+        async with Consumer(cluster.bootstrap(), auto_offset_reset="earliest") as consumer:
+            consumer.assign([("t", 0)])
+
+            first = await consumer.poll(timeout_ms=5000, max_records=3)
+
+            assert [record.offset for record in first] == [0, 1, 2]
+            assert await consumer.position("t", 0) == 3
