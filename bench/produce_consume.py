@@ -123,9 +123,10 @@ async def consume_throughput(cluster: LocalCluster, partitions: int) -> tuple[in
     return records, size, elapsed
 
 
-async def raw_produce(cluster: LocalCluster, seconds: float, batch_kib: int) -> tuple[int, float]:
-    state = wait_for_partition(cluster, TOPIC, lambda s: s["leader"] >= 0, "a leader")
-    leader = cluster.nodes[state["leader"]]
+async def raw_produce(
+    cluster: LocalCluster, leader_id: int, seconds: float, batch_kib: int
+) -> tuple[int, float]:
+    leader = cluster.nodes[leader_id]
     records = [Record(None, b"z" * RECORD_BYTES, (), time.time_ns() // 1_000_000)] * batch_kib
     batch = build_batch(records)
     client = RpcClient("127.0.0.1", leader.rpc_port, None)
@@ -196,7 +197,10 @@ def main() -> None:
                 )
                 print(rate_line(f"produce acks={acks}", records, elapsed), flush=True)
             if args.raw:
-                records, elapsed = asyncio.run(raw_produce(cluster, args.seconds, args.batch_kib))
+                state = wait_for_partition(cluster, TOPIC, lambda s: s["leader"] >= 0, "a leader")
+                records, elapsed = asyncio.run(
+                    raw_produce(cluster, state["leader"], args.seconds, args.batch_kib)
+                )
                 print(rate_line("raw produce acks=all (no client)", records, elapsed), flush=True)
             latencies = asyncio.run(produce_latency(cluster, args.rate, args.seconds))
             ms = [value * 1000 for value in latencies]

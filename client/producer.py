@@ -83,6 +83,9 @@ MAX_IN_FLIGHT_REQUESTS_PER_BROKER = 5
 # little longer so that its answer, not our own timeout, tells us what happened.
 PRODUCE_ANSWER_SLACK_MS = 1_000
 CLOSE_TIMEOUT_MS_DEFAULT = 30_000
+# The set of unacknowledged record futures is pruned of completed ones when it reaches this
+# size (then twice what remains).
+INCOMPLETE_PRUNE_MIN = 4096
 ACKS_ALL = -1
 VALID_ACKS = (0, 1, ACKS_ALL)
 
@@ -185,6 +188,7 @@ class Producer:
         self._wakeup = asyncio.Event()  # the sender has something new to look at
         self._space_freed = asyncio.Event()  # a batch completed: send() may have room now
         self._incomplete: set[asyncio.Future[RecordMetadata]] = set()
+        self._prune_at = INCOMPLETE_PRUNE_MIN
         self._in_flight_per_broker: dict[int, int] = {}
         self._sender: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[object] | None = None
@@ -240,11 +244,19 @@ class Producer:
         partition = await self._partition_for(topic, key, partition, size_bytes)
         await self._wait_for_space(size_bytes)
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        self._incomplete.add(future)
-        future.add_done_callback(self._incomplete.discard)
+        self._track(future)
         self._accumulator.append((topic, partition), record, future, self._now_ms())
         self._wakeup.set()
         return future
+
+    def _track(self, future: asyncio.Future[RecordMetadata]) -> None:
+        """Keeps the record's future for flush() and close(). Completed futures are pruned
+        in bulk when the set has doubled, not by a done-callback per record: on the hot
+        path of send() a callback per record costs more than the rest of the bookkeeping."""
+        self._incomplete.add(future)
+        if len(self._incomplete) >= self._prune_at:
+            self._incomplete = {f for f in self._incomplete if not f.done()}
+            self._prune_at = max(INCOMPLETE_PRUNE_MIN, 2 * len(self._incomplete))
 
     async def send_and_wait(
         self,
@@ -285,6 +297,8 @@ class Producer:
     async def _wait_for_space(self, size_bytes: int) -> None:
         """Backpressure: waits (at most max_block_ms) until the buffered records leave room."""
         limit = self.config.buffer_memory_bytes
+        if self._accumulator.buffered_bytes + size_bytes <= limit:
+            return  # the common case, without the cost of a timeout scope
         try:
             async with asyncio.timeout(self.config.max_block_ms / 1000):
                 while self._accumulator.buffered_bytes + size_bytes > limit:
@@ -305,7 +319,7 @@ class Producer:
         """Sends every buffered record now (ignoring linger_ms) and waits until each sent so
         far is acknowledged or failed (errors stay on the futures). TimeoutError after
         timeout_ms."""
-        pending = set(self._incomplete)
+        pending = {future for future in self._incomplete if not future.done()}
         if not pending:
             return
         self._accumulator.flushes_in_progress += 1

@@ -29,6 +29,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 import crc32c
 
@@ -109,9 +110,10 @@ class Record:
     timestamp_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedRecord:
-    """One record read back from a batch, with its absolute offset and timestamp."""
+class DecodedRecord(NamedTuple):
+    """One record read back from a batch, with its absolute offset and timestamp. A named
+    tuple rather than a frozen dataclass: consumers decode millions of these, and a tuple
+    is built several times faster."""
 
     offset: int
     timestamp_ms: int
@@ -446,7 +448,9 @@ def _skip_bytes_field(
     return position + length
 
 
-def _read_bytes_field(buffer: memoryview, position: int, end: int) -> tuple[bytes | None, int]:
+def _read_bytes_field(
+    buffer: bytes | memoryview, position: int, end: int
+) -> tuple[bytes | None, int]:
     length, position = decode_varint(buffer, position, end)
     if length < 0:
         return None, position
@@ -461,24 +465,28 @@ def iter_records(batch: RecordBatch) -> Iterator[DecodedRecord]:
             f"batch at offset {batch.base_offset} is compressed (codec {batch.compression}); "
             "decompression is not supported yet"
         )
-    buffer = batch.buffer
+    data = bytes(batch.buffer)  # indexing bytes is faster than a memoryview
     base_offset = batch.base_offset
     base_timestamp = batch.base_timestamp
     position = BATCH_HEADER_SIZE_BYTES
-    end = len(buffer)
+    end = len(data)
     for _ in range(batch.records_count):
-        length, position = decode_varint(buffer, position, end)
+        length, position = _varint(data, position, end)
         record_end = position + length
         position += 1
-        timestamp_delta, position = decode_varint(buffer, position, record_end, VARLONG_MAX_BYTES)
-        offset_delta, position = decode_varint(buffer, position, record_end)
-        key, position = _read_bytes_field(buffer, position, record_end)
-        value, position = _read_bytes_field(buffer, position, record_end)
-        header_count, position = decode_varint(buffer, position, record_end)
+        timestamp_delta, position = _varint(data, position, record_end, VARLONG_MAX_BYTES)
+        offset_delta, position = _varint(data, position, record_end)
+        key_length, position = _varint(data, position, record_end)
+        key = None if key_length < 0 else data[position : position + key_length]
+        position += max(key_length, 0)
+        value_length, position = _varint(data, position, record_end)
+        value = None if value_length < 0 else data[position : position + value_length]
+        position += max(value_length, 0)
+        header_count, position = _varint(data, position, record_end)
         headers: list[tuple[str, bytes | None]] = []
         for _ in range(header_count):
-            header_key, position = _read_bytes_field(buffer, position, record_end)
-            header_value, position = _read_bytes_field(buffer, position, record_end)
+            header_key, position = _read_bytes_field(data, position, record_end)
+            header_value, position = _read_bytes_field(data, position, record_end)
             headers.append(((header_key or b"").decode("utf-8", "replace"), header_value))
         yield DecodedRecord(
             base_offset + offset_delta,
