@@ -501,28 +501,46 @@ def iter_records(batch: RecordBatch) -> Iterator[DecodedRecord]:
 # -- building ------------------------------------------------------------------------------
 
 
-def _encode_bytes_field(value: bytes | None, out: bytearray) -> None:
-    if value is None:
-        encode_varint(-1, out)
-        return
-    encode_varint(len(value), out)
-    out += value
-
-
-def _encode_record(record: Record, offset_delta: int, base_timestamp: int) -> bytearray:
-    body = bytearray(b"\x00")  # attributes
-    encode_varint(record.timestamp_ms - base_timestamp, body)
-    encode_varint(offset_delta, body)
-    _encode_bytes_field(record.key, body)
-    _encode_bytes_field(record.value, body)
-    encode_varint(len(record.headers), body)
-    for header_key, header_value in record.headers:
-        _encode_bytes_field(header_key.encode("utf-8"), body)
-        _encode_bytes_field(header_value, body)
+def _varint_bytes_slow(value: int) -> bytes:
     out = bytearray()
-    encode_varint(len(body), out)
-    out += body
-    return out
+    encode_varint(value, out)
+    return bytes(out)
+
+
+# Varints of -1 (null) up to this are looked up, not encoded: lengths, deltas and counts of
+# ordinary records all fall in this range, and building batches is a producer's hot path.
+SMALL_VARINT_LIMIT = 1 << 14
+_SMALL_VARINTS = tuple(_varint_bytes_slow(value) for value in range(-1, SMALL_VARINT_LIMIT))
+
+
+def varint_bytes(value: int) -> bytes:
+    """`value` zigzag-encoded as a varint."""
+    if -1 <= value < SMALL_VARINT_LIMIT:
+        return _SMALL_VARINTS[value + 1]
+    return _varint_bytes_slow(value)
+
+
+def _encode_record(record: Record, offset_delta: int, base_timestamp: int) -> bytes:
+    key, value = record.key, record.value
+    parts = [
+        b"\x00",  # attributes
+        varint_bytes(record.timestamp_ms - base_timestamp),
+        varint_bytes(offset_delta),
+        varint_bytes(-1) if key is None else varint_bytes(len(key)),
+        key or b"",
+        varint_bytes(-1) if value is None else varint_bytes(len(value)),
+        value or b"",
+        varint_bytes(len(record.headers)),
+    ]
+    for header_key, header_value in record.headers:
+        encoded_key = header_key.encode("utf-8")
+        parts += (varint_bytes(len(encoded_key)), encoded_key)
+        if header_value is None:
+            parts.append(varint_bytes(-1))
+        else:
+            parts += (varint_bytes(len(header_value)), header_value)
+    body = b"".join(parts)
+    return varint_bytes(len(body)) + body
 
 
 def build_batch(
