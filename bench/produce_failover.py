@@ -39,7 +39,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
 
 
-async def one_trial(cluster: LocalCluster, leader_id: int) -> tuple[float, int]:
+async def one_trial(
+    cluster: LocalCluster, leader_id: int, producer_settings: dict[str, int]
+) -> tuple[float, int]:
     """(seconds from the kill to the first acknowledged record sent after it, records
     acknowledged before the kill)."""
     bootstrap = [f"127.0.0.1:{node.rpc_port}" for node in cluster.nodes.values()]
@@ -56,7 +58,7 @@ async def one_trial(cluster: LocalCluster, leader_id: int) -> tuple[float, int]:
         elif killed_at is None:
             acked_before.append(future.result())
 
-    async with Producer(bootstrap, acks="all", linger_ms=0) as producer:
+    async with Producer(bootstrap, acks="all", linger_ms=0, **producer_settings) as producer:
 
         async def send_forever() -> None:
             while True:
@@ -86,7 +88,11 @@ async def one_trial(cluster: LocalCluster, leader_id: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--retry-backoff-max-ms", type=int, default=None)
     args = parser.parse_args()
+    producer_settings = {}
+    if args.retry_backoff_max_ms is not None:
+        producer_settings["retry_backoff_max_ms"] = args.retry_backoff_max_ms
     with tempfile.TemporaryDirectory(prefix="kraft-bench-") as root:
         cluster = LocalCluster(Path(root))
         try:
@@ -105,7 +111,7 @@ def main() -> None:
                     lambda s: len(s["isr"]) == 3 and s["leader"] == s["replicas"][0],
                     "the preferred leader in charge, all in sync",
                 )
-                elapsed, acked = asyncio.run(one_trial(cluster, state["leader"]))
+                elapsed, acked = asyncio.run(one_trial(cluster, state["leader"], producer_settings))
                 results.append(elapsed)
                 print(
                     f"trial {trial + 1}: killed leader {state['leader']}, produce resumed "
