@@ -273,3 +273,46 @@ def test_records_produced_and_consumed_over_http_on_any_node_show_in_the_metrics
     assert 'kraft_partition_high_watermark{partition="0",topic="web"} 3.0' in metrics
     assert "kafka_server_replicamanager_leadercount 1.0" in metrics
     assert "kafka_server_brokertopicmetrics_messagesin_total" in metrics
+
+
+def test_bad_http_produce_and_consume_requests_get_precise_errors_and_change_nothing(
+    cluster: LocalCluster,
+) -> None:
+    state = ready_topic(cluster, "webguard")
+    some_node = cluster.nodes[1]
+    base = f"{some_node.http_url}/v3/clusters/{cluster_id(some_node)}/topics"
+    record = {"value": {"type": "STRING", "data": "kept"}}
+    assert http_json("POST", f"{base}/webguard/records", record)[0] == 200
+    refusals = [
+        ("POST", f"{base}/nope/records", record, 404, 40403),
+        ("POST", f"{base}/webguard/records", {**record, "partition_id": 5}, 404, 40403),
+        ("POST", f"{base}/webguard/records", {"value": {"type": "BINARY", "data": "!!"}}, 400, 0),
+        ("POST", f"{base}/webguard/records", {"value": {"type": "NOPE", "data": "x"}}, 400, 0),
+        (
+            "GET",
+            f"{some_node.http_url}/topics/nope/partitions/0/records?offset=0",
+            None,
+            404,
+            40403,
+        ),
+        (
+            "GET",
+            f"{some_node.http_url}/topics/webguard/partitions/0/records?offset=-1",
+            None,
+            400,
+            0,
+        ),
+        (
+            "GET",
+            f"{some_node.http_url}/topics/webguard/partitions/0/records?offset=99",
+            None,
+            416,
+            0,
+        ),
+    ]
+    for method, url, body, status, code in refusals:
+        answer_status, answer = http_json(method, url, body)
+        assert answer_status == status, (method, url, body, answer)
+        assert "message" in answer and (code == 0 or answer["error_code"] == code), answer
+    leader = node(cluster, state["leader"])
+    assert read_values(leader, "webguard") == [(0, b"kept")], "nothing else was written"
