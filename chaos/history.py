@@ -28,7 +28,11 @@ class Op:
 
     send: `value` (unique per run) and, on ok, `partition` and `offset`.
     poll: on ok, `records`: [[partition, offset, value], ...] in the order read.
-    create_topic / delete_topic: `topic`."""
+    create_topic / delete_topic: `topic`.
+
+    `seek` (poll only, optional): the consumer's positions were moved before this poll
+    (a seek, a restart resuming from committed offsets, a reassignment), so the checker does
+    not expect its offsets to follow on from the process's earlier polls."""
 
     op_id: int
     process: str
@@ -41,6 +45,7 @@ class Op:
     offset: int | None = None
     records: list[list[Any]] | None = None
     error: str | None = None
+    seek: bool = False
     kind: str = "op"
 
 
