@@ -258,7 +258,7 @@ class Node:
         self._replicas = ReplicaManager(
             settings,
             image=lambda: self.metadata.image,
-            metadata_caught_up=runtime.is_ready,
+            metadata_caught_up=self._broker_metadata_current,
             broker_epoch=lambda: lifecycle.state.broker_epoch,
             ask_controller=self._require_gateway().call,
             request_broker=self._request_broker,
@@ -274,6 +274,23 @@ class Node:
         )
         self.data_plane = DataPlane(
             self._replicas, lambda: self.metadata.image, self._request_broker
+        )
+
+    def _broker_metadata_current(self) -> bool:
+        """Whether the replicas may act on the metadata image: caught up with the log, and
+        the image shows this broker registered with its current epoch. Until then a broker
+        that restarted (maybe with a lost or wiped log) would take a stale registration
+        naming it leader at face value; the controller moves leadership away from an old
+        incarnation in the same batch as the new registration."""
+        lifecycle = self._lifecycle
+        if lifecycle is None or not self._require_runtime().is_ready():
+            return False
+        broker_epoch = lifecycle.state.broker_epoch
+        registered = self.metadata.image.brokers.get(self.node_id)
+        return (
+            broker_epoch is not None
+            and registered is not None
+            and registered.broker_epoch == broker_epoch
         )
 
     async def _request_broker(

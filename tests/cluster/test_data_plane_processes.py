@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import struct
 import urllib.request
 from collections.abc import Iterator
@@ -316,3 +317,42 @@ def test_bad_http_produce_and_consume_requests_get_precise_errors_and_change_not
         assert "message" in answer and (code == 0 or answer["error_code"] == code), answer
     leader = node(cluster, state["leader"])
     assert read_values(leader, "webguard") == [(0, b"kept")], "nothing else was written"
+
+
+def test_a_leader_restarted_at_once_with_a_wiped_log_does_not_lead_and_loses_nothing(
+    cluster: LocalCluster,
+) -> None:
+    """The permanent loss of one replica (SPEC §7): the old incarnation's partitions move to
+    the ISR when the new one registers, before it can act on the metadata naming it leader;
+    it then refills its log from the new leader."""
+    state = ready_topic(cluster, "wiped")
+    leader_id = state["leader"]
+    assert isinstance(leader_id, int)
+    leader = node(cluster, leader_id)
+    for n in range(20):
+        assert produce(leader, "wiped", batch_of(f"w{n}".encode()))["error_code"] == 0
+    cluster.kill(leader_id)
+    shutil.rmtree(leader.directory / "data")
+    cluster.kraft(
+        "storage",
+        "format",
+        "--config",
+        str(leader.config_path),
+        "--cluster-id",
+        cluster.cluster_id,
+        "--ignore-formatted",
+    )
+    cluster.start(leader_id)  # well within the broker session: never fenced
+    back = wait_for_partition(
+        cluster,
+        "wiped",
+        lambda s: sorted(s["isr"]) == [1, 2, 3],
+        "the wiped replica back in the ISR",
+    )
+    expected = [f"w{n}".encode() for n in range(20)]
+    assert [v for _, v in read_values(node(cluster, back["leader"]), "wiped")] == expected
+
+    def identical() -> bool:
+        return len({log_bytes(n, "wiped") for n in cluster.running()}) == 1
+
+    wait_for(identical, what="three byte-identical replica logs")
