@@ -279,8 +279,12 @@ def plot_timeline(path: Path, history: Sequence[Op | Fault]) -> None:
     figure = Figure(figsize=(12, 6), layout="constrained")
     rate_axes, latency_axes = figure.subplots(2, 1, sharex=True)
     per_bucket = sends_per_bucket(acknowledged)
-    starts = [i * TIMELINE_BUCKET_S for i in range(bucket(end_s) + 1)]
-    rate_axes.step(starts, [per_bucket.get(i, 0) for i in range(len(starts))], where="post")
+    # One step per bucket, closed by a last point at the end of the final bucket.
+    buckets = range(bucket(end_s) + 2)
+    rates = [per_bucket.get(i, 0) / TIMELINE_BUCKET_S for i in buckets]
+    rates[-1] = rates[-2]
+    rate_axes.step([i * TIMELINE_BUCKET_S for i in buckets], rates, where="post")
+    rate_axes.set_ylim(0, max(rates) * 1.2 or 1.0)  # headroom for the fault labels
     rate_axes.set_ylabel("acknowledged sends / s")
     latencies: dict[int, list[float]] = defaultdict(list)
     for send in acknowledged:
@@ -295,7 +299,7 @@ def plot_timeline(path: Path, history: Sequence[Op | Fault]) -> None:
         latency_axes.legend(loc="upper right")
     latency_axes.set_ylabel("send latency (ms)")
     latency_axes.set_xlabel("time since start (s)")
-    latency_axes.set_xlim(0, end_s)
+    latency_axes.set_xlim(0, (bucket(end_s) + 1) * TIMELINE_BUCKET_S)
     shade_faults([rate_axes, latency_axes], history, end_s)
     figure.savefig(path, format="png", dpi=100)
 
