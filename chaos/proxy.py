@@ -417,6 +417,14 @@ class LinkProxy:
             await connection.run()
         except (OSError, _InjectedReset):
             connection.reset()
+        except asyncio.CancelledError:
+            if not connection.was_reset:
+                raise  # not ours: the loop is going down
+            # Our reset cancelled this handler. End it normally: asyncio.streams logs a
+            # handler task that ends cancelled as an error (Python 3.11).
+            task = asyncio.current_task()
+            assert task is not None
+            task.uncancel()
         finally:
             self._connections.discard(connection)
             connection.close()
