@@ -782,6 +782,65 @@ def _add_cluster(commands: Any, admin: argparse.ArgumentParser) -> None:
     health.set_defaults(handler=cmd_cluster_health)
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from chaos.nemesis import FAULT_KINDS  # the chaos harness is imported only when used
+    from chaos.soak import SoakSettings, run_soak
+
+    faults = tuple(name for name in args.faults.split(",") if name) if args.faults else FAULT_KINDS
+    unknown = sorted(set(faults) - set(FAULT_KINDS))
+    if unknown:
+        raise UsageError(f"unknown faults {unknown}; choose from {', '.join(FAULT_KINDS)}")
+    if args.seeds is not None and args.soak_seconds is not None:
+        raise UsageError("give --seeds or --for, not both")
+    settings = SoakSettings(
+        first_seed=args.seed,
+        seeds=args.seeds if args.seeds is not None else (None if args.soak_seconds else 1),
+        soak_seconds=args.soak_seconds,
+        duration_s=args.duration,
+        out_dir=Path(args.out),
+        faults=faults,
+        nodes=args.nodes,
+        keep_data=args.keep_data,
+    )
+    return EXIT_OK if run_soak(settings) else EXIT_ERROR
+
+
+def _add_chaos(commands: Any) -> None:
+    chaos = commands.add_parser(
+        "chaos",
+        help="run a cluster under faults, check the history, write a report",
+        description=(
+            "Starts its own cluster (network faults go through proxies this command owns, on "
+            "127.0.0.1: no root needed), runs acks=all producers, consumers and admin "
+            "operations under faults drawn from the seed, checks the recorded history and "
+            "writes report.md and timeline.png under --out. With --seeds N or --for SECONDS "
+            "it soaks: one run per seed, then a summary (soak.md). Exit 0 only when no run "
+            "found an anomaly."
+        ),
+    )
+    chaos.add_argument("--seed", type=int, default=1, help="first seed (default: 1)")
+    chaos.add_argument(
+        "--duration", type=_positive_float, default=60.0, metavar="SECONDS", help="per run"
+    )
+    chaos.add_argument("--out", required=True, metavar="DIR", help="where runs are written")
+    chaos.add_argument(
+        "--faults", metavar="KIND[,KIND...]", help="fault kinds (default: every kind)"
+    )
+    chaos.add_argument("--nodes", type=int, default=3, choices=(3, 5))
+    chaos.add_argument("--seeds", type=int, metavar="N", help="soak: run N seeds in turn")
+    chaos.add_argument(
+        "--for",
+        dest="soak_seconds",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="soak: run seeds in turn until this much time has passed",
+    )
+    chaos.add_argument(
+        "--keep-data", action="store_true", help="keep each run's node data even when valid"
+    )
+    chaos.set_defaults(handler=cmd_chaos)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kraft",
@@ -797,6 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_topic(commands, admin)
     _add_broker(commands, admin)
     _add_cluster(commands, admin)
+    _add_chaos(commands)
     return parser
 
 

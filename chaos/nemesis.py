@@ -1,0 +1,218 @@
+"""Faults drawn from a seed and carried out on a running cluster, one at a time with quiet
+periods between them (a fault, then its healing, then time for the cluster to recover), so
+that each fault's unavailability can be measured on its own.
+
+Kinds (`FAULT_KINDS`):
+- kill: SIGKILL a node (the active controller, a partition leader, or any), restart it later;
+- pause: SIGSTOP a node, SIGCONT it later;
+- partition: cut a node off from the others (the controller, a partition leader, or any:
+  with three nodes the minority side is one node), both directions;
+- one_way: a node's messages to one peer are dropped, the answers flow;
+- bridge: two nodes cannot talk to each other, both still talk to the third (Jepsen's
+  bridge);
+- slow: every link delayed (tens to hundreds of ms, with jitter);
+- lossy: every link resets connections now and then;
+- rolling_restart: every node in turn stopped with SIGTERM and started again, waiting for it
+  to be ready;
+- wipe: SIGKILL a node, delete its partition data for good (SPEC §7: the permanent loss of
+  one replica), start it again.
+
+Every fault is recorded as a window in the history, with its targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from chaos.cluster import ChaosCluster
+from chaos.proxy import ProxyProcess
+from chaos.workload import Recorder
+
+log = structlog.get_logger(__name__)
+
+FAULT_KINDS = (
+    "kill",
+    "pause",
+    "partition",
+    "one_way",
+    "bridge",
+    "slow",
+    "lossy",
+    "rolling_restart",
+    "wipe",
+)
+FAULT_SECONDS = (2.0, 6.0)  # how long a fault lasts, drawn uniformly
+QUIET_SECONDS = (3.0, 6.0)  # time to recover between faults
+READY_TIMEOUT_S = 30.0
+SLOW_DELAY_MS = (20.0, 150.0)
+LOSS_PROBABILITY = (0.01, 0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFault:
+    at_s: float  # when it starts, from the start of the run
+    kind: str
+    duration_s: float
+    target: str  # "controller", "leader" or "any": resolved when the fault starts
+    choice: float  # a draw in [0, 1) that picks among candidates, so targets are seeded too
+
+
+def plan(seed: int, duration_s: float, kinds: Sequence[str]) -> list[PlannedFault]:
+    """The faults of a run: the same seed and kinds give the same plan."""
+    unknown = set(kinds) - set(FAULT_KINDS)
+    assert not unknown, f"unknown fault kinds {sorted(unknown)}"
+    rng = random.Random(seed)
+    faults = []
+    at = rng.uniform(*QUIET_SECONDS)
+    while kinds and at < duration_s:
+        kind = rng.choice(list(kinds))
+        length = rng.uniform(*FAULT_SECONDS)
+        faults.append(
+            PlannedFault(
+                at, kind, length, rng.choice(("controller", "leader", "any")), rng.random()
+            )
+        )
+        at += length + rng.uniform(*QUIET_SECONDS)
+    return faults
+
+
+class Nemesis:
+    def __init__(
+        self,
+        cluster: ChaosCluster,
+        proxies: ProxyProcess,
+        recorder: Recorder,
+        topic: str,
+        seed: int,
+    ) -> None:
+        self.cluster = cluster
+        self.proxies = proxies
+        self.recorder = recorder
+        self.topic = topic  # whose partition leader a "leader" target means
+        self.rng = random.Random(seed ^ 0x5EED)
+        self.node_ids = sorted(cluster.nodes)
+
+    async def run(self, faults: list[PlannedFault], stop: asyncio.Event) -> None:
+        for fault in faults:
+            delay = fault.at_s - self.recorder.now()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    return
+                except TimeoutError:
+                    pass
+            if stop.is_set():
+                return
+            await self.inject(fault)
+
+    async def heal_all(self) -> None:
+        """Ends every fault: links healed, paused nodes resumed, stopped nodes started."""
+        await asyncio.to_thread(self.proxies.heal)
+        for node_id in self.node_ids:
+            node = self.cluster.nodes[node_id]
+            if node.paused:
+                self.cluster.resume(node_id)
+            if not node.is_running():
+                self.cluster.start(node_id)
+
+    # -- one fault ---------------------------------------------------------------------------
+
+    async def inject(self, fault: PlannedFault) -> None:
+        target = await asyncio.to_thread(self._resolve, fault)
+        start = self.recorder.now()
+        targets, detail = [target], ""
+        log.info("nemesis.fault", kind=fault.kind, target=target, duration_s=fault.duration_s)
+        try:
+            if fault.kind == "kill":
+                await asyncio.to_thread(self.cluster.kill, target)
+                await asyncio.sleep(fault.duration_s)
+                await asyncio.to_thread(self.cluster.start, target)
+            elif fault.kind == "pause":
+                self.cluster.pause(target)
+                await asyncio.sleep(fault.duration_s)
+                self.cluster.resume(target)
+            elif fault.kind == "wipe":
+                await asyncio.to_thread(self.cluster.kill, target)
+                await asyncio.to_thread(self.cluster.wipe_data, target)
+                await asyncio.sleep(fault.duration_s)
+                await asyncio.to_thread(self.cluster.start, target)
+            elif fault.kind == "rolling_restart":
+                targets = await self._rolling_restart()
+            else:
+                targets, detail = await self._network_fault(fault, target)
+        finally:
+            self.recorder.fault(fault.kind, targets, start, detail)
+
+    async def _network_fault(self, fault: PlannedFault, target: int) -> tuple[list[int], str]:
+        others = [n for n in self.node_ids if n != target]
+        if fault.kind == "partition":
+            await asyncio.to_thread(self.proxies.isolate, target)
+            targets, detail = [target], f"node {target} cut off from {others}"
+        elif fault.kind == "one_way":
+            peer = others[int(fault.choice * len(others)) % len(others)]
+            await asyncio.to_thread(self.proxies.one_way, target, peer)
+            targets, detail = [target, peer], f"{target} -> {peer} dropped"
+        elif fault.kind == "bridge":
+            a, b = others[0], others[-1]
+            await asyncio.to_thread(self.proxies.bridge, [a], target, [b])
+            targets, detail = [target], f"{a} and {b} meet only through {target}"
+        elif fault.kind == "slow":
+            delay = self.rng.uniform(*SLOW_DELAY_MS)
+            await asyncio.to_thread(self.proxies.slow, None, delay, delay / 2)
+            targets, detail = list(self.node_ids), f"every link delayed {delay:.0f} ms"
+        else:
+            assert fault.kind == "lossy", fault.kind
+            probability = self.rng.uniform(*LOSS_PROBABILITY)
+            await asyncio.to_thread(self.proxies.lossy, None, probability)
+            targets, detail = list(self.node_ids), f"resets with p={probability:.3f} per chunk"
+        await asyncio.sleep(fault.duration_s)
+        await asyncio.to_thread(self.proxies.heal)
+        return targets, detail
+
+    async def _rolling_restart(self) -> list[int]:
+        for node_id in self.node_ids:
+            await asyncio.to_thread(self.cluster.terminate, node_id)
+            self.cluster.start(node_id)
+            node = self.cluster.nodes[node_id]
+            await asyncio.to_thread(
+                self.cluster.wait_until,
+                lambda node=node: (
+                    (node.get_json("/v1/status/ready") or {}).get("status") == "ready"
+                ),
+                READY_TIMEOUT_S,
+            )
+        return list(self.node_ids)
+
+    def _resolve(self, fault: PlannedFault) -> int:
+        """The node a fault hits, chosen when it starts."""
+        if fault.target == "controller":
+            controller = self.cluster.controller_id()
+            if controller is not None:
+                return controller
+        if fault.target == "leader":
+            leader = self._partition_leader()
+            if leader is not None:
+                return leader
+        return self.node_ids[int(fault.choice * len(self.node_ids)) % len(self.node_ids)]
+
+    def _partition_leader(self) -> int | None:
+        """The leader of one of the topic's partitions, as a running node reports it."""
+        base = f"/v3/clusters/{self.cluster.cluster_id}/topics/{self.topic}/partitions"
+        for node in self.cluster.running():
+            partitions = node.get_json(base)
+            if partitions is None:
+                continue
+            leaders = []
+            for partition in partitions.get("data", []):
+                replicas = node.get_json(f"{base}/{partition['partition_id']}/replicas")
+                for replica in (replicas or {}).get("data", []):
+                    if replica.get("is_leader"):
+                        leaders.append(int(replica["broker_id"]))
+            if leaders:
+                return leaders[int(self.rng.random() * len(leaders)) % len(leaders)]
+        return None
