@@ -283,14 +283,14 @@ class LinkProxy:
         self.counters_live = LinkCounters()
         self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
+        self._port: int | None = None
         self._closing = False
 
     @property
     def port(self) -> int:
-        assert self._server is not None, f"{self.name}: port asked before start()"
-        port = self._server.sockets[0].getsockname()[1]
-        assert isinstance(port, int)
-        return port
+        """The port it listens on (still known after close, for the report)."""
+        assert self._port is not None, f"{self.name}: port asked before start()"
+        return self._port
 
     @property
     def mode(self) -> LinkMode:
@@ -322,6 +322,9 @@ class LinkProxy:
         self._server = await asyncio.start_server(
             self._serve_client, LOOPBACK_HOST, self._requested_port
         )
+        port = self._server.sockets[0].getsockname()[1]
+        assert isinstance(port, int)
+        self._port = port
 
     async def close(self) -> None:
         """Stops listening, resets every connection and waits for their tasks to end."""
@@ -779,7 +782,11 @@ class ProxyProcess:
         self._reader = threading.Thread(target=self._read_replies, name="proxy-replies")
         self._reader.daemon = True  # blocked on the pipe at most until the process exits
         self._reader.start()
-        first = self._next_reply(START_TIMEOUT_S, "its port map")
+        try:
+            first = self._next_reply(START_TIMEOUT_S, "its port map")
+        except ProxyError:
+            self.close()  # kills it if it hangs; a `with` block would not reach __exit__
+            raise
         self._port_map = {
             int(src): {int(dst): int(port) for dst, port in ports_of.items()}
             for src, ports_of in json.loads(first).items()
@@ -898,7 +905,10 @@ class ProxyProcess:
             raise ProxyError(f"proxy process {self._broken}") from None
         if line is None:
             assert self._process is not None
-            code = self._process.poll()
+            # Its stdout closed: it is exiting. Wait a moment, so the error names its code.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=CLOSE_TIMEOUT_S)
+            code = self._process.returncode
             self._broken = f"exited (code {code}) before answering {what}"
             raise ProxyError(f"proxy process {self._broken}")
         return line

@@ -148,17 +148,24 @@ async def clients() -> AsyncIterator[Clients]:
     opened.close()
 
 
+@contextlib.asynccontextmanager
+async def started_link(target_port: int, seed: int = SEED) -> AsyncIterator[LinkProxy]:
+    """A LinkProxy to target_port, closed on the way out."""
+    link = LinkProxy(target_port, random.Random(seed), name=f"link to {target_port}")
+    await link.start()
+    try:
+        yield link
+    finally:
+        await link.close()
+
+
 @pytest.fixture
 async def proxy(echo: EchoServer) -> AsyncIterator[LinkProxy]:
-    link = LinkProxy(echo.port, random.Random(SEED), name="test link")
-    await link.start()
-    yield link
-    await link.close()
+    async with started_link(echo.port) as link:
+        yield link
 
 
 @pytest.fixture
 async def greeting_proxy(greeting_echo: EchoServer) -> AsyncIterator[LinkProxy]:
-    link = LinkProxy(greeting_echo.port, random.Random(SEED), name="greeting link")
-    await link.start()
-    yield link
-    await link.close()
+    async with started_link(greeting_echo.port) as link:
+        yield link

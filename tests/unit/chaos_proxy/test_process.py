@@ -136,3 +136,15 @@ def test_proxy_process_speaks_json_lines_and_exits_when_stdin_closes() -> None:
     assert "unknown command 'melt'" in replies[1]["error"]
     assert replies[2] == {"id": 2, "ok": True, "result": None}
     assert "link 1->2: drop_requests" in replies[3]["result"]
+
+
+def test_proxy_process_that_cannot_start_is_reaped_and_its_error_logged(tmp_path: Path) -> None:
+    log = tmp_path / "proxy.log"
+    proxies = ProxyProcess({1: 0, 2: 9002}, SEED, stderr_path=log)
+
+    with pytest.raises(ProxyError, match=r"exited \(code 1\) before answering its port map"):
+        proxies.start()
+
+    assert proxies._process is not None
+    assert proxies._process.returncode == 1
+    assert "target port 0 is outside 1..65535" in log.read_text()
