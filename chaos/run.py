@@ -116,7 +116,7 @@ def run_chaos(config: ChaosConfig) -> Verdict:
         )
         progress(
             f"seed {config.seed}: {'VALID' if verdict.valid else 'ANOMALIES'} "
-            f"({verdict.stats.get('acknowledged_sends', '?')} acknowledged sends; "
+            f"({verdict.stats.get('sends_acknowledged', '?')} acknowledged sends; "
             f"unavailability: {summary or 'none measured'}); report: {report}"
         )
         return verdict
