@@ -245,6 +245,7 @@ class Node:
         lifecycle = self._lifecycle
         assert lifecycle is not None
         flush_messages = config.log_flush_interval_messages
+        session_timeout_s = config.broker_session_timeout_ms / 1000
         settings = ReplicaSettings(
             broker_id=config.node_id,
             log_dir=config.log_dirs[0],
@@ -262,6 +263,7 @@ class Node:
             broker_epoch=lambda: lifecycle.state.broker_epoch,
             ask_controller=self._require_gateway().call,
             request_broker=self._request_broker,
+            has_controller_lease=lambda: lifecycle.has_controller_lease(session_timeout_s),
         )
         replicas = self._replicas
         replicas.metrics = BrokerMetrics(self.registry, replicas.stats)

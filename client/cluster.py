@@ -126,6 +126,7 @@ class TopicInfo:
     topic: str
     error_code: int
     partitions: tuple[PartitionInfo, ...]  # by partition number
+    topic_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,44 @@ def _parse_topic(entry: Any, where: str) -> TopicInfo:
     numbers = [partition.partition for partition in partitions]
     if numbers != list(range(len(numbers))):
         raise MalformedResponseError(f"{where} has partitions {numbers}, not 0..n-1")
-    return TopicInfo(name, _field(entry, "error_code", int, where), tuple(partitions))
+    topic_id = entry.get("topic_id")
+    return TopicInfo(
+        name,
+        _field(entry, "error_code", int, where),
+        tuple(partitions),
+        topic_id if isinstance(topic_id, str) else None,
+    )
+
+
+def without_stale_partitions(known: Metadata, fresh: Metadata) -> tuple[Metadata, bool]:
+    """`fresh`, except that a partition it shows at an older leader epoch than `known` keeps
+    the known entry (KIP-320: a broker cut off from the controller answers with an old
+    view, and must not send the client back to a leader it has already left). Returns the
+    merged metadata and whether any partition was stale, so the caller refreshes again,
+    from another broker."""
+    stale = False
+    topics = dict(fresh.topics)
+    for name, topic in fresh.topics.items():
+        before = known.topics.get(name)
+        if (
+            before is None
+            or before.topic_id is None
+            or before.topic_id != topic.topic_id
+            or len(before.partitions) != len(topic.partitions)
+        ):
+            continue  # new, recreated or grown: nothing to compare
+        merged = []
+        for old, new in zip(before.partitions, topic.partitions, strict=True):
+            if new.leader_epoch < old.leader_epoch:
+                stale = True
+                merged.append(old)
+            else:
+                merged.append(new)
+        topics[name] = TopicInfo(topic.topic, topic.error_code, tuple(merged), topic.topic_id)
+    if not stale:
+        return fresh, False
+    brokers = {**known.brokers, **fresh.brokers}
+    return Metadata(fresh.cluster_id, fresh.controller_id, brokers, topics), True
 
 
 def backoff_ms(
@@ -345,12 +383,13 @@ class Cluster:
                 answer = await self._request_address(
                     address, {"kind": KIND_METADATA, "topics": topics}, METADATA_ATTEMPT_TIMEOUT_MS
                 )
-                metadata = parse_metadata(answer)
+                metadata, stale = without_stale_partitions(self._metadata, parse_metadata(answer))
             except (BrokerUnavailableError, MalformedResponseError) as error:
                 problems.append(f"{address}: {error}")
                 continue
             self._metadata = metadata
-            self._stale = False
+            # an answer older than what we know: ask again (shuffled: likely another broker)
+            self._stale = stale
             self._failures = 0
             self._refreshed_at_s = asyncio.get_running_loop().time()
             return metadata

@@ -44,6 +44,9 @@ class BrokerState:
     is_fenced: bool = True
     in_controlled_shutdown: bool = False
     should_shutdown: bool = False
+    # When the last request the controller answered was sent (monotonic seconds): the
+    # controller's session for this broker was refreshed no earlier than that.
+    last_contact_s: float | None = None
 
 
 class BrokerLifecycle:
@@ -129,7 +132,17 @@ class BrokerLifecycle:
         except (NoLeaderError, RpcError, OSError) as error:
             raise ControllerUnavailable(f"{type(error).__name__}: {error}") from error
 
+    def has_controller_lease(self, session_timeout_s: float) -> bool:
+        """Whether the controller can still count this broker alive: it answered a request
+        sent less than a session timeout ago. Past that, the controller has fenced this
+        broker (or will at any moment) and moved its leaderships: a partition leader must
+        stop taking writes (Kafka brokers learn it from the metadata; a broker cut off from
+        the controller never would)."""
+        sent = self.state.last_contact_s
+        return sent is not None and time.monotonic() - sent < session_timeout_s
+
     async def _register(self) -> None:
+        sent = time.monotonic()
         answer = await self._ask_with_deadline(
             {
                 "kind": "register_broker",
@@ -142,10 +155,12 @@ class BrokerLifecycle:
         if "error_code" in answer:
             raise ControllerUnavailable(str(answer.get("message")))
         self.state.broker_epoch = int(answer["broker_epoch"])
+        self.state.last_contact_s = sent
         log.info("broker.registered", broker_epoch=self.state.broker_epoch)
 
     async def _heartbeat(self) -> None:
         assert self.state.broker_epoch is not None
+        sent = time.monotonic()
         answer = await self._ask_with_deadline(
             {
                 "kind": "broker_heartbeat",
@@ -162,6 +177,7 @@ class BrokerLifecycle:
         if "error_code" in answer:
             raise ControllerUnavailable(str(answer.get("message")))
         was_fenced = self.state.is_fenced
+        self.state.last_contact_s = sent
         self.state.is_fenced = bool(answer["is_fenced"])
         self.state.in_controlled_shutdown = bool(answer["in_controlled_shutdown"])
         self.state.should_shutdown = bool(answer["should_shutdown"])

@@ -166,6 +166,7 @@ class ReplicaManager:
         ask_controller: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
         request_broker: Callable[[int, dict[str, Any], float], Awaitable[dict[str, Any]]],
         metrics: BrokerMetricsSink | None = None,
+        has_controller_lease: Callable[[], bool] = lambda: True,
     ) -> None:
         from broker.partitions.fetcher import ReplicaFetchers  # fetcher imports this module
 
@@ -177,6 +178,8 @@ class ReplicaManager:
         self._ask_controller = ask_controller
         self.request_broker = request_broker
         self.metrics = metrics
+        self._has_controller_lease = has_controller_lease
+        self._lease_lost_logged = False
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._by_name: dict[tuple[str, int], Partition] = {}
         self._touched: set[tuple[str, int]] = set()
@@ -568,10 +571,33 @@ class ReplicaManager:
         if self._touched or self._reconciled_image is None or self._touched_topics:
             self._reconcile()
         now_ms = monotonic_ms()
+        lease = self._has_controller_lease()
+        if not lease and not self._lease_lost_logged:
+            log.warning("broker.controller_lease_lost", leaders=self._count_leaders())
+        self._lease_lost_logged = not lease
         for partition in self.partitions.values():
-            if partition.leader is not None:
-                partition.leader.tick(now_ms)
-                self._drain(partition)
+            leader = partition.leader
+            if leader is None:
+                continue
+            leader.tick(now_ms)
+            self._drain(partition)
+            if not lease:
+                self._answer_waiting_produces_not_leader(partition, leader)
+
+    def _count_leaders(self) -> int:
+        return sum(1 for partition in self.partitions.values() if partition.leader is not None)
+
+    def _answer_waiting_produces_not_leader(
+        self, partition: Partition, leader: PartitionLeaderState
+    ) -> None:
+        """Without a controller lease the acks=all produces waiting here may never complete
+        (the ISR cannot shrink): answer them NOT_LEADER_OR_FOLLOWER now rather than at their
+        timeout, so producers find the new leader. Their records may still be kept."""
+        for produce_id, waiter in list(partition.produce_waiters.items()):
+            leader.cancel_produce(produce_id)
+            del partition.produce_waiters[produce_id]
+            if not waiter.done():
+                waiter.set_result(ProduceCompletion(produce_id, -1, ReplicationError.NOT_LEADER))
 
     def _checkpoint(self) -> None:
         for partition in self.partitions.values():
@@ -631,6 +657,14 @@ class ReplicaManager:
         if partition is None or leader is None:
             code, message = self._unknown_or_not_leader(topic, partition_id)
             return self._produce_error(topic, partition_id, code, message)
+        if not self._has_controller_lease():
+            return self._produce_error(
+                topic,
+                partition_id,
+                ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                f"broker {self.broker_id} has lost its session with the controller, which "
+                "is moving its leaderships: ask another broker for the leader",
+            )
         acks_value = Acks(acks)
         error = leader.check_produce(acks_value, partition.min_insync_replicas)
         if error is not ReplicationError.NONE:
