@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,17 +41,27 @@ NODE_SETTINGS = {
 }
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+# Node ports come from below Linux's ephemeral range (32768-60999): the proxies and every
+# outgoing connection take ephemeral ports, and one taken between our check and the node's
+# bind would stop the node at start (seen in a soak: "address already in use").
+NODE_PORT_RANGE = (20_000, 32_000)
+
+
+def free_ports(count: int, rng: random.Random | None = None) -> list[int]:
+    """`count` distinct ports in NODE_PORT_RANGE that are free now."""
+    rng = rng or random.Random()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = rng.randrange(*NODE_PORT_RANGE)
+        if port in ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 @dataclass
