@@ -65,6 +65,8 @@ HIGH_WATERMARK_CHECKPOINT_INTERVAL_S = 5.0  # Kafka: replica.high.watermark.chec
 RETENTION_CHECK_INTERVAL_S = 30.0  # Kafka's log.retention.check.interval.ms is 5 minutes
 ALTER_PARTITION_TIMEOUT_S = 5.0
 ALTER_PARTITION_RETRY_S = 0.2
+# Without a controller lease, an acks=all produce waiting this long is answered NOT_LEADER.
+STUCK_PRODUCE_MS = 250
 
 ALTER_PARTITION_REJECTIONS = {
     # controller error type -> what the leader state makes of it (see AlterPartitionRejection)
@@ -482,6 +484,7 @@ class ReplicaManager:
             if not waiter.done():
                 waiter.set_result(ProduceCompletion(-1, -1, ReplicationError.NOT_LEADER))
         partition.produce_waiters.clear()
+        partition.produce_started_ms.clear()
         partition.drop_roles()
         partition.wake_fetches()
 
@@ -501,6 +504,7 @@ class ReplicaManager:
         if leader is None:
             return
         for completion in leader.completed_produces():
+            partition.produce_started_ms.pop(completion.produce_id, None)
             waiter = partition.produce_waiters.pop(completion.produce_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(completion)
@@ -582,20 +586,28 @@ class ReplicaManager:
             leader.tick(now_ms)
             self._drain(partition)
             if not lease:
-                self._answer_waiting_produces_not_leader(partition, leader)
+                self._answer_stuck_produces_not_leader(partition, leader, now_ms)
 
     def _count_leaders(self) -> int:
         return sum(1 for partition in self.partitions.values() if partition.leader is not None)
 
-    def _answer_waiting_produces_not_leader(
-        self, partition: Partition, leader: PartitionLeaderState
+    def _answer_stuck_produces_not_leader(
+        self, partition: Partition, leader: PartitionLeaderState, now_ms: int
     ) -> None:
-        """Without a controller lease the acks=all produces waiting here may never complete
-        (the ISR cannot shrink): answer them NOT_LEADER_OR_FOLLOWER now rather than at their
-        timeout, so producers find the new leader. Their records may still be kept."""
+        """Without a controller lease (no heartbeat answered for a session timeout) this
+        broker has most likely been fenced and its leaderships moved: acks=all produces that
+        have waited STUCK_PRODUCE_MS here are answered NOT_LEADER_OR_FOLLOWER now rather
+        than at their timeout, so producers look the new leader up. New writes are still
+        taken: when only the controller's answers are lost (a one-way cut) this broker is
+        still the leader and its followers still replicate, so they complete at once.
+        A record answered this way may still be kept (at-least-once)."""
         for produce_id, waiter in list(partition.produce_waiters.items()):
+            started = partition.produce_started_ms.get(produce_id, now_ms)
+            if now_ms - started < STUCK_PRODUCE_MS:
+                continue
             leader.cancel_produce(produce_id)
             del partition.produce_waiters[produce_id]
+            partition.produce_started_ms.pop(produce_id, None)
             if not waiter.done():
                 waiter.set_result(ProduceCompletion(produce_id, -1, ReplicationError.NOT_LEADER))
 
@@ -657,14 +669,6 @@ class ReplicaManager:
         if partition is None or leader is None:
             code, message = self._unknown_or_not_leader(topic, partition_id)
             return self._produce_error(topic, partition_id, code, message)
-        if not self._has_controller_lease():
-            return self._produce_error(
-                topic,
-                partition_id,
-                ErrorCode.NOT_LEADER_OR_FOLLOWER,
-                f"broker {self.broker_id} has lost its session with the controller, which "
-                "is moving its leaderships: ask another broker for the leader",
-            )
         acks_value = Acks(acks)
         error = leader.check_produce(acks_value, partition.min_insync_replicas)
         if error is not ReplicationError.NONE:
@@ -695,11 +699,13 @@ class ReplicaManager:
             return ProduceResult(ErrorCode.NONE, log_start_offset=partition.log.log_start_offset)
         waiter: asyncio.Future[ProduceCompletion] = asyncio.get_running_loop().create_future()
         partition.produce_waiters[produce_id] = waiter
+        partition.produce_started_ms[produce_id] = monotonic_ms()
         self._drain(partition)
         try:
             completion = await asyncio.wait_for(asyncio.shield(waiter), timeout_ms / 1000)
         except TimeoutError:
             partition.produce_waiters.pop(produce_id, None)
+            partition.produce_started_ms.pop(produce_id, None)
             if partition.leader is leader:
                 leader.cancel_produce(produce_id)
             return self._produce_error(

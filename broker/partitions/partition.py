@@ -62,6 +62,7 @@ class Partition:
         self.last_woken_high_watermark = self._high_watermark
         self._fetch_waiters: list[asyncio.Future[None]] = []
         self.produce_waiters: dict[int, asyncio.Future[ProduceCompletion]] = {}
+        self.produce_started_ms: dict[int, int] = {}  # produce id -> when it began waiting
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.partition_id})"
