@@ -59,6 +59,7 @@ SHUTDOWN_TIMEOUT_S = 10.0
 # How long a node keeps re-asking for a leader before it answers "no leader" (503).
 LEADER_WAIT_S = 2.0
 EXIT_SOFTWARE_ERROR = 70  # sysexits EX_SOFTWARE: a bug stopped the node
+EXIT_IO_ERROR = 74  # sysexits EX_IOERR: the log directory failed
 
 
 class Node:
@@ -264,6 +265,7 @@ class Node:
             ask_controller=self._require_gateway().call,
             request_broker=self._request_broker,
             has_controller_lease=lambda: lifecycle.has_controller_lease(session_timeout_s),
+            on_storage_failure=self._on_storage_failure,
         )
         replicas = self._replicas
         replicas.metrics = BrokerMetrics(self.registry, replicas.stats)
@@ -346,6 +348,17 @@ class Node:
     def _on_fatal(self, error: BaseException) -> None:
         log.critical("node.fatal", reason=f"the quorum loop crashed: {error!r}")
         self.exit_code = EXIT_SOFTWARE_ERROR
+        self.stop_requested.set()
+
+    def _on_storage_failure(self, error: BaseException) -> None:
+        if self.exit_code == EXIT_IO_ERROR:
+            return
+        log.critical(
+            "node.storage_failed",
+            reason=f"the log directory failed a write: {error}; stopping (its leaderships "
+            "move to other replicas); free the disk or fix the device, then start the node",
+        )
+        self.exit_code = EXIT_IO_ERROR
         self.stop_requested.set()
 
     def _require_runtime(self) -> QuorumRuntime:

@@ -29,6 +29,11 @@ from kraft.storage.meta import format_storage, random_cluster_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_S = 20.0
+# The full-disk fault mounts a tmpfs of this size over each node's partition data
+# directory (root only) and fills it; the metadata log stays on the real disk.
+DATA_DISK_MB = 256
+BALLAST_NAME = "ballast"
+BALLAST_CHUNK_BYTES = 1024 * 1024
 HTTP_TIMEOUT_S = 2.0
 # Fast failover, as the test clusters run: fencing in 1.5 s, ISR shrink in 1.5 s.
 NODE_SETTINGS = {
@@ -130,6 +135,54 @@ class ChaosCluster:
             for node_id in range(1, size + 1)
         }
         self.proxy_ports: dict[tuple[int, int], int] = {}
+        self.mounted: list[Path] = []  # data directories on their own small tmpfs
+
+    def mount_data_disks(self) -> str | None:
+        """Gives every node's data directory its own DATA_DISK_MB tmpfs, so one can fill
+        up. Returns why it could not (not root, mount refused), or None."""
+        if os.geteuid() != 0:
+            return "mounting a small disk per node needs root"
+        for node in self.nodes.values():
+            node.data_dir.mkdir(parents=True, exist_ok=True)
+            result = subprocess.run(
+                [
+                    "mount",
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    f"size={DATA_DISK_MB}m",
+                    "tmpfs",
+                    str(node.data_dir),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                self.unmount_data_disks()
+                return f"mount refused: {result.stderr.strip() or result.returncode}"
+            self.mounted.append(node.data_dir)
+        return None
+
+    def unmount_data_disks(self) -> None:
+        for directory in self.mounted:
+            subprocess.run(["umount", "-l", str(directory)], capture_output=True, check=False)
+        self.mounted = []
+
+    def fill_disk(self, node_id: int) -> int:
+        """Writes a ballast file until the node's data disk is full; returns its size."""
+        node = self.nodes[node_id]
+        assert node.data_dir in self.mounted, "fill only a disk of its own"
+        written = 0
+        chunk = b"\0" * BALLAST_CHUNK_BYTES
+        with contextlib.suppress(OSError), (node.data_dir / BALLAST_NAME).open("ab") as out:
+            while True:
+                written += out.write(chunk)
+                out.flush()
+        return written
+
+    def free_disk(self, node_id: int) -> None:
+        (self.nodes[node_id].data_dir / BALLAST_NAME).unlink(missing_ok=True)
 
     def rpc_ports(self) -> dict[int, int]:
         return {node_id: node.rpc_port for node_id, node in self.nodes.items()}
@@ -232,7 +285,7 @@ class ChaosCluster:
         a voter): the data directory is deleted and formatted anew."""
         node = self.nodes[node_id]
         assert not node.is_running(), "wipe a stopped node"
-        shutil.rmtree(node.data_dir, ignore_errors=True)
+        shutil.rmtree(node.data_dir, ignore_errors=True)  # a mount point itself stays
         self.format(node_id, ignore_formatted=True)
 
     def up(self) -> None:
@@ -246,6 +299,7 @@ class ChaosCluster:
         for node_id in self.nodes:
             with contextlib.suppress(ProcessLookupError, OSError):
                 self.kill(node_id)
+        self.unmount_data_disks()
 
     # -- observations ------------------------------------------------------------------------
 

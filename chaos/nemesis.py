@@ -15,7 +15,10 @@ Kinds (`FAULT_KINDS`):
 - rolling_restart: every node in turn stopped with SIGTERM and started again, waiting for it
   to be ready;
 - wipe: SIGKILL a node, delete its partition data for good (SPEC §7: the permanent loss of
-  one replica), start it again.
+  one replica), start it again;
+- full_disk: fill a node's data disk (a small tmpfs of its own; needs root, else skipped
+  with a message): the node stops on the failed write, as Kafka halts a broker whose log
+  directories failed; the disk is freed and the node started again.
 
 Every fault is recorded as a window in the history, with its targets.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +49,7 @@ FAULT_KINDS = (
     "lossy",
     "rolling_restart",
     "wipe",
+    "full_disk",
 )
 FAULT_SECONDS = (2.0, 6.0)  # how long a fault lasts, drawn uniformly
 QUIET_SECONDS = (3.0, 6.0)  # time to recover between faults
@@ -89,6 +94,7 @@ class Nemesis:
         recorder: Recorder,
         topic: str,
         seed: int,
+        disk_problem: str | None = None,
     ) -> None:
         self.cluster = cluster
         self.proxies = proxies
@@ -96,6 +102,7 @@ class Nemesis:
         self.topic = topic  # whose partition leader a "leader" target means
         self.rng = random.Random(seed ^ 0x5EED)
         self.node_ids = sorted(cluster.nodes)
+        self.disk_problem = disk_problem  # why full_disk cannot run here, if it cannot
 
     async def run(self, faults: list[PlannedFault], stop: asyncio.Event) -> None:
         for fault in faults:
@@ -123,6 +130,9 @@ class Nemesis:
     # -- one fault ---------------------------------------------------------------------------
 
     async def inject(self, fault: PlannedFault) -> None:
+        if fault.kind == "full_disk" and self.disk_problem is not None:
+            print(f"full_disk skipped: {self.disk_problem}", file=sys.stderr, flush=True)
+            return
         target = await asyncio.to_thread(self._resolve, fault)
         start = self.recorder.now()
         targets, detail = [target], ""
@@ -143,6 +153,14 @@ class Nemesis:
                 await asyncio.to_thread(self.cluster.start, target)
             elif fault.kind == "rolling_restart":
                 targets = await self._rolling_restart()
+            elif fault.kind == "full_disk":
+                ballast = await asyncio.to_thread(self.cluster.fill_disk, target)
+                detail = f"data disk full ({ballast >> 20} MiB of ballast)"
+                await asyncio.sleep(fault.duration_s)
+                await asyncio.to_thread(self.cluster.free_disk, target)
+                if not self.cluster.nodes[target].is_running():
+                    self.cluster.kill(target)  # reap it (it stopped on the failed write)
+                    await asyncio.to_thread(self.cluster.start, target)
             else:
                 targets, detail = await self._network_fault(fault, target)
         finally:

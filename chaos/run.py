@@ -68,6 +68,11 @@ def run_chaos(config: ChaosConfig) -> Verdict:
             for src, targets in proxies.port_map.items()
             for dst, port in targets.items()
         }
+        disk_problem = (
+            cluster.mount_data_disks() if "full_disk" in config.faults else "not asked for"
+        )
+        if "full_disk" in config.faults and disk_problem is not None:
+            progress(f"seed {config.seed}: full_disk faults will be skipped: {disk_problem}")
         progress(f"seed {config.seed}: starting {config.nodes} nodes under {out}")
         cluster.up()
         _wait_ready(cluster)
@@ -81,7 +86,7 @@ def run_chaos(config: ChaosConfig) -> Verdict:
             f"seed {config.seed}: {len(faults)} faults over {config.duration_s:.0f} s: "
             + ", ".join(f"{f.kind}@{f.at_s:.0f}s" for f in faults)
         )
-        asyncio.run(_load_and_faults(config, cluster, proxies, recorder, faults))
+        asyncio.run(_load_and_faults(config, cluster, proxies, recorder, faults, disk_problem))
         progress(f"seed {config.seed}: healed; waiting for the cluster to settle")
         settled = _settle(cluster, config.workload)
         final = asyncio.run(_final_state(cluster, config.workload))
@@ -133,11 +138,14 @@ async def _load_and_faults(
     proxies: ProxyProcess,
     recorder: Recorder,
     faults: list[Any],
+    disk_problem: str | None,
 ) -> None:
     stop = asyncio.Event()
     bootstrap = [node.rpc_address for node in cluster.nodes.values()]
     http_urls = [node.http_url for node in cluster.nodes.values()]
-    nemesis = Nemesis(cluster, proxies, recorder, config.workload.topics[0], config.seed)
+    nemesis = Nemesis(
+        cluster, proxies, recorder, config.workload.topics[0], config.seed, disk_problem
+    )
     workload = asyncio.create_task(
         run_workload(bootstrap, http_urls, config.workload, recorder, stop)
     )

@@ -233,6 +233,7 @@ class ReplicaFetcher:
             log.error(
                 "partition.follower_write_failed", partition=partition.name, reason=str(error)
             )
+            self._manager.storage_failed(error)
             follower.on_fetch_failed()
             return False
         follower.on_log_changed(partition_log.log_end_offset, partition.latest_epoch)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import structlog
 
 from broker.api.facade import LocalPartitionStats
-from broker.log import LogConfig, PartitionLog, PartitionLogError
+from broker.log import LogConfig, LogWriteError, PartitionLog, PartitionLogError
 from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
 from broker.log.config import MAX_MESSAGE_BYTES
 from broker.partitions.errors import log_error_code, replication_error_code
@@ -169,6 +169,7 @@ class ReplicaManager:
         request_broker: Callable[[int, dict[str, Any], float], Awaitable[dict[str, Any]]],
         metrics: BrokerMetricsSink | None = None,
         has_controller_lease: Callable[[], bool] = lambda: True,
+        on_storage_failure: Callable[[PartitionLogError], None] | None = None,
     ) -> None:
         from broker.partitions.fetcher import ReplicaFetchers  # fetcher imports this module
 
@@ -181,6 +182,7 @@ class ReplicaManager:
         self.request_broker = request_broker
         self.metrics = metrics
         self._has_controller_lease = has_controller_lease
+        self._on_storage_failure = on_storage_failure
         self._lease_lost_logged = False
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._by_name: dict[tuple[str, int], Partition] = {}
@@ -278,6 +280,7 @@ class ReplicaManager:
                 log.error(
                     "partition.open_failed", topic_id=key[0], partition=key[1], reason=str(error)
                 )
+                self.storage_failed(error)
 
     def _reconcile_partition(self, image: MetadataImage, key: tuple[str, int]) -> None:
         topic_id, partition_id = key
@@ -488,6 +491,14 @@ class ReplicaManager:
         partition.drop_roles()
         partition.wake_fetches()
 
+    def storage_failed(self, error: PartitionLogError) -> None:
+        """A write to the log directory failed (disk full, I/O error): with its only log
+        directory unusable the broker stops, as Kafka halts a broker whose log directories
+        have all failed; the node's shutdown hands its leaderships over. Other errors (a
+        corrupt batch from a client) do not count."""
+        if isinstance(error, LogWriteError) and self._on_storage_failure is not None:
+            self._on_storage_failure(error)
+
     def partitions_following(self, leader_id: int) -> list[Partition]:
         return [
             partition
@@ -621,6 +632,7 @@ class ReplicaManager:
                 deleted = partition.log.delete_old_segments()
             except PartitionLogError as error:
                 log.error("partition.retention_failed", partition=partition.name, reason=str(error))
+                self.storage_failed(error)
                 continue
             if deleted:
                 log.info(
@@ -682,6 +694,7 @@ class ReplicaManager:
         try:
             base_offset, last_offset = partition.log.append_as_leader(records, leader.leader_epoch)
         except PartitionLogError as error_:
+            self.storage_failed(error_)
             return self._produce_error(topic, partition_id, log_error_code(error_), str(error_))
         leader.on_local_append(partition.log.log_end_offset)
         partition.wake_fetches()

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.cluster
 DURATION_S = 45.0
 # Seeds whose plans together inject every kind of fault (checked below), so a change to
 # the plan's drawing cannot silently drop a kind from CI.
-CI_SEEDS = (7, 29, 13)
+CI_SEEDS = (1, 2, 9)
 
 
 def test_the_ci_seeds_inject_every_kind_of_fault() -> None:
