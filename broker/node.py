@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry
 from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
+from broker.kafka.server import KafkaServer
+from broker.kafka.services import BrokerServices
 from broker.metadata.lifecycle import BrokerLifecycle
 from broker.metrics import BrokerMetrics
 from broker.partitions.dataplane import DataPlane
@@ -79,6 +81,7 @@ class Node:
         self._replicas: ReplicaManager | None = None
         self._native: NativeProtocolHandler | None = None
         self.data_plane: DataPlane | None = None
+        self._kafka_server: KafkaServer | None = None  # the Kafka protocol on CLIENT
         self._runtime: QuorumRuntime | None = None
         self._transport: PeerTransport | None = None
         self._rpc_server: RpcServer | None = None
@@ -171,6 +174,8 @@ class Node:
             await self._controller_service.start()
         if self._replicas is not None:
             await self._replicas.start()
+        if self._kafka_server is not None:
+            await self._kafka_server.start()
         await self._start_http()
         if self._lifecycle is not None:
             await self._lifecycle.start()
@@ -279,6 +284,15 @@ class Node:
         self.data_plane = DataPlane(
             self._replicas, lambda: self.metadata.image, self._request_broker
         )
+        services = BrokerServices(
+            config.node_id,
+            replicas,
+            self._require_gateway(),
+            lambda: self.metadata.image,
+            lambda: self.cluster_id,
+            lambda: runtime.leader_id,
+        )
+        self._kafka_server = KafkaServer(*config.client_listener, services)
 
     def _broker_metadata_current(self) -> bool:
         """Whether the replicas may act on the metadata image: caught up with the log, and
@@ -316,6 +330,8 @@ class Node:
             with contextlib.suppress(NoLeaderError):
                 await self._lifecycle.controlled_shutdown()
             await self._lifecycle.close()
+        if self._kafka_server is not None:
+            await self._kafka_server.close()
         if self._replicas is not None:
             await self._replicas.close()
         if self._controller_service is not None:

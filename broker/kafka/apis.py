@@ -1,0 +1,63 @@
+"""The Kafka APIs this broker serves and their version ranges, as ApiVersions advertises them.
+
+Ranges start at the oldest version kio (and Kafka 4) still define and end where each
+handler's behaviour is complete; kafka-python and librdkafka pick the highest version both
+sides support. Any API key or version outside this table is refused as Kafka refuses it: the
+connection is closed (only ApiVersions answers an unsupported version, with v0).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ApiKey(enum.IntEnum):
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    CREATE_PARTITIONS = 37
+    DESCRIBE_CLUSTER = 60
+
+    @property
+    def schema_name(self) -> str:
+        """kio's package name for this API (kio.schema.<name>)."""
+        return self.name.lower()
+
+    @property
+    def message_name(self) -> str:
+        """Kafka's name: ListOffsets, CreateTopics, ..."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+    @property
+    def request_class_name(self) -> str:
+        return f"{self.message_name}Request"
+
+    @property
+    def response_class_name(self) -> str:
+        return f"{self.message_name}Response"
+
+
+# (min, max) version served, both inclusive.
+SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
+    ApiKey.PRODUCE: (3, 11),  # 3: record batches v2 only; 12+: transactions v2, topic ids
+    ApiKey.FETCH: (4, 16),  # 13+: topic ids; 15+: replica state (consumers send -1)
+    ApiKey.LIST_OFFSETS: (1, 6),  # 7+: MAX_TIMESTAMP (-3), which the log cannot answer yet
+    ApiKey.METADATA: (0, 12),  # 13: top-level error code only
+    ApiKey.API_VERSIONS: (0, 4),
+    ApiKey.CREATE_TOPICS: (2, 7),
+    ApiKey.DELETE_TOPICS: (1, 6),
+    ApiKey.CREATE_PARTITIONS: (0, 3),
+    ApiKey.DESCRIBE_CLUSTER: (0, 1),  # 2: fenced brokers on request
+}
+
+
+def is_supported(api_key: int, version: int) -> bool:
+    try:
+        low, high = SUPPORTED_VERSIONS[ApiKey(api_key)]
+    except ValueError:
+        return False
+    return low <= version <= high

@@ -1,0 +1,245 @@
+"""ApiVersions, Metadata and DescribeCluster: answered from this broker's own metadata image.
+
+Brokers are listed with their CLIENT endpoint (the Kafka listener) and only while unfenced, as
+Kafka lists live brokers. The "controller" a KRaft cluster shows its clients is a broker they
+can reach (clients send topic administration there, and any broker forwards it to the active
+controller): the quorum leader when it is a live broker, else the lowest live broker id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from broker.kafka.apis import SUPPORTED_VERSIONS, ApiKey
+from broker.kafka.codec import ZERO_UUID, topic_id_text
+from broker.kafka.context import AUTHORIZED_OPERATIONS_OMITTED, RequestContext
+from broker.kafka.errors import KafkaError
+from broker.kafka.services import BrokerServices
+from kraft.controller.errors import InvalidTopicNameError
+from kraft.controller.image import BrokerRegistration, MetadataImage, TopicImage
+from kraft.controller.topics import validate_topic_name
+
+CLIENT_LISTENER = "CLIENT"
+# KIP-511: client software name and version in ApiVersions v3+
+_SOFTWARE_FIELD = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+ENDPOINT_TYPE_BROKER = 1
+
+
+# -- ApiVersions -----------------------------------------------------------------------------
+
+
+def api_versions_answer(context: RequestContext, error: KafkaError) -> Any:
+    api_keys = tuple(
+        context.build("ApiVersion", api_key=int(key), min_version=low, max_version=high)
+        for key, (low, high) in sorted(SUPPORTED_VERSIONS.items())
+    )
+    return context.build(
+        "ApiVersionsResponse", error_code=error, api_keys=api_keys, throttle_time=0
+    )
+
+
+def unsupported_api_versions_answer(correlation_id: int, client_id: str | None) -> Any:
+    """The v0 answer to an ApiVersions version this broker does not know (KIP-511): the
+    client reads UNSUPPORTED_VERSION and the list, then asks again with a version from it."""
+    context = RequestContext(ApiKey.API_VERSIONS, 0, correlation_id, client_id)
+    return api_versions_answer(context, KafkaError.unsupported_version)
+
+
+async def handle_api_versions(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    del services
+    if context.version >= 3:
+        for value in (request.client_software_name, request.client_software_version):
+            if _SOFTWARE_FIELD.fullmatch(value) is None:
+                # Kafka answers INVALID_REQUEST with an empty list
+                return context.build(
+                    "ApiVersionsResponse",
+                    error_code=KafkaError.invalid_request,
+                    api_keys=(),
+                    throttle_time=0,
+                )
+    return api_versions_answer(context, KafkaError.none)
+
+
+# -- brokers -----------------------------------------------------------------------------------
+
+
+def live_brokers(image: MetadataImage) -> list[tuple[BrokerRegistration, str, int]]:
+    """(registration, host, port) of each unfenced broker with a CLIENT endpoint."""
+    brokers = []
+    for broker in sorted(image.brokers.values(), key=lambda b: b.broker_id):
+        endpoint = broker.endpoint(CLIENT_LISTENER)
+        if endpoint is not None and not broker.fenced:
+            brokers.append((broker, endpoint.host, endpoint.port))
+    return brokers
+
+
+def advertised_controller_id(services: BrokerServices, image: MetadataImage) -> int:
+    live_ids = [broker.broker_id for broker, _, _ in live_brokers(image)]
+    leader = services.controller_id()
+    if leader is not None and leader in live_ids:
+        return leader
+    return live_ids[0] if live_ids else -1
+
+
+def client_endpoint(image: MetadataImage, broker_id: int) -> tuple[str, int] | None:
+    broker = image.brokers.get(broker_id)
+    endpoint = None if broker is None else broker.endpoint(CLIENT_LISTENER)
+    return None if endpoint is None else (endpoint.host, endpoint.port)
+
+
+# -- Metadata ----------------------------------------------------------------------------------
+
+
+async def handle_metadata(services: BrokerServices, context: RequestContext, request: Any) -> Any:
+    image = services.image()
+    brokers = tuple(
+        context.build(
+            "MetadataResponseBroker",
+            node_id=broker.broker_id,
+            host=host,
+            port=port,
+            rack=broker.rack,
+        )
+        for broker, host, port in live_brokers(image)
+    )
+    live_ids = {broker.broker_id for broker, _, _ in live_brokers(image)}
+    requested = request.topics
+    if requested is None or (context.version == 0 and not requested):
+        # null asks for every topic (v1+); v0 says it with an empty list
+        topics = tuple(
+            _topic_answer(context, topic, live_ids)
+            for name in image.topic_names()
+            if (topic := image.topic(name)) is not None
+        )
+    else:
+        topics = tuple(_requested_topic(context, image, entry, live_ids) for entry in requested)
+    return context.build(
+        "MetadataResponse",
+        throttle_time=0,
+        brokers=brokers,
+        cluster_id=services.cluster_id(),
+        controller_id=advertised_controller_id(services, image),
+        topics=topics,
+        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+def _requested_topic(
+    context: RequestContext, image: MetadataImage, entry: Any, live_ids: set[int]
+) -> Any:
+    name: str | None = entry.name
+    topic_id: uuid.UUID | None = getattr(entry, "topic_id", None)
+    if name is None:
+        if topic_id is None or topic_id == ZERO_UUID:
+            return _topic_error(context, None, ZERO_UUID, KafkaError.invalid_request)
+        topic = image.topics_by_id.get(topic_id_text(topic_id))
+        if topic is None:
+            return _topic_error(context, None, topic_id, KafkaError.unknown_topic_id)
+        return _topic_answer(context, topic, live_ids)
+    try:
+        validate_topic_name(name)
+    except InvalidTopicNameError:
+        return _topic_error(context, name, ZERO_UUID, KafkaError.invalid_topic_exception)
+    topic = image.topic(name)
+    if topic is None:
+        return _topic_error(context, name, ZERO_UUID, KafkaError.unknown_topic_or_partition)
+    return _topic_answer(context, topic, live_ids)
+
+
+def _topic_error(
+    context: RequestContext, name: str | None, topic_id: uuid.UUID, error: KafkaError
+) -> Any:
+    return context.build(
+        "MetadataResponseTopic",
+        error_code=error,
+        name=name,
+        topic_id=topic_id,
+        is_internal=False,
+        partitions=(),
+        topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+def _topic_answer(context: RequestContext, topic: TopicImage, live_ids: set[int]) -> Any:
+    partitions = []
+    for partition in sorted(topic.partitions.values(), key=lambda p: p.partition_id):
+        partitions.append(
+            context.build(
+                "MetadataResponsePartition",
+                error_code=KafkaError.none
+                if partition.has_leader
+                else KafkaError.leader_not_available,
+                partition_index=partition.partition_id,
+                leader_id=partition.leader if partition.has_leader else -1,
+                leader_epoch=partition.leader_epoch,
+                replica_nodes=tuple(partition.replicas),
+                isr_nodes=tuple(partition.isr),
+                offline_replicas=tuple(r for r in partition.replicas if r not in live_ids),
+            )
+        )
+    return context.build(
+        "MetadataResponseTopic",
+        error_code=KafkaError.none,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=False,
+        partitions=tuple(partitions),
+        topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+# -- DescribeCluster ---------------------------------------------------------------------------
+
+
+async def handle_describe_cluster(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    image = services.image()
+    endpoint_type = getattr(request, "endpoint_type", ENDPOINT_TYPE_BROKER)
+    if endpoint_type != ENDPOINT_TYPE_BROKER:
+        return context.build(
+            "DescribeClusterResponse",
+            throttle_time=0,
+            error_code=KafkaError.unsupported_endpoint_type,
+            error_message=f"endpoint type {endpoint_type} is not served here; brokers (1) are",
+            endpoint_type=endpoint_type,
+            cluster_id=services.cluster_id(),
+            controller_id=-1,
+            brokers=(),
+            cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        )
+    brokers = tuple(
+        context.build(
+            "DescribeClusterBroker",
+            broker_id=broker.broker_id,
+            host=host,
+            port=port,
+            rack=broker.rack,
+        )
+        for broker, host, port in live_brokers(image)
+    )
+    return context.build(
+        "DescribeClusterResponse",
+        throttle_time=0,
+        error_code=KafkaError.none,
+        error_message=None,
+        endpoint_type=ENDPOINT_TYPE_BROKER,
+        cluster_id=services.cluster_id(),
+        controller_id=advertised_controller_id(services, image),
+        brokers=brokers,
+        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+__all__ = [
+    "advertised_controller_id",
+    "client_endpoint",
+    "handle_api_versions",
+    "handle_describe_cluster",
+    "handle_metadata",
+    "unsupported_api_versions_answer",
+]

@@ -1,0 +1,428 @@
+"""Produce, Fetch and ListOffsets: the ReplicaManager's operations with Kafka's shapes.
+
+Record batches pass through untouched: a produce hands each partition's bytes to the
+partition leader (exactly one batch v2 per partition, as Kafka requires from Produce v3), a
+fetch returns the stored batches. Errors are per partition, with Kafka's codes; a partition
+led elsewhere answers NOT_LEADER_OR_FOLLOWER with the current leader where the version has
+room for it (KIP-951), so clients move without a metadata round trip.
+
+Order: a connection's requests are handled as tasks started in arrival order, and a produce
+starts its appends (ReplicaManager.produce appends before its first await) in its task's
+first step, so pipelined produces to one partition are appended in the order sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from broker.kafka.cluster import client_endpoint
+from broker.kafka.codec import ZERO_UUID, milliseconds, topic_id_text
+from broker.kafka.context import Outcome, RequestContext
+from broker.kafka.errors import KafkaError, from_broker_code
+from broker.kafka.services import BrokerServices
+from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
+from broker.log.errors import CorruptRecordError
+from broker.partitions.manager import PartitionFetch, PartitionFetchResult, ProduceResult
+from kraft.controller.image import MetadataImage
+from kraft.protocol.native import (
+    CONSUMER_REPLICA_ID,
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    MAX_PRODUCE_TIMEOUT_MS,
+)
+
+# Bounds (STYLE §5); the frame size (framing.MAX_REQUEST_BYTES) bounds the rest.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+MAX_FETCH_WAIT_MS = 30_000  # clients ask for 500 ms by default
+# Kafka's broker-side fetch.max.bytes default (55 MiB): a fetch answer holds at most this
+MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
+VALID_ACKS = (-1, 0, 1)
+NO_PRODUCER_ID = -1
+# Errors that mean "ask the leader elsewhere": answered with the current leader (KIP-951)
+_LEADER_MOVED = frozenset(
+    {
+        KafkaError.not_leader_or_follower,
+        KafkaError.fenced_leader_epoch,
+        KafkaError.unknown_leader_epoch,
+    }
+)
+
+
+# -- Produce -----------------------------------------------------------------------------------
+
+
+async def handle_produce(services: BrokerServices, context: RequestContext, request: Any) -> Any:
+    acks = int(request.acks)
+    timeout_ms = max(0, min(milliseconds(request.timeout), MAX_PRODUCE_TIMEOUT_MS))
+    entries = [
+        (_produce_topic_name(services.image(), topic), topic, partition)
+        for topic in request.topic_data
+        for partition in topic.partition_data
+    ]
+    refusal = _refuse_produce(request, acks, len(entries))
+    # Every append starts here, before this task's first await (see the module docstring).
+    pending = [
+        _produce_partition(services, name, partition.index, partition.records, acks, timeout_ms)
+        if refusal is None
+        else _refused(*refusal)
+        for name, _, partition in entries
+    ]
+    results = await asyncio.gather(*pending)
+    if acks == 0:
+        failed = any(result.error_code is not KafkaError.none for result in results)
+        return Outcome.CLOSE_CONNECTION if failed else Outcome.NO_RESPONSE
+    return _produce_response(services, context, entries, results)
+
+
+def _refuse_produce(request: Any, acks: int, count: int) -> tuple[KafkaError, str] | None:
+    if acks not in VALID_ACKS:
+        return KafkaError.invalid_required_acks, f"acks={acks} is not one of -1, 0, 1"
+    if count > MAX_PARTITIONS_PER_REQUEST:
+        return (
+            KafkaError.invalid_request,
+            f"{count} partitions in one produce; the limit is {MAX_PARTITIONS_PER_REQUEST}",
+        )
+    if request.transactional_id is not None:
+        return (
+            KafkaError.transactional_id_not_found,
+            f"transactional id {request.transactional_id!r} is unknown: this broker does not "
+            "serve transactions yet",
+        )
+    return None
+
+
+def _produce_topic_name(image: MetadataImage, topic: Any) -> str | None:
+    name = getattr(topic, "name", None)
+    if name is not None:
+        return str(name)
+    found = image.topics_by_id.get(topic_id_text(topic.topic_id))
+    return None if found is None else found.name
+
+
+async def _refused(code: KafkaError, message: str) -> Any:
+    return _PartitionOutcome(code, message, None)
+
+
+class _PartitionOutcome:
+    __slots__ = ("error_code", "error_message", "result")
+
+    def __init__(self, code: KafkaError, message: str | None, result: ProduceResult | None):
+        self.error_code = code
+        self.error_message = message
+        self.result = result
+
+
+def _produce_partition(
+    services: BrokerServices,
+    topic: str | None,
+    partition: int,
+    records: bytes | None,
+    acks: int,
+    timeout_ms: int,
+) -> Any:
+    """An awaitable outcome for one partition; the append itself starts in the caller's step
+    (asyncio.gather makes each coroutine a task at once, in order)."""
+    if topic is None:
+        return _refused(KafkaError.unknown_topic_id, "this broker knows no topic with that id")
+    if not records:
+        return _refused(
+            KafkaError.invalid_record,
+            f"a produce to {topic}-{partition} carries no record batch; it needs exactly one",
+        )
+    refusal = _refuse_producer_batch(records)
+    if refusal is not None:
+        return _refused(*refusal)
+    return _append(services, topic, partition, bytes(records), acks, timeout_ms)
+
+
+async def _append(
+    services: BrokerServices, topic: str, partition: int, records: bytes, acks: int, timeout_ms: int
+) -> _PartitionOutcome:
+    result = await services.data.produce(topic, partition, records, acks, timeout_ms)
+    return _PartitionOutcome(from_broker_code(result.error_code), result.error_message, result)
+
+
+def _refuse_producer_batch(records: bytes) -> tuple[KafkaError, str] | None:
+    """Idempotent and transactional batches need producer state this broker does not keep
+    yet (no InitProducerId): storing them would promise what is not checked."""
+    if len(records) < BATCH_HEADER_SIZE_BYTES:
+        return None  # the log names what is wrong with it
+    try:
+        batch = RecordBatch(records)
+    except CorruptRecordError:
+        return None
+    if batch.is_transactional:
+        return KafkaError.invalid_txn_state, "transactional batches are not served yet"
+    if batch.producer_id != NO_PRODUCER_ID:
+        return (
+            KafkaError.unknown_producer_id,
+            f"producer id {batch.producer_id} was not issued by this broker (idempotent "
+            "producers are not served yet)",
+        )
+    return None
+
+
+def _produce_response(
+    services: BrokerServices,
+    context: RequestContext,
+    entries: list[tuple[str | None, Any, Any]],
+    outcomes: list[_PartitionOutcome],
+) -> Any:
+    image = services.image()
+    by_topic: dict[int, tuple[Any, list[Any]]] = {}
+    leaders: set[int] = set()
+    for (_, topic, partition), outcome in zip(entries, outcomes, strict=True):
+        result = outcome.result
+        current_leader = None
+        if result is not None and outcome.error_code in _LEADER_MOVED and result.leader_id >= 0:
+            leaders.add(result.leader_id)
+            current_leader = context.build(
+                "LeaderIdAndEpoch", leader_id=result.leader_id, leader_epoch=result.leader_epoch
+            )
+        answer = context.build(
+            "PartitionProduceResponse",
+            index=partition.index,
+            error_code=outcome.error_code,
+            base_offset=-1 if result is None else result.base_offset,
+            log_append_time=-1,
+            log_start_offset=-1 if result is None else result.log_start_offset,
+            record_errors=(),
+            error_message=outcome.error_message,
+            **({} if current_leader is None else {"current_leader": current_leader}),
+        )
+        by_topic.setdefault(id(topic), (topic, []))[1].append(answer)
+    topics = tuple(
+        context.build(
+            "TopicProduceResponse",
+            name=getattr(topic, "name", None),
+            topic_id=getattr(topic, "topic_id", ZERO_UUID),
+            partition_responses=tuple(answers),
+        )
+        for topic, answers in by_topic.values()
+    )
+    return context.build(
+        "ProduceResponse",
+        responses=topics,
+        throttle_time=0,
+        node_endpoints=_node_endpoints(context, image, leaders),
+    )
+
+
+def _node_endpoints(context: RequestContext, image: MetadataImage, ids: Iterable[int]) -> Any:
+    endpoints = []
+    for broker_id in sorted(ids):
+        address = client_endpoint(image, broker_id)
+        if address is not None:
+            broker = image.brokers[broker_id]
+            endpoints.append(
+                context.build(
+                    "NodeEndpoint",
+                    node_id=broker_id,
+                    host=address[0],
+                    port=address[1],
+                    rack=broker.rack,
+                )
+            )
+    return tuple(endpoints)
+
+
+# -- Fetch -------------------------------------------------------------------------------------
+
+
+async def handle_fetch(services: BrokerServices, context: RequestContext, request: Any) -> Any:
+    image = services.image()
+    replica_state = getattr(request, "replica_state", None)
+    replica_id = int(request.replica_id if replica_state is None else replica_state.replica_id)
+    # (topic entry, partition entry, topic name or None for an unknown topic id)
+    entries = [
+        (topic, partition, _fetch_topic_name(image, topic))
+        for topic in request.topics
+        for partition in topic.partitions
+    ]
+    refusal = _refuse_fetch(context, request, replica_id, len(entries))
+    if refusal is not None:
+        code, _ = refusal  # a fetch answer has no room for the message
+        return _fetch_response(context, image, entries, [], code, top_level_error=code)
+    fetches = [
+        PartitionFetch(
+            topic=name,
+            partition=int(partition.partition),
+            fetch_offset=int(partition.fetch_offset),
+            max_bytes=max(0, int(partition.partition_max_bytes)),
+            current_leader_epoch=int(getattr(partition, "current_leader_epoch", -1)),
+        )
+        for _, partition, name in entries
+        if name is not None
+    ]
+    max_bytes = int(getattr(request, "max_bytes", MAX_FETCH_RESPONSE_BYTES))
+    results = await services.data.fetch(
+        CONSUMER_REPLICA_ID,
+        -1,
+        fetches,
+        max(0, min(milliseconds(request.max_wait), MAX_FETCH_WAIT_MS)),
+        max(0, int(request.min_bytes)),
+        max(0, min(max_bytes, MAX_FETCH_RESPONSE_BYTES)),
+    )
+    assert len(results) == len(fetches), "one result per partition fetched"
+    return _fetch_response(context, image, entries, results, KafkaError.none)
+
+
+def _fetch_topic_name(image: MetadataImage, topic: Any) -> str | None:
+    name = getattr(topic, "topic", None)
+    if name is not None:
+        return str(name)
+    found = image.topics_by_id.get(topic_id_text(topic.topic_id))
+    return None if found is None else found.name
+
+
+def _refuse_fetch(
+    context: RequestContext, request: Any, replica_id: int, count: int
+) -> tuple[KafkaError, str] | None:
+    if replica_id >= 0:
+        return (
+            KafkaError.invalid_request,
+            f"replica {replica_id} fetches on the Kafka listener; followers use the rpc listener",
+        )
+    if count > MAX_PARTITIONS_PER_REQUEST:
+        return (
+            KafkaError.invalid_request,
+            f"{count} partitions in one fetch; the limit is {MAX_PARTITIONS_PER_REQUEST}",
+        )
+    if context.version >= 7:
+        # sessionless only (KIP-227): a full fetch (epoch 0 or -1) on session 0
+        if int(request.session_id) != 0:
+            return KafkaError.fetch_session_id_not_found, "this broker keeps no fetch sessions"
+        if int(request.session_epoch) not in (0, -1):
+            return KafkaError.invalid_fetch_session_epoch, "a sessionless fetch has epoch 0 or -1"
+    return None
+
+
+def _fetch_response(
+    context: RequestContext,
+    image: MetadataImage,
+    entries: list[tuple[Any, Any, str | None]],
+    results: list[PartitionFetchResult],
+    refused: KafkaError,
+    top_level_error: KafkaError = KafkaError.none,
+) -> Any:
+    by_topic: dict[int, tuple[Any, list[Any]]] = {}
+    leaders: set[int] = set()
+    in_order = iter(results)  # one per entry of a known topic, in request order
+    for topic, partition, name in entries:
+        result = None
+        if name is not None and refused is KafkaError.none:
+            result = next(in_order)
+        answer = _partition_data(context, partition, name, result, refused, leaders)
+        by_topic.setdefault(id(topic), (topic, []))[1].append(answer)
+    topics = tuple(
+        context.build(
+            "FetchableTopicResponse",
+            topic=getattr(topic, "topic", None),
+            topic_id=getattr(topic, "topic_id", ZERO_UUID),
+            partitions=tuple(answers),
+        )
+        for topic, answers in by_topic.values()
+    )
+    return context.build(
+        "FetchResponse",
+        throttle_time=0,
+        error_code=top_level_error,
+        session_id=0,
+        responses=topics,
+        node_endpoints=_node_endpoints(context, image, leaders),
+    )
+
+
+def _partition_data(
+    context: RequestContext,
+    partition: Any,
+    name: str | None,
+    result: PartitionFetchResult | None,
+    refused: KafkaError,
+    leaders: set[int],
+) -> Any:
+    if result is None:
+        code = KafkaError.unknown_topic_id if name is None else refused
+        return context.build(
+            "PartitionData",
+            partition_index=partition.partition,
+            error_code=code,
+            high_watermark=-1,
+            last_stable_offset=-1,
+            log_start_offset=-1,
+            aborted_transactions=None,
+            preferred_read_replica=-1,
+            records=None,
+        )
+    code = from_broker_code(result.error_code)
+    extra: dict[str, Any] = {}
+    if code in _LEADER_MOVED and result.leader_id >= 0:
+        leaders.add(result.leader_id)
+        extra["current_leader"] = context.build(
+            "LeaderIdAndEpoch", leader_id=result.leader_id, leader_epoch=result.leader_epoch
+        )
+    return context.build(
+        "PartitionData",
+        partition_index=partition.partition,
+        error_code=code,
+        high_watermark=result.high_watermark,
+        # no transactions: everything below the high watermark is stable
+        last_stable_offset=result.high_watermark,
+        log_start_offset=result.log_start_offset,
+        aborted_transactions=None,
+        preferred_read_replica=-1,
+        records=result.records,
+        **extra,
+    )
+
+
+# -- ListOffsets -------------------------------------------------------------------------------
+
+
+async def handle_list_offsets(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    topics = []
+    for topic in request.topics:
+        answers = []
+        for partition in topic.partitions:
+            answers.append(_list_offset(services, context, topic.name, partition))
+        topics.append(
+            context.build("ListOffsetsTopicResponse", name=topic.name, partitions=tuple(answers))
+        )
+    return context.build("ListOffsetsResponse", throttle_time=0, topics=tuple(topics))
+
+
+def _list_offset(
+    services: BrokerServices, context: RequestContext, topic: str, partition: Any
+) -> Any:
+    timestamp = int(partition.timestamp)
+    index = int(partition.partition_index)
+
+    def answer(code: KafkaError, offset: int = -1, found_at: int = -1, epoch: int = -1) -> Any:
+        return context.build(
+            "ListOffsetsPartitionResponse",
+            partition_index=index,
+            error_code=code,
+            timestamp=found_at,
+            offset=offset,
+            leader_epoch=epoch,
+        )
+
+    if timestamp < EARLIEST_TIMESTAMP:
+        # -3 (max timestamp, v7+), -4 and -5 (tiered storage) are not served
+        return answer(KafkaError.unsupported_version)
+    lookup = services.data.list_offset(topic, index, timestamp)
+    code = from_broker_code(lookup.error_code)
+    if code is not KafkaError.none:
+        return answer(code)
+    requested_epoch = int(getattr(partition, "current_leader_epoch", -1))
+    if 0 <= requested_epoch < lookup.leader_epoch:
+        return answer(KafkaError.fenced_leader_epoch)
+    if requested_epoch > lookup.leader_epoch:
+        return answer(KafkaError.unknown_leader_epoch)
+    by_time = timestamp not in (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP)
+    found_at = lookup.timestamp_ms if by_time else -1
+    return answer(KafkaError.none, lookup.offset, found_at, lookup.leader_epoch)

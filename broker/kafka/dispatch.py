@@ -1,0 +1,97 @@
+"""From a request frame to a response frame: header, API key and version, body, handler.
+
+`parse()` runs in the connection's reader, synchronously, and refuses what Kafka refuses by
+closing the connection (ProtocolViolation): an API key or version this broker does not serve
+(except ApiVersions, which answers an unknown version with v0 and UNSUPPORTED_VERSION), a
+header or body that does not parse. `respond()` runs the handler and encodes its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from broker.kafka import admin, cluster, data
+from broker.kafka.apis import ApiKey, is_supported
+from broker.kafka.codec import BodyDecodeError, decode_request, encode_response, is_flexible
+from broker.kafka.context import Outcome, RequestContext
+from broker.kafka.header import (
+    HeaderError,
+    encode_response_header,
+    parse_request_header,
+    peek_header,
+    request_header_version,
+    response_header_version,
+)
+from broker.kafka.services import BrokerServices
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[BrokerServices, RequestContext, Any], Awaitable[Any]]
+
+HANDLERS: dict[ApiKey, Handler] = {
+    ApiKey.PRODUCE: data.handle_produce,
+    ApiKey.FETCH: data.handle_fetch,
+    ApiKey.LIST_OFFSETS: data.handle_list_offsets,
+    ApiKey.METADATA: cluster.handle_metadata,
+    ApiKey.API_VERSIONS: cluster.handle_api_versions,
+    ApiKey.CREATE_TOPICS: admin.handle_create_topics,
+    ApiKey.DELETE_TOPICS: admin.handle_delete_topics,
+    ApiKey.CREATE_PARTITIONS: admin.handle_create_partitions,
+    ApiKey.DESCRIBE_CLUSTER: cluster.handle_describe_cluster,
+}
+
+
+class ProtocolViolation(Exception):
+    """The request cannot be answered; as Kafka does, the connection is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    context: RequestContext
+    body: Any  # kio's request dataclass; None for an ApiVersions of an unknown version
+
+
+def parse(payload: bytes) -> ParsedRequest:
+    try:
+        fixed = peek_header(payload)
+    except HeaderError as error:
+        raise ProtocolViolation(str(error)) from None
+    if not is_supported(fixed.api_key, fixed.api_version):
+        if fixed.api_key == ApiKey.API_VERSIONS:
+            # KIP-511: answered in v0 whatever the client's header holds after the fixed part
+            context = RequestContext(ApiKey.API_VERSIONS, 0, fixed.correlation_id, None)
+            return ParsedRequest(context, None)
+        raise ProtocolViolation(
+            f"api key {fixed.api_key} version {fixed.api_version} is not served here "
+            "(ApiVersions lists what is)"
+        )
+    api_key = ApiKey(fixed.api_key)
+    flexible = is_flexible(api_key, fixed.api_version)
+    try:
+        header = parse_request_header(payload, request_header_version(api_key, flexible))
+        body = decode_request(api_key, fixed.api_version, memoryview(payload)[header.size_bytes :])
+    except (HeaderError, BodyDecodeError) as error:
+        raise ProtocolViolation(str(error)) from None
+    context = RequestContext(api_key, fixed.api_version, fixed.correlation_id, header.client_id)
+    return ParsedRequest(context, body)
+
+
+async def respond(services: BrokerServices, request: ParsedRequest) -> bytes | Outcome:
+    """The response frame's payload (header and body), or what to do instead."""
+    context = request.context
+    if request.body is None:
+        response = cluster.unsupported_api_versions_answer(context.correlation_id, None)
+    else:
+        outcome = await HANDLERS[context.api_key](services, context, request.body)
+        if isinstance(outcome, Outcome):
+            return outcome
+        response = outcome
+    flexible = bool(type(response).__flexible__)
+    header = encode_response_header(
+        context.correlation_id, response_header_version(context.api_key, flexible)
+    )
+    return header + encode_response(response)

@@ -1,0 +1,156 @@
+"""The Kafka listener: one task per connection reads frames, starts a task per request (in
+arrival order) and queues it; a writer sends the answers in that same order, as the protocol
+requires. Requests of one connection thus run concurrently (a parked fetch does not hold up
+the rest) while their answers keep the order of the requests.
+
+Whatever a connection sends — a frame size out of bounds, a truncated frame, an unknown API
+key or version, a body that does not parse — closes only that connection; a handler that
+fails unexpectedly is logged and closes its connection; the node goes on serving the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from broker.kafka.context import Outcome
+from broker.kafka.dispatch import ParsedRequest, ProtocolViolation, parse, respond
+from broker.kafka.framing import ConnectionEnded, FrameError, frame, read_frame
+from broker.kafka.services import BrokerServices
+
+log = structlog.get_logger(__name__)
+
+# Requests of one connection whose answers are not written yet; the reader stops reading
+# (TCP pushes back on the client) at this many. Kafka producers keep at most 5 in flight.
+MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION = 64
+MAX_CONNECTIONS = 1000
+RESPONSE_WRITE_TIMEOUT_MS = 30_000
+CLOSE_TIMEOUT_S = 1.0
+
+
+class KafkaServer:
+    def __init__(self, host: str, port: int, services: BrokerServices) -> None:
+        self.host = host
+        self.port = port
+        self._services = services
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
+        self._requests: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]  # the bound port when asked for 0
+        log.info("kafka.listening", host=self.host, port=self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = [*self._connections, *self._requests]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= MAX_CONNECTIONS:
+            log.warning("kafka.connection_refused", reason=f"{MAX_CONNECTIONS} connections open")
+            await _close(writer)
+            return
+        self._connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._connections.discard(task)
+            await _close(writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        answers: asyncio.Queue[asyncio.Task[bytes | Outcome]] = asyncio.Queue(
+            maxsize=MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION
+        )
+        reading = asyncio.create_task(self._read_requests(reader, answers))
+        writing = asyncio.create_task(_write_answers(answers, writer))
+        try:
+            done, _ = await asyncio.wait({reading, writing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, writing):
+                task.cancel()
+            await asyncio.gather(reading, writing, return_exceptions=True)
+        reasons: list[object] = []
+        if reading in done and not reading.cancelled():
+            reasons.append(reading.exception())  # None: the client closed the connection
+        if writing in done and not writing.cancelled():
+            error = writing.exception()
+            reasons.append(writing.result() if error is None else error)
+        for reason in reasons:
+            if reason is not None:
+                log.info("kafka.connection_closed", peer=str(peer), reason=str(reason))
+
+    async def _read_requests(
+        self,
+        reader: asyncio.StreamReader,
+        answers: asyncio.Queue[asyncio.Task[bytes | Outcome]],
+    ) -> None:
+        """Returns at a clean end of the stream; raises FrameError or ProtocolViolation."""
+        while True:
+            try:
+                payload = await read_frame(reader)
+            except ConnectionEnded:
+                return
+            request = parse(payload)
+            task = asyncio.create_task(self._respond(request))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+            await answers.put(task)
+
+    async def _respond(self, request: ParsedRequest) -> bytes | Outcome:
+        try:
+            return await respond(self._services, request)
+        except Exception:  # a bug answering one request closes that connection only
+            log.exception(
+                "kafka.request_failed",
+                api_key=request.context.api_key.name,
+                api_version=request.context.version,
+                client_id=request.context.client_id,
+            )
+            return Outcome.CLOSE_CONNECTION
+
+
+async def _write_answers(
+    answers: asyncio.Queue[asyncio.Task[bytes | Outcome]], writer: asyncio.StreamWriter
+) -> str:
+    """Writes each answer in request order; returns why the connection must close."""
+    while True:
+        task = await answers.get()
+        answer = await task
+        if answer is Outcome.NO_RESPONSE:
+            continue
+        if answer is Outcome.CLOSE_CONNECTION:
+            return "closed after a failed request (acks=0 produce error or server error)"
+        writer.write(frame(answer))
+        try:
+            await asyncio.wait_for(writer.drain(), RESPONSE_WRITE_TIMEOUT_MS / 1000)
+        except TimeoutError:
+            return f"the client read no answer for {RESPONSE_WRITE_TIMEOUT_MS} ms"
+        except ConnectionError as error:
+            return f"the client went away: {error}"
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError, TimeoutError, OSError):
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT_S)
+
+
+__all__ = ["FrameError", "KafkaServer", "ProtocolViolation"]
