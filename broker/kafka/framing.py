@@ -48,9 +48,8 @@ async def read_frame(
 ) -> bytes:
     """The next frame's payload. ConnectionEnded on a clean end; FrameError otherwise."""
     try:
-        prefix = await asyncio.wait_for(
-            reader.readexactly(SIZE_PREFIX.size), idle_timeout_ms / 1000
-        )
+        async with asyncio.timeout(idle_timeout_ms / 1000):
+            prefix = await reader.readexactly(SIZE_PREFIX.size)
     except asyncio.IncompleteReadError as error:
         if not error.partial:
             raise ConnectionEnded() from None
@@ -62,7 +61,8 @@ async def read_frame(
     (size_bytes,) = SIZE_PREFIX.unpack(prefix)
     check_frame_size(size_bytes)
     try:
-        return await asyncio.wait_for(reader.readexactly(size_bytes), read_timeout_ms / 1000)
+        async with asyncio.timeout(read_timeout_ms / 1000):
+            return await reader.readexactly(size_bytes)
     except asyncio.IncompleteReadError as error:
         raise FrameError(
             f"connection ended after {len(error.partial)} of a frame's {size_bytes} bytes"

@@ -48,10 +48,12 @@ class KafkaServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        tasks = [*self._connections, *self._requests]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # a connection being cancelled may still start a request: repeat until none is left
+        while self._connections or self._requests:
+            tasks = [*self._connections, *self._requests]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -140,7 +142,8 @@ async def _write_answers(
             return "closed after a failed request (acks=0 produce error or server error)"
         writer.write(frame(answer))
         try:
-            await asyncio.wait_for(writer.drain(), RESPONSE_WRITE_TIMEOUT_MS / 1000)
+            async with asyncio.timeout(RESPONSE_WRITE_TIMEOUT_MS / 1000):
+                await writer.drain()
         except TimeoutError:
             return f"the client read no answer for {RESPONSE_WRITE_TIMEOUT_MS} ms"
         except ConnectionError as error:

@@ -1,0 +1,131 @@
+"""The listener over real loopback sockets: answers in request order even when an earlier
+request waits longer, and bad input closes only its own connection."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+
+from broker.kafka.apis import ApiKey
+from broker.kafka.framing import frame
+from broker.kafka.server import KafkaServer
+from broker.partitions.manager import PartitionFetch, PartitionFetchResult
+from tests.unit.kafka.helpers import Fixture, encode_request, request
+from tests.unit.kafka.test_data_apis import fetch_fields, one_partition
+
+TIMEOUT_S = 5.0
+
+
+class SlowFetchData:
+    """Parks every fetch until released, like a long poll with no new records."""
+
+    def __init__(self, fixture: Fixture) -> None:
+        self.inner = fixture.data
+        self.release = asyncio.Event()
+
+    async def produce(self, *args: Any) -> Any:
+        return await self.inner.produce(*args)
+
+    def list_offset(self, *args: Any) -> Any:
+        return self.inner.list_offset(*args)
+
+    async def fetch(
+        self, replica_id: int, epoch: int, requests: Sequence[PartitionFetch], *limits: int
+    ) -> list[PartitionFetchResult]:
+        await self.release.wait()
+        return await self.inner.fetch(replica_id, epoch, requests, *limits)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[KafkaServer, SlowFetchData]]:
+    fixture = Fixture()
+    data = SlowFetchData(fixture)
+    fixture.data = data  # type: ignore[assignment]
+    server = KafkaServer("127.0.0.1", 0, fixture.services)
+    await server.start()
+    try:
+        yield server, data
+    finally:
+        await server.close()
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes | None:
+    try:
+        (size,) = struct.unpack(">i", await asyncio.wait_for(reader.readexactly(4), TIMEOUT_S))
+        return await asyncio.wait_for(reader.readexactly(size), TIMEOUT_S)
+    except (asyncio.IncompleteReadError, ConnectionResetError):
+        return None
+
+
+def metadata_request(correlation_id: int) -> bytes:
+    body = request(ApiKey.METADATA, 1, topics=())
+    return frame(encode_request(ApiKey.METADATA, 1, body, correlation_id=correlation_id))
+
+
+async def test_answers_keep_the_request_order_while_a_fetch_is_parked(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    server, data = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    fetch_body = request(ApiKey.FETCH, 11, **fetch_fields(11, "orders", [one_partition()]))
+    writer.write(frame(encode_request(ApiKey.FETCH, 11, fetch_body, correlation_id=1)))
+    writer.write(metadata_request(2))
+    await writer.drain()
+    with pytest.raises(TimeoutError):  # the metadata answer waits behind the fetch
+        await asyncio.wait_for(reader.readexactly(4), 0.2)
+    data.release.set()
+    first, second = await read_answer(reader), await read_answer(reader)
+    assert first is not None and second is not None
+    assert [struct.unpack_from(">i", a)[0] for a in (first, second)] == [1, 2]
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        struct.pack(">i", 2**31 - 1),
+        struct.pack(">hhih", 9999, 0, 1, -1),
+        frame(struct.pack(">hhih", 3, 1, 1, -1) + b"\xff\xff\xff\x7f"),
+    ],
+    ids=["oversized-length", "unframed-garbage", "garbage-body"],
+)
+async def test_bad_input_closes_its_connection_and_others_are_served(
+    served: tuple[KafkaServer, SlowFetchData], bad: bytes
+) -> None:
+    server, _ = served
+    good_reader, good_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    bad_reader, bad_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    bad_writer.write(bad)
+    await bad_writer.drain()
+    assert await read_answer(bad_reader) is None
+    good_writer.write(metadata_request(9))
+    await good_writer.drain()
+    answer = await read_answer(good_reader)
+    assert answer is not None
+    assert struct.unpack_from(">i", answer)[0] == 9
+    good_writer.close()
+    bad_writer.close()
+
+
+async def test_close_ends_open_connections_and_parked_requests(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    server, _ = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    fetch_body = request(ApiKey.FETCH, 11, **fetch_fields(11, "orders", [one_partition()]))
+    writer.write(frame(encode_request(ApiKey.FETCH, 11, fetch_body, correlation_id=1)))
+    await writer.drain()
+    await asyncio.wait_for(_until(lambda: server.connection_count == 1), TIMEOUT_S)
+    await asyncio.wait_for(server.close(), TIMEOUT_S)
+    assert await read_answer(reader) is None
+    assert server.connection_count == 0
+    writer.close()
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
