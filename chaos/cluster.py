@@ -228,8 +228,10 @@ class ChaosCluster:
     # -- processes ---------------------------------------------------------------------------
 
     def start(self, node_id: int) -> None:
+        """Starts the node unless it runs already (overlapping faults may both restart it)."""
         node = self.nodes[node_id]
-        assert not node.is_running(), f"node {node_id} is already running"
+        if node.is_running():
+            return
         with node.log_path.open("ab") as log_file:
             node.process = subprocess.Popen(
                 [sys.executable, "-m", "client", "server", "--config", str(node.config_path)],
@@ -284,7 +286,8 @@ class ChaosCluster:
         """The node's partition data is lost for good (its metadata log is kept, so it stays
         a voter): the data directory is deleted and formatted anew."""
         node = self.nodes[node_id]
-        assert not node.is_running(), "wipe a stopped node"
+        if node.is_running():
+            self.kill(node_id)
         shutil.rmtree(node.data_dir, ignore_errors=True)  # a mount point itself stays
         self.format(node_id, ignore_formatted=True)
 

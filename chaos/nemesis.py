@@ -51,6 +51,9 @@ FAULT_KINDS = (
     "wipe",
     "full_disk",
 )
+NETWORK_FAULTS = frozenset({"partition", "one_way", "bridge", "slow", "lossy"})
+MIXED_STAGGER_SECONDS = (1.0, 3.0)  # mixed: between the starts of successive faults
+MIXED_NETWORK_GAP_S = 0.5
 FAULT_SECONDS = (2.0, 6.0)  # how long a fault lasts, drawn uniformly
 QUIET_SECONDS = (3.0, 6.0)  # time to recover between faults
 READY_TIMEOUT_S = 30.0
@@ -67,23 +70,33 @@ class PlannedFault:
     choice: float  # a draw in [0, 1) that picks among candidates, so targets are seeded too
 
 
-def plan(seed: int, duration_s: float, kinds: Sequence[str]) -> list[PlannedFault]:
-    """The faults of a run: the same seed and kinds give the same plan."""
+def plan(
+    seed: int, duration_s: float, kinds: Sequence[str], *, mixed: bool = False
+) -> list[PlannedFault]:
+    """The faults of a run: the same seed and kinds give the same plan. Alone (default),
+    each fault is followed by a quiet period; `mixed`, the next one starts 1-3 s after the
+    last began, so they overlap — except that network faults never overlap each other (a
+    heal undoes the whole network) and faults on one node take turns (Nemesis)."""
     unknown = set(kinds) - set(FAULT_KINDS)
     assert not unknown, f"unknown fault kinds {sorted(unknown)}"
     rng = random.Random(seed)
     faults = []
     at = rng.uniform(*QUIET_SECONDS)
+    network_free_at = 0.0
     while kinds and at < duration_s:
         kind = rng.choice(list(kinds))
         length = rng.uniform(*FAULT_SECONDS)
+        start = at
+        if mixed and kind in NETWORK_FAULTS:
+            start = max(at, network_free_at)
+            network_free_at = start + length + MIXED_NETWORK_GAP_S
         faults.append(
             PlannedFault(
-                at, kind, length, rng.choice(("controller", "leader", "any")), rng.random()
+                start, kind, length, rng.choice(("controller", "leader", "any")), rng.random()
             )
         )
-        at += length + rng.uniform(*QUIET_SECONDS)
-    return faults
+        at += rng.uniform(*MIXED_STAGGER_SECONDS) if mixed else length + rng.uniform(*QUIET_SECONDS)
+    return sorted(faults, key=lambda fault: fault.at_s)
 
 
 class Nemesis:
@@ -103,8 +116,15 @@ class Nemesis:
         self.rng = random.Random(seed ^ 0x5EED)
         self.node_ids = sorted(cluster.nodes)
         self.disk_problem = disk_problem  # why full_disk cannot run here, if it cannot
+        # Faults on one node take turns (a kill's restart must not race a wipe).
+        self.node_locks = {node_id: asyncio.Lock() for node_id in self.node_ids}
 
-    async def run(self, faults: list[PlannedFault], stop: asyncio.Event) -> None:
+    async def run(
+        self, faults: list[PlannedFault], stop: asyncio.Event, *, mixed: bool = False
+    ) -> None:
+        if mixed:
+            await self._run_overlapping(faults, stop)
+            return
         for fault in faults:
             delay = fault.at_s - self.recorder.now()
             if delay > 0:
@@ -116,6 +136,21 @@ class Nemesis:
             if stop.is_set():
                 return
             await self.inject(fault)
+
+    async def _run_overlapping(self, faults: list[PlannedFault], stop: asyncio.Event) -> None:
+        tasks = []
+        for fault in faults:
+            delay = fault.at_s - self.recorder.now()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    break
+                except TimeoutError:
+                    pass
+            if stop.is_set():
+                break
+            tasks.append(asyncio.create_task(self.inject(fault)))
+        await asyncio.gather(*tasks)
 
     async def heal_all(self) -> None:
         """Ends every fault: links healed, paused nodes resumed, stopped nodes started."""
@@ -134,18 +169,38 @@ class Nemesis:
             print(f"full_disk skipped: {self.disk_problem}", file=sys.stderr, flush=True)
             return
         target = await asyncio.to_thread(self._resolve, fault)
+        nodes = [target]
+        if fault.kind in ("kill", "pause"):
+            # several at once, up to a minority of the nodes
+            extra = self.rng.randrange(len(self.node_ids) // 2)
+            others = [n for n in self.node_ids if n != target]
+            nodes += self.rng.sample(others, extra)
+        locks = [] if fault.kind in NETWORK_FAULTS or fault.kind == "rolling_restart" else nodes
+        for node_id in sorted(locks):
+            await self.node_locks[node_id].acquire()
+        try:
+            await self._inject(fault, target, nodes)
+        finally:
+            for node_id in locks:
+                self.node_locks[node_id].release()
+
+    async def _inject(self, fault: PlannedFault, target: int, nodes: list[int]) -> None:
         start = self.recorder.now()
-        targets, detail = [target], ""
-        log.info("nemesis.fault", kind=fault.kind, target=target, duration_s=fault.duration_s)
+        targets, detail = list(nodes), ""
+        log.info("nemesis.fault", kind=fault.kind, targets=nodes, duration_s=fault.duration_s)
         try:
             if fault.kind == "kill":
-                await asyncio.to_thread(self.cluster.kill, target)
+                for node_id in nodes:
+                    await asyncio.to_thread(self.cluster.kill, node_id)
                 await asyncio.sleep(fault.duration_s)
-                await asyncio.to_thread(self.cluster.start, target)
+                for node_id in nodes:
+                    await asyncio.to_thread(self.cluster.start, node_id)
             elif fault.kind == "pause":
-                self.cluster.pause(target)
+                for node_id in nodes:
+                    self.cluster.pause(node_id)
                 await asyncio.sleep(fault.duration_s)
-                self.cluster.resume(target)
+                for node_id in nodes:
+                    self.cluster.resume(node_id)
             elif fault.kind == "wipe":
                 await asyncio.to_thread(self.cluster.kill, target)
                 await asyncio.to_thread(self.cluster.wipe_data, target)

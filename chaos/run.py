@@ -49,6 +49,7 @@ class ChaosConfig:
     nodes: int = 3
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
     keep_data: bool = False
+    mixed: bool = False  # faults overlap (chaos.nemesis.plan)
 
 
 def progress(message: str) -> None:
@@ -81,7 +82,7 @@ def run_chaos(config: ChaosConfig) -> Verdict:
             admin.create_topic(topic, config.workload.partitions, 3, {"min.insync.replicas": "2"})
         _settle(cluster, config.workload)
         recorder = Recorder()
-        faults = plan(config.seed, config.duration_s, config.faults)
+        faults = plan(config.seed, config.duration_s, config.faults, mixed=config.mixed)
         progress(
             f"seed {config.seed}: {len(faults)} faults over {config.duration_s:.0f} s: "
             + ", ".join(f"{f.kind}@{f.at_s:.0f}s" for f in faults)
@@ -110,6 +111,7 @@ def run_chaos(config: ChaosConfig) -> Verdict:
                 "duration_s": config.duration_s,
                 "faults": list(config.faults),
                 "nodes": config.nodes,
+                "mixed": config.mixed,
                 "topics": list(config.workload.topics),
                 "partitions": config.workload.partitions,
                 "producers": config.workload.producers,
@@ -149,7 +151,7 @@ async def _load_and_faults(
     workload = asyncio.create_task(
         run_workload(bootstrap, http_urls, config.workload, recorder, stop)
     )
-    faults_task = asyncio.create_task(nemesis.run(faults, stop))
+    faults_task = asyncio.create_task(nemesis.run(faults, stop, mixed=config.mixed))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(faults_task), config.duration_s)
     stop.set()

@@ -29,6 +29,7 @@ class SoakSettings:
     faults: tuple[str, ...] = FAULT_KINDS
     nodes: int = 3
     keep_data: bool = False
+    mixed: bool = False
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -60,6 +61,7 @@ def run_soak(settings: SoakSettings) -> bool:
                     faults=settings.faults,
                     nodes=settings.nodes,
                     keep_data=settings.keep_data,
+                    mixed=settings.mixed,
                 )
             )
         except Exception as error:  # noqa: BLE001 - a broken run is reported, not hidden
@@ -84,7 +86,8 @@ def write_summary(
         "",
         f"{len(verdicts)} runs of {settings.duration_s:.0f} s (seeds {min(verdicts)}–"
         f"{max(verdicts)}), {elapsed_s / 60:.1f} min in all; faults: "
-        f"{', '.join(settings.faults)}; {settings.nodes} nodes.",
+        f"{', '.join(settings.faults)}{' (mixed)' if settings.mixed else ''}; "
+        f"{settings.nodes} nodes.",
         "",
         "| seed | verdict | acknowledged sends | anomalies |",
         "| --- | --- | --- | --- |",

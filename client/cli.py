@@ -801,6 +801,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         faults=faults,
         nodes=args.nodes,
         keep_data=args.keep_data,
+        mixed=args.mixed,
     )
     return EXIT_OK if run_soak(settings) else EXIT_ERROR
 
@@ -837,6 +838,9 @@ def _add_chaos(commands: Any) -> None:
     )
     chaos.add_argument(
         "--keep-data", action="store_true", help="keep each run's node data even when valid"
+    )
+    chaos.add_argument(
+        "--mixed", action="store_true", help="let faults overlap (default: one at a time)"
     )
     chaos.set_defaults(handler=cmd_chaos)
 

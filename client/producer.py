@@ -394,9 +394,12 @@ class Producer:
                         )
                         requests.create_task(self._send_request(broker_id, chunk))
                 delay_ms = self._accumulator.next_ready_delay_ms(now_ms, self._leader_of)
-                if leaderless and delay_ms is None:
-                    # Batches wait for a leader: look again after a backoff even if no
-                    # refresh completes (expiry must still happen on time).
+                if delay_ms is None and (leaderless or not self._accumulator.is_empty):
+                    # Batches wait for a leader (or a retry of a partition that has lost
+                    # its leader since): look again after a backoff even if no refresh
+                    # completes, so leaders are found and expiry happens on time. Without
+                    # this a retried batch of a partition whose leader went away waited
+                    # for a wakeup that never came (found by `kraft chaos --mixed`).
                     delay_ms = float(self.config.retry_backoff_ms)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(None if delay_ms is None else delay_ms / 1000):
