@@ -204,3 +204,17 @@ async def test_position_counts_records_fetched_but_not_yet_returned() -> None:
 
             assert [record.offset for record in first] == [0, 1, 2]
             assert await consumer.position("t", 0) == 3
+
+
+async def test_a_retried_record_waits_out_a_partition_without_leader_and_is_then_written() -> None:
+    """Regression (kraft chaos --mixed): a batch retried after NOT_LEADER whose partition
+    then had no leader at all used to wait for a wakeup that never came."""
+    async with asyncio.timeout(DEADLINE_S), running_cluster({"t": 1}, (1, 2)) as cluster:
+        async with Producer(cluster.bootstrap(), retry_backoff_ms=50) as producer:
+            await producer.send_and_wait("t", b"before")
+            cluster.move_leader("t", 0, -1)  # an election under way: no leader
+            asyncio.get_running_loop().call_later(0.3, cluster.move_leader, "t", 0, 2)
+            after = await producer.send_and_wait("t", b"after")
+
+        assert after.offset == 1
+        assert cluster.records("t", 0) == [b"before", b"after"]
