@@ -148,8 +148,9 @@ async def _load_and_faults(
     nemesis = Nemesis(
         cluster, proxies, recorder, config.workload.topics[0], config.seed, disk_problem
     )
+    client_addresses = [f"127.0.0.1:{node.client_port}" for node in cluster.nodes.values()]
     workload = asyncio.create_task(
-        run_workload(bootstrap, http_urls, config.workload, recorder, stop)
+        run_workload(bootstrap, http_urls, config.workload, recorder, stop, client_addresses)
     )
     faults_task = asyncio.create_task(nemesis.run(faults, stop, mixed=config.mixed))
     with contextlib.suppress(TimeoutError):

@@ -49,6 +49,9 @@ class WorkloadSettings:
     topics: tuple[str, ...] = ("chaos-0", "chaos-1", "chaos-2")
     partitions: int = 2
     producers: int = 6
+    # producers speaking the Kafka protocol (kafka-python, when installed) to the client
+    # listeners, beside the native ones
+    kafka_producers: int = 1
     send_pause_s: float = 0.002  # between one producer's sends
     admin: bool = True
 
@@ -116,6 +119,58 @@ async def produce_loop(
             else:
                 recorder.complete(op_id, process, "ok", "send", offset=metadata.offset, **fields)
             await asyncio.sleep(settings.send_pause_s)
+
+
+async def kafka_produce_loop(
+    process: str,
+    client_addresses: list[str],
+    settings: WorkloadSettings,
+    recorder: Recorder,
+    stop: asyncio.Event,
+    offset: int,
+) -> None:
+    """Like produce_loop, through an unmodified Kafka client (kafka-python, synchronous: each
+    send runs in a thread). Any failure is recorded as unknown (info)."""
+    from kafka import KafkaProducer  # optional: kafka-python is a development dependency
+
+    producer = await asyncio.to_thread(
+        KafkaProducer,
+        bootstrap_servers=client_addresses,
+        acks="all",
+        enable_idempotence=False,  # the broker does not serve InitProducerId yet (issue 6)
+        retries=5,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        linger_ms=0,
+    )
+    try:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            topic = settings.topics[(n + offset) % len(settings.topics)]
+            partition = (n // len(settings.topics)) % settings.partitions
+            value = f"{process}-{n}"
+            op_id = recorder.invoke(process, "send", topic=topic, partition=partition, value=value)
+            fields: dict[str, Any] = {"topic": topic, "partition": partition, "value": value}
+            try:
+                future = await asyncio.to_thread(
+                    producer.send, topic, value=value.encode(), partition=partition
+                )
+                metadata = await asyncio.to_thread(future.get, DELIVERY_TIMEOUT_MS / 1000)
+            except Exception as error:  # noqa: BLE001 - the outcome is unknown
+                recorder.complete(op_id, process, "info", "send", error=repr(error), **fields)
+            else:
+                recorder.complete(op_id, process, "ok", "send", offset=metadata.offset, **fields)
+            await asyncio.sleep(settings.send_pause_s)
+    finally:
+        await asyncio.to_thread(producer.close, 5)
+
+
+def kafka_client_available() -> bool:
+    try:
+        import kafka  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 async def consume_loop(
@@ -188,11 +243,17 @@ async def run_workload(
     settings: WorkloadSettings,
     recorder: Recorder,
     stop: asyncio.Event,
+    client_addresses: list[str] | None = None,
 ) -> None:
     tasks = [
         produce_loop(f"producer-{i}", bootstrap, settings, recorder, stop, i)
         for i in range(settings.producers)
     ]
+    if client_addresses and settings.kafka_producers and kafka_client_available():
+        tasks += [
+            kafka_produce_loop(f"kafka-producer-{i}", client_addresses, settings, recorder, stop, i)
+            for i in range(settings.kafka_producers)
+        ]
     tasks += [
         consume_loop(f"consumer-{topic}", topic, bootstrap, settings, recorder, stop)
         for topic in settings.topics
