@@ -5,7 +5,9 @@ and the replica logs on disk."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,23 @@ from kraft.rpc.client import RpcClient
 from tests.cluster.harness import LocalCluster, NodeProcess, http_json, wait_for
 
 REQUEST_TIMEOUT_S = 15.0
+# Fast fencing and ISR shrink, so the fault tests take seconds; both stay well above what a
+# loaded test machine needs between two heartbeats or two fetches.
+DATA_PLANE_TIMING = {
+    "broker.session.timeout.ms": "1500",
+    "broker.heartbeat.interval.ms": "300",
+    "replica.lag.time.max.ms": "1500",
+}
+
+
+@contextlib.contextmanager
+def data_plane_cluster(root: Path, **options: Any) -> Iterator[LocalCluster]:
+    """A running three-node cluster with DATA_PLANE_TIMING, closed afterwards."""
+    local = LocalCluster(root, extra_config=dict(DATA_PLANE_TIMING), **options)
+    try:
+        yield local.up()
+    finally:
+        local.close()
 
 
 def request(node: NodeProcess, body: dict[str, Any], timeout_s: float = REQUEST_TIMEOUT_S) -> Any:

@@ -17,9 +17,11 @@ import pytest
 from broker.log.batch import CRC_POSITION, MAGIC_POSITION
 from kraft.protocol.errors import ErrorCode
 from tests.cluster.dataplane import (
+    DATA_PLANE_TIMING,
     batch_of,
     cluster_id,
     create_topic,
+    data_plane_cluster,
     fetch,
     log_bytes,
     produce,
@@ -32,22 +34,11 @@ from tests.cluster.harness import LocalCluster, NodeProcess, http_json, wait_for
 
 pytestmark = pytest.mark.cluster
 
-# Fast fencing and ISR shrink, so the fault tests take seconds; both stay well above what a
-# loaded test machine needs between two heartbeats or two fetches.
-TEST_TIMING = {
-    "broker.session.timeout.ms": "1500",
-    "broker.heartbeat.interval.ms": "300",
-    "replica.lag.time.max.ms": "1500",
-}
-
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path, extra_config=dict(TEST_TIMING))
-    try:
-        yield local.up()
-    finally:
-        local.close()
+    with data_plane_cluster(tmp_path) as local:
+        yield local
 
 
 def ready_topic(
@@ -121,7 +112,7 @@ def test_acks_all_is_refused_below_min_insync_replicas_and_nothing_is_written(
     # Three controllers and three broker-only nodes: two brokers can die while the quorum
     # lives on, so the controller shrinks the ISR to the leader alone.
     local = LocalCluster(
-        tmp_path, size=3, observers=3, controller_only=True, extra_config=dict(TEST_TIMING)
+        tmp_path, size=3, observers=3, controller_only=True, extra_config=dict(DATA_PLANE_TIMING)
     )
     try:
         local.up()

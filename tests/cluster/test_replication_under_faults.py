@@ -13,7 +13,12 @@ import pytest
 
 from client.consumer import Consumer
 from client.producer import Producer, RecordMetadata
-from tests.cluster.dataplane import create_topic, log_bytes, wait_for_partition
+from tests.cluster.dataplane import (
+    create_topic,
+    data_plane_cluster,
+    log_bytes,
+    wait_for_partition,
+)
 from tests.cluster.harness import LocalCluster, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -21,20 +26,12 @@ pytestmark = pytest.mark.cluster
 RECORDS = 100_000
 KILL_AFTER = 30_000  # acknowledged records before the leader is killed
 RESTART_AFTER = 60_000  # acknowledged records before it is started again
-TEST_TIMING = {
-    "broker.session.timeout.ms": "1500",
-    "broker.heartbeat.interval.ms": "300",
-    "replica.lag.time.max.ms": "1500",
-}
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path, extra_config=dict(TEST_TIMING))
-    try:
-        yield local.up()
-    finally:
-        local.close()
+    with data_plane_cluster(tmp_path) as local:
+        yield local
 
 
 def value_of(n: int) -> bytes:
