@@ -9,6 +9,7 @@ proxies. Everything binds to 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kraft.rpc.client import RpcClient
 from kraft.storage.meta import format_storage, random_cluster_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,7 @@ DATA_DISK_MB = 256
 BALLAST_NAME = "ballast"
 BALLAST_CHUNK_BYTES = 1024 * 1024
 HTTP_TIMEOUT_S = 2.0
+METADATA_TIMEOUT_S = 5.0
 # Fast failover, as the test clusters run: fencing in 1.5 s, ISR shrink in 1.5 s.
 NODE_SETTINGS = {
     "broker.session.timeout.ms": "1500",
@@ -67,6 +70,35 @@ def free_ports(count: int, rng: random.Random | None = None) -> list[int]:
                 continue
         ports.append(port)
     return ports
+
+
+def metadata_view(node_rpc_port: int, topics: list[str]) -> dict[str, Any] | None:
+    """{topic: {partition: {leader, leader_epoch, isr, replicas}}} as one node's metadata
+    image has it, or None when the node does not answer."""
+
+    async def ask() -> Any:
+        client = RpcClient("127.0.0.1", node_rpc_port, None)
+        try:
+            return await client.request({"kind": "metadata", "topics": topics}, METADATA_TIMEOUT_S)
+        finally:
+            await client.close()
+
+    try:
+        answer = asyncio.run(ask())
+    except Exception:  # noqa: BLE001 - a node that does not answer has no view
+        return None
+    view: dict[str, Any] = {}
+    for topic in answer.get("topics", []):
+        view[topic["topic"]] = {
+            str(p["partition"]): {
+                "leader": p["leader"],
+                "leader_epoch": p["leader_epoch"],
+                "isr": sorted(p["isr"]),
+                "replicas": list(p["replicas"]),
+            }
+            for p in topic["partitions"]
+        }
+    return view
 
 
 @dataclass
@@ -308,6 +340,23 @@ class ChaosCluster:
 
     def running(self) -> list[ChaosNode]:
         return [node for node in self.nodes.values() if node.is_running() and not node.paused]
+
+    def fully_in_sync(self, topics: list[str]) -> bool:
+        """Every partition of `topics` has a leader and all its replicas in its ISR, as a
+        running node sees it."""
+        for node in self.running():
+            view = metadata_view(node.rpc_port, topics)
+            if view is None:
+                continue
+            return all(
+                bool(view.get(topic))
+                and all(
+                    p["leader"] >= 0 and len(p["isr"]) == len(p["replicas"])
+                    for p in view[topic].values()
+                )
+                for topic in topics
+            )
+        return False
 
     def controller_id(self) -> int | None:
         """The active controller as a majority of running nodes report it."""

@@ -57,6 +57,8 @@ MIXED_NETWORK_GAP_S = 0.5
 FAULT_SECONDS = (2.0, 6.0)  # how long a fault lasts, drawn uniformly
 QUIET_SECONDS = (3.0, 6.0)  # time to recover between faults
 READY_TIMEOUT_S = 30.0
+# A wipe waits at most this long for every partition to be fully in sync (else skipped).
+WIPE_SYNC_WAIT_S = 20.0
 SLOW_DELAY_MS = (20.0, 150.0)
 LOSS_PROBABILITY = (0.01, 0.05)
 
@@ -105,14 +107,15 @@ class Nemesis:
         cluster: ChaosCluster,
         proxies: ProxyProcess,
         recorder: Recorder,
-        topic: str,
+        topics: Sequence[str],
         seed: int,
         disk_problem: str | None = None,
     ) -> None:
         self.cluster = cluster
         self.proxies = proxies
         self.recorder = recorder
-        self.topic = topic  # whose partition leader a "leader" target means
+        self.topics = tuple(topics)
+        self.topic = self.topics[0]  # whose partition leader a "leader" target means
         self.rng = random.Random(seed ^ 0x5EED)
         self.node_ids = sorted(cluster.nodes)
         self.disk_problem = disk_problem  # why full_disk cannot run here, if it cannot
@@ -168,6 +171,20 @@ class Nemesis:
         if fault.kind == "full_disk" and self.disk_problem is not None:
             print(f"full_disk skipped: {self.disk_problem}", file=sys.stderr, flush=True)
             return
+        if fault.kind == "wipe" and not await asyncio.to_thread(
+            self.cluster.wait_until,
+            lambda: self.cluster.fully_in_sync(list(self.topics)),
+            WIPE_SYNC_WAIT_S,
+        ):
+            # The guarantee is for the permanent loss of one replica at a time (SPEC §7):
+            # a second loss before the first has been repaired is outside it.
+            print(
+                f"wipe at {fault.at_s:.0f}s skipped: the partitions were not fully in sync "
+                f"within {WIPE_SYNC_WAIT_S:.0f} s (a replica lost earlier is still catching up)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         target = await asyncio.to_thread(self._resolve, fault)
         nodes = [target]
         if fault.kind in ("kill", "pause"):
@@ -175,7 +192,10 @@ class Nemesis:
             extra = self.rng.randrange(len(self.node_ids) // 2)
             others = [n for n in self.node_ids if n != target]
             nodes += self.rng.sample(others, extra)
-        locks = [] if fault.kind in NETWORK_FAULTS or fault.kind == "rolling_restart" else nodes
+        if fault.kind == "rolling_restart":
+            locks = list(self.node_ids)  # it restarts every node: nothing else on them meanwhile
+        else:
+            locks = [] if fault.kind in NETWORK_FAULTS else nodes
         for node_id in sorted(locks):
             await self.node_locks[node_id].acquire()
         try:

@@ -22,7 +22,7 @@ import structlog
 
 from broker.log.batch import iter_batches, iter_records
 from chaos.checker import Verdict, check
-from chaos.cluster import ChaosCluster
+from chaos.cluster import ChaosCluster, metadata_view
 from chaos.history import FinalState, ReplicaState, write_final_state, write_history
 from chaos.nemesis import FAULT_KINDS, Nemesis, plan
 from chaos.proxy import ProxyProcess
@@ -30,14 +30,12 @@ from chaos.report import unavailability, write_report
 from chaos.workload import Recorder, WorkloadSettings, run_workload
 from client.admin import AdminClient
 from client.consumer import Consumer
-from kraft.rpc.client import RpcClient
 
 log = structlog.get_logger(__name__)
 
 READY_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 60.0
 FINAL_READ_TIMEOUT_S = 60.0
-REQUEST_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +143,7 @@ async def _load_and_faults(
     stop = asyncio.Event()
     bootstrap = [node.rpc_address for node in cluster.nodes.values()]
     http_urls = [node.http_url for node in cluster.nodes.values()]
-    nemesis = Nemesis(
-        cluster, proxies, recorder, config.workload.topics[0], config.seed, disk_problem
-    )
+    nemesis = Nemesis(cluster, proxies, recorder, config.workload.topics, config.seed, disk_problem)
     client_addresses = [f"127.0.0.1:{node.client_port}" for node in cluster.nodes.values()]
     workload = asyncio.create_task(
         run_workload(bootstrap, http_urls, config.workload, recorder, stop, client_addresses)
@@ -176,39 +172,13 @@ def _wait_ready(cluster: ChaosCluster) -> None:
         raise RuntimeError(f"the cluster was not ready within {READY_TIMEOUT_S:.0f} s")
 
 
-def _metadata_of(node_rpc_port: int, topics: list[str]) -> dict[str, Any] | None:
-    async def ask() -> Any:
-        client = RpcClient("127.0.0.1", node_rpc_port, None)
-        try:
-            return await client.request({"kind": "metadata", "topics": topics}, REQUEST_TIMEOUT_S)
-        finally:
-            await client.close()
-
-    try:
-        answer = asyncio.run(ask())
-    except Exception:  # noqa: BLE001 - a node that does not answer has no view
-        return None
-    view: dict[str, Any] = {}
-    for topic in answer.get("topics", []):
-        view[topic["topic"]] = {
-            str(p["partition"]): {
-                "leader": p["leader"],
-                "leader_epoch": p["leader_epoch"],
-                "isr": sorted(p["isr"]),
-                "replicas": list(p["replicas"]),
-            }
-            for p in topic["partitions"]
-        }
-    return view
-
-
 def _settle(cluster: ChaosCluster, workload: WorkloadSettings) -> bool:
     """Waits until every node is ready, agrees on the metadata of the run's topics, and
     every partition has a leader and all its replicas in sync."""
     topics = list(workload.topics)
 
     def settled() -> bool:
-        views = [_metadata_of(node.rpc_port, topics) for node in cluster.nodes.values()]
+        views = [metadata_view(node.rpc_port, topics) for node in cluster.nodes.values()]
         if any(view is None for view in views) or any(view != views[0] for view in views):
             return False
         first = views[0]
@@ -253,7 +223,7 @@ async def _final_state(cluster: ChaosCluster, workload: WorkloadSettings) -> Fin
             reads[topic].setdefault(partition, [])
         final.final_reads = reads
     for node in cluster.nodes.values():
-        view = await asyncio.to_thread(_metadata_of, node.rpc_port, topics)
+        view = await asyncio.to_thread(metadata_view, node.rpc_port, topics)
         final.metadata[node.node_id] = view if view is not None else {}
         for topic in topics:
             for partition in range(workload.partitions):
