@@ -121,6 +121,7 @@ class Nemesis:
         self.disk_problem = disk_problem  # why full_disk cannot run here, if it cannot
         # Faults on one node take turns (a kill's restart must not race a wipe).
         self.node_locks = {node_id: asyncio.Lock() for node_id in self.node_ids}
+        self.data_loss_turn = asyncio.Lock()  # one wiped replica at a time (see _wipe)
 
     async def run(
         self, faults: list[PlannedFault], stop: asyncio.Event, *, mixed: bool = False
@@ -171,20 +172,6 @@ class Nemesis:
         if fault.kind == "full_disk" and self.disk_problem is not None:
             print(f"full_disk skipped: {self.disk_problem}", file=sys.stderr, flush=True)
             return
-        if fault.kind == "wipe" and not await asyncio.to_thread(
-            self.cluster.wait_until,
-            lambda: self.cluster.fully_in_sync(list(self.topics)),
-            WIPE_SYNC_WAIT_S,
-        ):
-            # The guarantee is for the permanent loss of one replica at a time (SPEC §7):
-            # a second loss before the first has been repaired is outside it.
-            print(
-                f"wipe at {fault.at_s:.0f}s skipped: the partitions were not fully in sync "
-                f"within {WIPE_SYNC_WAIT_S:.0f} s (a replica lost earlier is still catching up)",
-                file=sys.stderr,
-                flush=True,
-            )
-            return
         target = await asyncio.to_thread(self._resolve, fault)
         nodes = [target]
         if fault.kind in ("kill", "pause"):
@@ -222,10 +209,7 @@ class Nemesis:
                 for node_id in nodes:
                     self.cluster.resume(node_id)
             elif fault.kind == "wipe":
-                await asyncio.to_thread(self.cluster.kill, target)
-                await asyncio.to_thread(self.cluster.wipe_data, target)
-                await asyncio.sleep(fault.duration_s)
-                await asyncio.to_thread(self.cluster.start, target)
+                detail = await self._wipe(fault, target)
             elif fault.kind == "rolling_restart":
                 targets = await self._rolling_restart()
             elif fault.kind == "full_disk":
@@ -240,6 +224,33 @@ class Nemesis:
                 targets, detail = await self._network_fault(fault, target)
         finally:
             self.recorder.fault(fault.kind, targets, start, detail)
+
+    async def _wipe(self, fault: PlannedFault, target: int) -> str:
+        """The permanent loss of one replica's data. The guarantee is for one lost replica at
+        a time (SPEC §7), so wipes take turns, each waits until every partition is fully in
+        sync before it strikes, and holds the turn until they are in sync again."""
+        async with self.data_loss_turn:
+            if not await self._wait_fully_in_sync():
+                print(
+                    f"wipe at {fault.at_s:.0f}s skipped: the partitions were not fully in "
+                    f"sync within {WIPE_SYNC_WAIT_S:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return "skipped: partitions not fully in sync"
+            await asyncio.to_thread(self.cluster.kill, target)
+            await asyncio.to_thread(self.cluster.wipe_data, target)
+            await asyncio.sleep(fault.duration_s)
+            await asyncio.to_thread(self.cluster.start, target)
+            repaired = await self._wait_fully_in_sync()
+            return "" if repaired else "the replica had not caught up when the turn ended"
+
+    async def _wait_fully_in_sync(self) -> bool:
+        return await asyncio.to_thread(
+            self.cluster.wait_until,
+            lambda: self.cluster.fully_in_sync(list(self.topics)),
+            WIPE_SYNC_WAIT_S,
+        )
 
     async def _network_fault(self, fault: PlannedFault, target: int) -> tuple[list[int], str]:
         others = [n for n in self.node_ids if n != target]
