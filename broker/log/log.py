@@ -297,7 +297,7 @@ class PartitionLog:
             # entry at the log end for an epoch in which it appended nothing; a truncation
             # that removes no batch must still remove that entry, or the follower keeps
             # diverging on it forever (found by the replication simulator).
-            self.epoch_cache.truncate_from_end(self.log_end_offset)
+            self._truncate_epochs_from_end(self.log_end_offset)
             return
         if offset < self._segments[0].base_offset:
             self.truncate_fully_and_start_at(offset)
@@ -313,10 +313,21 @@ class PartitionLog:
             self._is_failed = True
             raise LogWriteError(f"truncating {self.directory} failed: {error}") from error
         assert self.log_end_offset <= offset, f"truncate to {offset} left {self.log_end_offset}"
-        self.epoch_cache.truncate_from_end(self.log_end_offset)
+        self._truncate_epochs_from_end(self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self._write_recovery_point()
         self._unflushed_messages = 0
+
+    def _truncate_epochs_from_end(self, end_offset: int) -> None:
+        """The epoch checkpoint is a file too: a failed write (a full disk) is a LogWriteError
+        like any other, not a stray OSError (found by `kraft chaos --mixed`)."""
+        try:
+            self.epoch_cache.truncate_from_end(end_offset)
+        except OSError as error:
+            self._is_failed = True
+            raise LogWriteError(
+                f"writing {self.epoch_cache.path} after truncation failed: {error}"
+            ) from error
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Drops every segment and restarts the log empty at `offset` (a follower whose log
@@ -334,7 +345,11 @@ class PartitionLog:
             self._is_failed = True
             raise LogWriteError(f"truncating {self.directory} failed: {error}") from error
         self._log_start_offset = offset
-        self.epoch_cache.clear_and_persist()
+        try:
+            self.epoch_cache.clear_and_persist()
+        except OSError as error:
+            self._is_failed = True
+            raise LogWriteError(f"writing {self.epoch_cache.path} failed: {error}") from error
         self._recovery_point = offset
         self._write_recovery_point()
         self._unflushed_messages = 0
@@ -362,7 +377,11 @@ class PartitionLog:
             raise LogWriteError(f"deleting segments of {self.directory} failed: {error}") from error
         del self._segments[:count]
         self._log_start_offset = new_start_offset
-        self.epoch_cache.truncate_from_start(new_start_offset)
+        try:
+            self.epoch_cache.truncate_from_start(new_start_offset)
+        except OSError as error:
+            self._is_failed = True
+            raise LogWriteError(f"writing {self.epoch_cache.path} failed: {error}") from error
         return count
 
     def _expired_count(self, candidates: list[Segment], now_ms: int) -> int:
