@@ -35,8 +35,12 @@ from broker.log.batch import Record, build_batch  # noqa: E402
 from client.consumer import Consumer  # noqa: E402
 from client.producer import Producer, RecordMetadata  # noqa: E402
 from kraft.rpc.client import RpcClient  # noqa: E402
-from tests.cluster.dataplane import create_topic, wait_for_partition  # noqa: E402
-from tests.cluster.harness import LocalCluster, wait_for  # noqa: E402
+from tests.cluster.dataplane import (  # noqa: E402
+    create_topic,
+    wait_for_partition,
+    wait_until_ready,
+)
+from tests.cluster.harness import LocalCluster  # noqa: E402
 
 RECORD_BYTES = 1024
 TOPIC = "bench"
@@ -175,11 +179,7 @@ def main() -> None:
         cluster = LocalCluster(Path(root))
         try:
             cluster.up()
-            wait_for(
-                lambda: all(n.get("/v1/status/ready")[0] == 200 for n in cluster.running()),
-                deadline_s=60,
-                what="three ready brokers",
-            )
+            wait_until_ready(cluster)
             create_topic(cluster.nodes[1], TOPIC, partitions=args.partitions)
             for partition in range(args.partitions):
                 wait_for_partition(

@@ -25,8 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from client.consumer import Consumer  # noqa: E402
 from client.producer import Producer, RecordMetadata  # noqa: E402
-from tests.cluster.dataplane import create_topic, wait_for_partition  # noqa: E402
-from tests.cluster.harness import LocalCluster, wait_for  # noqa: E402
+from tests.cluster.dataplane import (  # noqa: E402
+    create_topic,
+    wait_for_partition,
+    wait_until_ready,
+)
+from tests.cluster.harness import LocalCluster  # noqa: E402
 
 TOPIC = "failover"
 SEND_INTERVAL_S = 0.001
@@ -97,11 +101,7 @@ def main() -> None:
         cluster = LocalCluster(Path(root))
         try:
             cluster.up()
-            wait_for(
-                lambda: all(n.get("/v1/status/ready")[0] == 200 for n in cluster.running()),
-                deadline_s=60,
-                what="three ready brokers",
-            )
+            wait_until_ready(cluster)
             create_topic(cluster.nodes[1], TOPIC)
             results = []
             for trial in range(args.trials):

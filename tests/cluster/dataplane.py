@@ -35,6 +35,15 @@ def data_plane_cluster(root: Path, **options: Any) -> Iterator[LocalCluster]:
         local.close()
 
 
+def wait_until_ready(cluster: LocalCluster, deadline_s: float = 60.0) -> None:
+    """Every running node answers /v1/status/ready with 200 (caught up, unfenced)."""
+    wait_for(
+        lambda: all(n.get("/v1/status/ready")[0] == 200 for n in cluster.running()),
+        deadline_s=deadline_s,
+        what="every running node ready",
+    )
+
+
 def request(node: NodeProcess, body: dict[str, Any], timeout_s: float = REQUEST_TIMEOUT_S) -> Any:
     """One native request to `node`'s rpc listener, as a tool (no node id) sends it."""
 

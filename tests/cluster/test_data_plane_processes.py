@@ -29,6 +29,7 @@ from tests.cluster.dataplane import (
     request,
     stored_offsets,
     wait_for_partition,
+    wait_until_ready,
 )
 from tests.cluster.harness import LocalCluster, NodeProcess, http_json, wait_for
 
@@ -46,9 +47,7 @@ def ready_topic(
 ) -> dict[str, object]:
     """Creates an RF=3 single-partition topic and waits until every node sees all three
     replicas in sync; returns the partition's state."""
-    wait_for(
-        lambda: all(n.get("/v1/status/ready")[0] == 200 for n in cluster.running()), what="ready"
-    )
+    wait_until_ready(cluster)
     create_topic(cluster.nodes[1], name, configs=configs)
     return wait_for_partition(
         cluster, name, lambda s: s["leader"] >= 0 and len(s["isr"]) == 3, "a led, in-sync topic"

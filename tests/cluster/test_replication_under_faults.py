@@ -18,6 +18,7 @@ from tests.cluster.dataplane import (
     data_plane_cluster,
     log_bytes,
     wait_for_partition,
+    wait_until_ready,
 )
 from tests.cluster.harness import LocalCluster, wait_for
 
@@ -86,9 +87,7 @@ async def read_all(cluster: LocalCluster, end_offset: int) -> list[tuple[int, by
 def test_acks_all_records_survive_a_leader_sigkill_at_their_offsets_and_replicas_agree(
     cluster: LocalCluster,
 ) -> None:
-    wait_for(
-        lambda: all(n.get("/v1/status/ready")[0] == 200 for n in cluster.running()), what="ready"
-    )
+    wait_until_ready(cluster)
     create_topic(cluster.nodes[1], "survivor")
     state = wait_for_partition(
         cluster, "survivor", lambda s: s["leader"] >= 0 and len(s["isr"]) == 3, "in sync"
