@@ -141,9 +141,11 @@ class ControllerGateway:
         incarnation_id = str(body["incarnation_id"])
         endpoints = tuple(Endpoint(str(n), str(h), int(p)) for n, h, p in body["endpoints"])
         rack = body.get("rack")
+        log_dir_id = body.get("log_dir_id")
+        log_dir_id = None if log_dir_id is None else str(log_dir_id)
         response, _ = await service.submit(
             lambda controller, now_ms: controller.register_broker(
-                broker_id, incarnation_id, endpoints, rack, now_ms
+                broker_id, incarnation_id, endpoints, rack, now_ms, log_dir_id
             )
         )
         return {"broker_epoch": int(response)}

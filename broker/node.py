@@ -71,6 +71,7 @@ class Node:
         self.config = config
         self.node_id = config.node_id
         self.cluster_id = ""
+        self._log_dir_id: str | None = None  # directory.id of log.dirs[0]
         self.registry = CollectorRegistry()
         self.kv = KeyValueStateMachine()
         self.metadata = MetadataStateMachine()
@@ -96,6 +97,8 @@ class Node:
         config = self.config
         meta = check_storage(list(config.storage_dirs), config.node_id)
         self.cluster_id = meta.cluster_id
+        # storage_dirs starts with log.dirs: the first one holds the partition logs
+        self._log_dir_id = meta.directory_ids[0] if meta.directory_ids else None
         voters = frozenset(config.voters)
         if config.node_id in voters and not meta.initial_voter:
             # docs/decisions/0001: a replacement for a voter that lost its storage observes
@@ -241,6 +244,7 @@ class Node:
                 ask_controller=self._gateway.call,
                 applied_offset=lambda: runtime.applied_end_offset - 1,
                 heartbeat_interval_s=config.broker_heartbeat_interval_ms / 1000,
+                log_dir_id=self._log_dir_id,
             )
             self._start_replicas()
 

@@ -58,8 +58,11 @@ class BrokerLifecycle:
         ask_controller: AskController,
         applied_offset: Callable[[], int],
         heartbeat_interval_s: float,
+        log_dir_id: str | None = None,
     ) -> None:
         self.broker_id = broker_id
+        # directory.id of the log directory: a new one tells the controller our data is gone
+        self.log_dir_id = log_dir_id
         self.incarnation_id = uuid.uuid4().hex
         self.state = BrokerState()
         self._endpoints = endpoints
@@ -150,6 +153,7 @@ class BrokerLifecycle:
                 "incarnation_id": self.incarnation_id,
                 "endpoints": [[e.name, e.host, e.port] for e in self._endpoints],
                 "rack": self._rack,
+                "log_dir_id": self.log_dir_id,
             }
         )
         if "error_code" in answer:

@@ -297,6 +297,8 @@ class ReplicaManager:
         partition.min_insync_replicas = int(
             configs.get("min.insync.replicas", self.settings.min_insync_replicas)
         )
+        if partition.leader is not None:
+            partition.leader.set_min_insync_replicas(partition.min_insync_replicas)
         partition.log.config = self._log_config(configs)
         self._apply_registration(partition, registration)
 
@@ -435,6 +437,7 @@ class ReplicaManager:
             min(high_watermark, log_.log_end_offset),
             monotonic_ms(),
             self.settings.replica_lag_time_max_ms,
+            partition.min_insync_replicas,
         )
         partition.wake_fetches()
         log.info(

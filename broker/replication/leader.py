@@ -73,6 +73,7 @@ class PartitionLeaderState:
         high_watermark: int,
         now_ms: int,
         replica_lag_time_max_ms: int = REPLICA_LAG_TIME_MAX_MS,
+        min_insync_replicas: int = 1,
     ) -> None:
         """`log_end_offset` is the log's end when leadership starts: the shell has assigned
         the leader epoch at it (the epoch's start offset, Kafka's leaderEpochStartOffset).
@@ -91,6 +92,7 @@ class PartitionLeaderState:
         self.log_end_offset = log_end_offset
         self.high_watermark = high_watermark
         self.replica_lag_time_max_ms = replica_lag_time_max_ms
+        self.min_insync_replicas = min_insync_replicas  # the topic's; the shell keeps it current
         self.followers: dict[int, FollowerProgress] = {
             replica: FollowerProgress(
                 last_caught_up_ms=now_ms if replica in registration.isr else None
@@ -312,9 +314,22 @@ class PartitionLeaderState:
 
     # -- high watermark ---------------------------------------------------------------------
 
+    def set_min_insync_replicas(self, min_insync_replicas: int) -> None:
+        assert min_insync_replicas >= 1, f"min.insync.replicas {min_insync_replicas} below 1"
+        self.min_insync_replicas = min_insync_replicas
+        self.maybe_advance_high_watermark()
+
     def maybe_advance_high_watermark(self) -> None:
         """High watermark = min log end offset over the maximal ISR, never decreasing; it
-        stays while a member's log end offset is unknown (no fetch yet in this epoch)."""
+        stays while a member's log end offset is unknown (no fetch yet in this epoch).
+
+        KIP-966: it also stays while the committed ISR is smaller than min.insync.replicas.
+        The controller keeps the replicas that left the ISR then as eligible leader replicas
+        (ELR), which may lead when no ISR member can: they hold every record below the high
+        watermark only because it did not move without them. (acks=1 writes are still taken;
+        consumers see them once the ISR is large enough again.)"""
+        if len(self.committed_isr) < self.min_insync_replicas:
+            return
         candidate = self.log_end_offset
         for replica in self.maximal_isr:
             if replica == self.broker_id:

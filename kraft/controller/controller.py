@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from kraft.controller.configs import (
+    MIN_INSYNC_REPLICAS,
     UNCLEAN_LEADER_ELECTION_ENABLE,
     parse_boolean,
     validate_config_name,
@@ -29,6 +30,8 @@ from kraft.controller.configs import (
 from kraft.controller.elections import (
     elect_leaderless,
     elect_preferred,
+    next_elr,
+    with_min_insync_replicas_changed,
     without_brokers,
 )
 from kraft.controller.errors import (
@@ -141,11 +144,15 @@ class QuorumController:
         endpoints: tuple[Endpoint, ...],
         rack: str | None,
         now_ms: int,
+        log_dir_id: str | None = None,
     ) -> ControllerResult:
         """Response: the broker epoch. A retry of the same incarnation gets its epoch back; a
-        new incarnation gets a new epoch, starts fenced and leaves the ISRs it was in."""
+        new incarnation gets a new epoch, starts fenced and leaves the ISRs it was in. One
+        whose log directory is new (`log_dir_id` differs from the one it registered with
+        before: a new or wiped disk) has lost its partition data: it also leaves every ELR,
+        and the ISRs it was the last member of (KIP-966: it may not lead from data it lost)."""
         sessions = self._started_sessions(now_ms)
-        validate_registration(broker_id, incarnation_id, endpoints, rack)
+        validate_registration(broker_id, incarnation_id, endpoints, rack, log_dir_id)
         existing = self._image.brokers.get(broker_id)
         if existing is not None and existing.incarnation_id == incarnation_id:
             sessions[broker_id] = now_ms
@@ -154,10 +161,19 @@ class QuorumController:
         records: list[MetadataRecord] = []
         self._append(
             records,
-            RegisterBrokerRecord(broker_id, incarnation_id, broker_epoch, endpoints, rack, True),
+            RegisterBrokerRecord(
+                broker_id, incarnation_id, broker_epoch, endpoints, rack, True, log_dir_id
+            ),
         )
         if existing is not None:  # the old incarnation may have lost unflushed data
-            self._remove_from_partitions(records, frozenset({broker_id}))
+            lost_data = (
+                existing.log_dir_id is not None
+                and log_dir_id is not None
+                and log_dir_id != existing.log_dir_id
+            )
+            self._remove_from_partitions(
+                records, frozenset({broker_id}), frozenset({broker_id}) if lost_data else None
+            )
         sessions[broker_id] = now_ms
         return ControllerResult(records, broker_epoch)
 
@@ -321,6 +337,11 @@ class QuorumController:
         for key in sorted(set(delete_configs)):
             if key in current:
                 self._append(records, ConfigRecord(TOPIC_RESOURCE, name, key, None))
+        if current.get(MIN_INSYNC_REPLICAS) != result.get(MIN_INSYNC_REPLICAS):
+            for partition_id in sorted(topic.partitions):
+                record = with_min_insync_replicas_changed(topic.partitions[partition_id])
+                if record is not None:
+                    self._append(records, record)
         assert self._image.configs(TOPIC_RESOURCE, name) == result
         return ControllerResult(records, result)
 
@@ -365,7 +386,14 @@ class QuorumController:
             self._check_added_members_epochs(partition, isr, new_isr_broker_epochs)
         records: list[MetadataRecord] = []
         if isr != partition.isr:
-            self._append(records, PartitionChangeRecord(topic_id, partition_id, isr=isr))
+            topic_name = self._image.topics_by_id[topic_id].name
+            elr = next_elr(partition, isr, self._min_insync_replicas(topic_name))
+            self._append(
+                records,
+                PartitionChangeRecord(
+                    topic_id, partition_id, isr=isr, elr=None if elr == partition.elr else elr
+                ),
+            )
         updated = self._image.partition(topic_id, partition_id)
         assert updated is not None
         return ControllerResult(records, updated)
@@ -450,6 +478,10 @@ class QuorumController:
             return self._settings.unclean_leader_election_enable
         return parse_boolean(value)
 
+    def _min_insync_replicas(self, topic_name: str) -> int:
+        value = self._image.configs(TOPIC_RESOURCE, topic_name).get(MIN_INSYNC_REPLICAS)
+        return self._settings.min_insync_replicas if value is None else int(value)
+
     def _partitions_in_order(self) -> list[tuple[str, PartitionRegistration]]:
         """(topic name, partition) by topic name then partition id: decisions do not depend
         on the order the image happens to hold its topics in."""
@@ -485,12 +517,27 @@ class QuorumController:
                 PartitionRecord(topic_id, partition_id, replicas, replicas, replicas[0], 0, 0),
             )
 
-    def _remove_from_partitions(self, records: list[MetadataRecord], gone: frozenset[int]) -> None:
-        """`gone` brokers (fenced, shutting down, restarted) leave leaderships and ISRs."""
+    def _remove_from_partitions(
+        self,
+        records: list[MetadataRecord],
+        gone: frozenset[int],
+        lost_data: frozenset[int] | None = None,
+    ) -> None:
+        """`gone` brokers (fenced, shutting down, restarted) leave leaderships and ISRs;
+        those that `lost_data` leave ELRs too, and the ISRs they were the last member of."""
         live = frozenset(self._image.live_brokers()) - gone
+        lost = lost_data or frozenset()
         for name, partition in self._partitions_in_order():
-            if partition.leader in gone or gone.intersection(partition.isr):
-                record = without_brokers(partition, gone, live, self._unclean_allowed(name))
+            touched = gone.intersection(partition.isr) or lost.intersection(partition.elr)
+            if partition.leader in gone or touched:
+                record = without_brokers(
+                    partition,
+                    gone,
+                    live,
+                    self._unclean_allowed(name),
+                    self._min_insync_replicas(name),
+                    lost,
+                )
                 if record is not None:
                     self._append(records, record)
 
@@ -498,7 +545,9 @@ class QuorumController:
         live = frozenset(self._image.live_brokers())
         for name, partition in self._partitions_in_order():
             if not partition.has_leader:
-                record = elect_leaderless(partition, live, self._unclean_allowed(name))
+                record = elect_leaderless(
+                    partition, live, self._unclean_allowed(name), self._min_insync_replicas(name)
+                )
                 if record is not None:
                     self._append(records, record)
 

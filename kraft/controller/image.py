@@ -46,6 +46,7 @@ class BrokerRegistration:
     rack: str | None
     fenced: bool
     in_controlled_shutdown: bool
+    log_dir_id: str | None = None  # directory.id of its log directory, when it said
 
     def endpoint(self, name: str) -> Endpoint | None:
         for endpoint in self.endpoints:
@@ -63,6 +64,10 @@ class PartitionRegistration:
     leader: int
     leader_epoch: int
     partition_epoch: int
+    # Eligible leader replicas (KIP-966): replicas that left the ISR while it was smaller
+    # than min.insync.replicas. The high watermark does not advance then, so each holds
+    # every committed record and may lead cleanly when no ISR member can.
+    elr: tuple[int, ...] = ()
 
     @property
     def has_leader(self) -> bool:
@@ -86,12 +91,16 @@ def check_partition_invariants(partition: PartitionRegistration) -> None:
     assert partition.partition_id >= 0, f"{name}: negative partition id"
     assert partition.replicas, f"{name}: no replicas"
     assert len(set(partition.replicas)) == len(partition.replicas), f"{name}: duplicate replica"
-    assert partition.isr, f"{name}: empty ISR"
+    # Empty only when the last member lost its data (KIP-966): nothing may lead cleanly.
+    assert partition.isr or partition.leader == NO_LEADER, f"{name}: empty ISR with a leader"
     assert len(set(partition.isr)) == len(partition.isr), f"{name}: duplicate ISR member"
     assert set(partition.isr) <= set(partition.replicas), f"{name}: ISR outside the replicas"
     assert partition.leader == NO_LEADER or partition.leader in partition.isr, (
         f"{name}: leader {partition.leader} not in the ISR {partition.isr}"
     )
+    assert len(set(partition.elr)) == len(partition.elr), f"{name}: duplicate ELR member"
+    assert set(partition.elr) <= set(partition.replicas), f"{name}: ELR outside the replicas"
+    assert not set(partition.elr) & set(partition.isr), f"{name}: ELR member in the ISR"
     assert partition.leader_epoch >= 0, f"{name}: negative leader epoch"
     assert partition.partition_epoch >= 0, f"{name}: negative partition epoch"
 
@@ -278,6 +287,7 @@ class MetadataImage:
             rack=record.rack,
             fenced=record.fenced,
             in_controlled_shutdown=False,
+            log_dir_id=record.log_dir_id,
         )
         self.next_broker_epoch = max(self.next_broker_epoch, record.broker_epoch + 1)
 
@@ -318,6 +328,7 @@ class MetadataImage:
             leader=record.leader,
             leader_epoch=record.leader_epoch,
             partition_epoch=record.partition_epoch,
+            elr=record.elr,
         )
         previous = topic.partitions.get(record.partition_id)
         if previous is not None:  # a re-statement: epochs never go back
@@ -338,6 +349,7 @@ class MetadataImage:
             leader=previous.leader if record.leader is None else record.leader,
             leader_epoch=previous.leader_epoch + (1 if leader_changed else 0),
             partition_epoch=previous.partition_epoch + 1,
+            elr=previous.elr if record.elr is None else record.elr,
         )
         assert not record.unclean or (leader_changed and partition.leader not in previous.isr), (
             "an unclean election names a new leader from outside the previous ISR"
@@ -384,6 +396,7 @@ def _broker_records(broker: BrokerRegistration) -> list[MetadataRecord]:
             endpoints=broker.endpoints,
             rack=broker.rack,
             fenced=broker.fenced,
+            log_dir_id=broker.log_dir_id,
         )
     ]
     if broker.in_controlled_shutdown:
@@ -404,4 +417,5 @@ def _partition_record(partition: PartitionRegistration) -> PartitionRecord:
         leader=partition.leader,
         leader_epoch=partition.leader_epoch,
         partition_epoch=partition.partition_epoch,
+        elr=partition.elr,
     )

@@ -33,6 +33,9 @@ class RegisterBrokerRecord:
     endpoints: tuple[Endpoint, ...]
     rack: str | None = None
     fenced: bool = True
+    # version 1: the directory.id of the broker's log directory (meta.properties). A new
+    # one for a registered broker means its partition data is gone (a new or wiped disk).
+    log_dir_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class PartitionRecord:
     leader: int  # NO_LEADER when none
     leader_epoch: int
     partition_epoch: int
+    elr: tuple[int, ...] = ()  # version 1: eligible leader replicas (KIP-966)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class PartitionChangeRecord:
     isr: tuple[int, ...] | None = None
     replicas: tuple[int, ...] | None = None
     unclean: bool = False  # the new leader was not in the ISR (unclean election)
+    elr: tuple[int, ...] | None = None  # version 1: eligible leader replicas (KIP-966)
 
 
 @dataclass(frozen=True, slots=True)

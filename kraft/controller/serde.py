@@ -17,13 +17,22 @@ from typing import Any
 
 import msgpack
 
-from kraft.controller.records import RECORD_TYPES, Endpoint, MetadataRecord
+from kraft.controller.records import (
+    RECORD_TYPES,
+    Endpoint,
+    MetadataRecord,
+    PartitionChangeRecord,
+    PartitionRecord,
+    RegisterBrokerRecord,
+)
 
 # Larger than any record the controller writes (a broker registration with its endpoints).
 MAX_RECORD_BYTES = 1024 * 1024
 
 # The current version of each record type; bump it when a field is added (at the end).
 RECORD_VERSIONS: dict[type, int] = {record_type: 0 for record_type in RECORD_TYPES.values()}
+# version 1: the log directory id of a registration; the ELR of a partition (KIP-966)
+RECORD_VERSIONS.update({RegisterBrokerRecord: 1, PartitionRecord: 1, PartitionChangeRecord: 1})
 TAGS_BY_TYPE: dict[type, int] = {record_type: tag for tag, record_type in RECORD_TYPES.items()}
 
 

@@ -33,8 +33,17 @@ def validate_partition_count(partitions: int) -> None:
 
 
 def validate_registration(
-    broker_id: int, incarnation_id: str, endpoints: tuple[Endpoint, ...], rack: str | None
+    broker_id: int,
+    incarnation_id: str,
+    endpoints: tuple[Endpoint, ...],
+    rack: str | None,
+    log_dir_id: str | None = None,
 ) -> None:
+    if log_dir_id is not None and not 0 < len(log_dir_id) <= MAX_INCARNATION_ID_CHARS:
+        raise InvalidRequestError(
+            f"log directory id of {len(log_dir_id)} characters must have 1 to "
+            f"{MAX_INCARNATION_ID_CHARS}"
+        )
     if broker_id < 0:
         raise InvalidRequestError(f"broker id {broker_id} must not be negative")
     if not 0 < len(incarnation_id) <= MAX_INCARNATION_ID_CHARS:

@@ -5,6 +5,7 @@ real signals."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import struct
@@ -24,6 +25,7 @@ from tests.cluster.dataplane import (
     data_plane_cluster,
     fetch,
     log_bytes,
+    partition_state,
     produce,
     read_values,
     request,
@@ -52,6 +54,30 @@ def ready_topic(
     return wait_for_partition(
         cluster, name, lambda s: s["leader"] >= 0 and len(s["isr"]) == 3, "a led, in-sync topic"
     )
+
+
+@contextlib.contextmanager
+def controllers_and_brokers(
+    tmp_path: Path, topic: str
+) -> Iterator[tuple[LocalCluster, dict[str, object]]]:
+    """Three controllers and three broker-only nodes (4, 5, 6), so two brokers can die while
+    the quorum lives on; `topic` (RF=3, min.insync.replicas=2) created and in sync."""
+    local = LocalCluster(
+        tmp_path, size=3, observers=3, controller_only=True, extra_config=dict(DATA_PLANE_TIMING)
+    )
+    try:
+        local.up()
+        wait_for(
+            lambda: all(local.nodes[n].get("/v1/status/ready")[0] == 200 for n in (4, 5, 6)),
+            what="brokers ready",
+        )
+        create_topic(local.nodes[4], topic, configs={"min.insync.replicas": "2"})
+        state = wait_for_partition(
+            local, topic, lambda s: s["leader"] >= 0 and len(s["isr"]) == 3, "in sync"
+        )
+        yield local, state
+    finally:
+        local.close()
 
 
 def node(cluster: LocalCluster, node_id: object) -> NodeProcess:
@@ -108,21 +134,7 @@ def test_a_follower_paused_past_the_lag_time_leaves_the_isr_and_rejoins_after_it
 def test_acks_all_is_refused_below_min_insync_replicas_and_nothing_is_written(
     tmp_path: Path,
 ) -> None:
-    # Three controllers and three broker-only nodes: two brokers can die while the quorum
-    # lives on, so the controller shrinks the ISR to the leader alone.
-    local = LocalCluster(
-        tmp_path, size=3, observers=3, controller_only=True, extra_config=dict(DATA_PLANE_TIMING)
-    )
-    try:
-        local.up()
-        wait_for(
-            lambda: all(local.nodes[n].get("/v1/status/ready")[0] == 200 for n in (4, 5, 6)),
-            what="brokers ready",
-        )
-        create_topic(local.nodes[4], "strict", configs={"min.insync.replicas": "2"})
-        state = wait_for_partition(
-            local, "strict", lambda s: s["leader"] >= 0 and len(s["isr"]) == 3, "in sync"
-        )
+    with controllers_and_brokers(tmp_path, "strict") as (local, state):
         leader = node(local, state["leader"])
         assert produce(leader, "strict", batch_of(b"kept"))["error_code"] == 0
         for broker_id in (4, 5, 6):
@@ -135,11 +147,72 @@ def test_acks_all_is_refused_below_min_insync_replicas_and_nothing_is_written(
         assert refused["error_code"] == ErrorCode.NOT_ENOUGH_REPLICAS, refused
         before = fetch(leader, "strict", 0)["log_end_offset"]
         assert before == 1, "the refused batch was not appended"
-        # acks=1 does not wait for the ISR: it is taken
+        # acks=1 does not wait for the ISR: it is taken, but consumers see it only once the
+        # ISR is back at min.insync.replicas (KIP-966: the high watermark stays meanwhile)
         assert produce(leader, "strict", batch_of(b"acks1"), acks=1)["error_code"] == 0
-        assert [v for _, v in read_values(leader, "strict")] == [b"kept", b"acks1"]
-    finally:
-        local.close()
+        assert fetch(leader, "strict", 0)["log_end_offset"] == 2
+        assert [v for _, v in read_values(leader, "strict")] == [b"kept"]
+
+
+def wipe_and_restart(cluster: LocalCluster, node_id: int) -> None:
+    """SIGKILL, the node's data directory lost for good, formatted anew, started."""
+    cluster.kill(node_id)
+    shutil.rmtree(cluster.nodes[node_id].directory / "data")
+    cluster.kraft(
+        "storage",
+        "format",
+        "--config",
+        str(cluster.nodes[node_id].config_path),
+        "--cluster-id",
+        cluster.cluster_id,
+        "--ignore-formatted",
+    )
+    cluster.start(node_id)
+
+
+def test_a_last_isr_member_that_lost_its_log_never_leads_and_an_eligible_replica_keeps_every_record(
+    tmp_path: Path,
+) -> None:
+    """The regression of kraft chaos --mixed seed 202 (KIP-966). The ISR shrinks to the
+    leader alone (the others die: they become eligible leader replicas), then the leader's
+    disk is lost. Before the fix it came back, was elected from the ISR with an empty log,
+    and every acknowledged record was gone."""
+    with controllers_and_brokers(tmp_path, "precious") as (local, state):
+        leader_id = state["leader"]
+        leader = node(local, leader_id)
+        expected = [f"p{n}".encode() for n in range(20)]
+        for value in expected:
+            assert produce(leader, "precious", batch_of(value))["error_code"] == 0
+        others = [n for n in (4, 5, 6) if n != leader_id]
+        for broker_id in others:
+            local.kill(broker_id)
+        wait_for_partition(local, "precious", lambda s: s["isr"] == [leader_id], "leader alone")
+
+        wipe_and_restart(local, leader_id)
+        wait_for(lambda: leader.get("/v1/status/ready")[0] == 200, what="the wiped node ready")
+        # registered and unfenced, it is the only live replica, and it may not lead
+        wiped_view = partition_state(leader, "precious")
+        assert wiped_view is not None and wiped_view["leader"] == -1, wiped_view
+
+        for broker_id in others:
+            local.start(broker_id)
+        back = wait_for_partition(
+            local,
+            "precious",
+            lambda s: s["leader"] == s["replicas"][0] and sorted(s["isr"]) == [4, 5, 6],
+            "every replica in sync again, the preferred one leading",
+        )
+        new_leader = node(local, back["leader"])
+        # a leader's high watermark moves once every ISR member fetched in its epoch
+        wait_for(
+            lambda: [v for _, v in read_values(new_leader, "precious")] == expected,
+            what="every acknowledged record below the high watermark",
+        )
+
+        def identical() -> bool:
+            return len({log_bytes(n, "precious") for n in local.running() if n.node_id > 3}) == 1
+
+        wait_for(identical, what="three byte-identical replica logs")
 
 
 def test_bad_produce_and_fetch_requests_get_precise_errors_and_change_nothing(
@@ -221,9 +294,15 @@ def test_a_killed_partition_leader_is_replaced_and_rejoins_as_follower_and_prefe
         "a new leader",
     )
     new_leader = node(cluster, moved["leader"])
-    assert [v for _, v in read_values(new_leader, "failover")] == [
-        f"r{n}".encode() for n in range(20)
-    ], "every acknowledged record survived the leader's SIGKILL"
+    # every acknowledged record survived the leader's SIGKILL; the new leader's high
+    # watermark reaches them once every ISR member fetched in its epoch
+    wait_for(
+        lambda: (
+            [v for _, v in read_values(new_leader, "failover")]
+            == [f"r{n}".encode() for n in range(20)]
+        ),
+        what="every acknowledged record below the new leader's high watermark",
+    )
     assert produce(new_leader, "failover", batch_of(b"after"))["error_code"] == 0
 
     cluster.start(first_leader.node_id)

@@ -7,11 +7,17 @@ Against that history it checks:
 
 1. every node's image, whenever it applies an entry or loads a snapshot, equals the
    reference image at the node's applied end, applied_offset included;
-2. in every committed image, a partition's ISR is non-empty and within its replicas, and
-   its leader is NO_LEADER or an ISR member (checked for every partition a record touches);
+2. in every committed image, a partition's ISR is within its replicas and empty only while
+   it has no leader (KIP-966: its last member lost its data), its ELR is within its replicas
+   and apart from its ISR, and its leader is NO_LEADER or an ISR member (checked for every
+   partition a record touches);
 3. no two different leaders ever share (topic id, partition id, leader epoch) in the
    committed history;
-4. a partition's leader epoch and partition epoch never decrease in the committed history.
+4. a partition's leader epoch and partition epoch never decrease in the committed history;
+5. a clean leader change names a member of the partition's ISR or ELR (KIP-966) as it was
+   just before;
+6. a broker that registers with a new log directory (its data is gone) is in no ISR and no
+   ELR once that entry is applied: it may never be elected cleanly from what it lost.
 
 Each check raises InvariantViolation naming one fact; the simulation adds seed and event.
 """
@@ -24,6 +30,7 @@ from kraft.controller.records import (
     MetadataRecord,
     PartitionChangeRecord,
     PartitionRecord,
+    RegisterBrokerRecord,
 )
 from kraft.controller.serde import decode_entry
 from kraft.raft.types import EntryKind
@@ -35,8 +42,14 @@ PartitionKey = tuple[str, int]
 def check_partition(partition: PartitionRegistration, where: str) -> None:
     """Invariant 2, one fact per check."""
     name = f"partition {partition.topic_id}/{partition.partition_id} {where}"
-    if not partition.isr:
-        raise InvariantViolation(f"{name} has an empty ISR")
+    if not partition.isr and partition.leader != NO_LEADER:
+        raise InvariantViolation(f"{name} has an empty ISR and leader {partition.leader}")
+    both = sorted(set(partition.elr) & set(partition.isr))
+    if both:
+        raise InvariantViolation(f"{name} has {both} in both its ISR and its ELR")
+    stray = sorted(set(partition.elr) - set(partition.replicas))
+    if stray:
+        raise InvariantViolation(f"{name} has ELR members {stray} outside its replicas")
     outside = sorted(set(partition.isr) - set(partition.replicas))
     if outside:
         raise InvariantViolation(
@@ -79,6 +92,7 @@ class ReferenceReplay:
 
     def _apply(self, records: list[MetadataRecord], offset: int) -> None:
         """One committed entry: the records of one batch of controller decisions."""
+        lost_data = self._check_elections(records, offset)
         try:
             self.image.apply_batch(records, offset)
         except AssertionError as error:
@@ -93,6 +107,52 @@ class ReferenceReplay:
                 continue  # its topic was deleted later in the same entry
             check_partition(partition, f"after committed offset {offset}")
             self._check_history(key, partition, offset)
+        for broker_id in lost_data:
+            self._check_left_everything(broker_id, offset)
+
+    def _check_elections(self, records: list[MetadataRecord], offset: int) -> list[int]:
+        """Invariant 5, record by record on a scratch image; returns the brokers that
+        registered with a new log directory in this entry (for invariant 6)."""
+        scratch = self.image.copy()
+        lost_data: list[int] = []
+        for record in records:
+            if isinstance(record, RegisterBrokerRecord):
+                before = scratch.brokers.get(record.broker_id)
+                if (
+                    before is not None
+                    and before.log_dir_id is not None
+                    and record.log_dir_id is not None
+                    and before.log_dir_id != record.log_dir_id
+                ):
+                    lost_data.append(record.broker_id)
+            if isinstance(record, PartitionChangeRecord) and not record.unclean:
+                previous = scratch.partition(record.topic_id, record.partition_id)
+                leader = record.leader
+                eligible = () if previous is None else (*previous.isr, *previous.elr)
+                changed = previous is not None and leader not in (None, NO_LEADER, previous.leader)
+                if changed and leader not in eligible:
+                    raise InvariantViolation(
+                        f"partition {record.topic_id}/{record.partition_id} elected {leader} "
+                        f"cleanly at committed offset {offset}, outside its ISR and ELR "
+                        f"{list(eligible)}"
+                    )
+            try:
+                scratch.apply(record, scratch.applied_offset + 1)
+            except AssertionError:
+                break  # _apply reports it, with the whole entry
+        return lost_data
+
+    def _check_left_everything(self, broker_id: int, offset: int) -> None:
+        """Invariant 6."""
+        for topic in self.image.topics_by_id.values():
+            for partition in topic.partitions.values():
+                if broker_id in partition.isr or broker_id in partition.elr:
+                    raise InvariantViolation(
+                        f"broker {broker_id} registered with a new log directory at committed "
+                        f"offset {offset} but is still in partition {topic.topic_id}/"
+                        f"{partition.partition_id}: ISR {list(partition.isr)}, ELR "
+                        f"{list(partition.elr)}"
+                    )
 
     def _check_history(
         self, key: PartitionKey, partition: PartitionRegistration, offset: int

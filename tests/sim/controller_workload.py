@@ -56,10 +56,15 @@ class SimBroker:
     new_incarnation_on_resume: bool = False
     next_heartbeat_tick: int = 0
     old_epochs: list[int] = field(default_factory=list)  # of earlier incarnations
+    disk: int = 1  # a new disk (its data lost) on some restarts: a new log directory id
 
     @property
     def incarnation_id(self) -> str:
         return f"broker-{self.broker_id}-incarnation-{self.incarnation}"
+
+    @property
+    def log_dir_id(self) -> str:
+        return f"broker-{self.broker_id}-disk-{self.disk}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,9 @@ class ControllerWorkload:
             broker.incarnation += 1
             broker.broker_epoch = None
             self.counts["brokers restarted"] += 1
+            if self.rng.random() < 0.25:  # KIP-966: it must leave every ISR and ELR for good
+                broker.disk += 1
+                self.counts["brokers restarted with a new disk"] += 1
 
     def _heartbeat_or_register(self, broker: SimBroker, view: MetadataImage | None) -> Request:
         broker_id = broker.broker_id
@@ -159,10 +167,11 @@ class ControllerWorkload:
             incarnation_id = broker.incarnation_id
             endpoints = (Endpoint("RPC", f"broker-{broker_id}", 9000 + broker_id),)
             rack = broker.rack
+            log_dir_id = broker.log_dir_id
 
             def register(controller: QuorumController, now_ms: int) -> ControllerResult:
                 return controller.register_broker(
-                    broker_id, incarnation_id, endpoints, rack, now_ms
+                    broker_id, incarnation_id, endpoints, rack, now_ms, log_dir_id
                 )
 
             return Request(

@@ -56,10 +56,21 @@ class ControllerHarness:
 
     # -- brokers -------------------------------------------------------------------------------
 
-    def register(self, broker_id: int, rack: str | None = None, incarnation: str = "a") -> int:
+    def register(
+        self,
+        broker_id: int,
+        rack: str | None = None,
+        incarnation: str = "a",
+        log_dir_id: str | None = None,
+    ) -> int:
         epoch = self.run(
             self.controller.register_broker(
-                broker_id, f"{broker_id}-{incarnation}", endpoints_of(broker_id), rack, self.now_ms
+                broker_id,
+                f"{broker_id}-{incarnation}",
+                endpoints_of(broker_id),
+                rack,
+                self.now_ms,
+                log_dir_id,
             )
         )
         assert isinstance(epoch, int)

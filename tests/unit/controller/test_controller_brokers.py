@@ -16,6 +16,11 @@ from kraft.controller.errors import InvalidRequestError, StaleBrokerEpochError
 from kraft.controller.records import NO_LEADER, Endpoint
 from tests.unit.controller.harness import SESSION_TIMEOUT_MS, SETTINGS, ControllerHarness
 
+# min.insync.replicas 1: a shrunk ISR is never below it, so no replica becomes an eligible
+# leader replica (KIP-966, tests/unit/controller/test_controller_elr.py) and the last
+# member of the ISR is the only one that may lead cleanly.
+NO_ELR = {"min.insync.replicas": "1"}
+
 
 def test_a_new_broker_starts_fenced_and_is_unfenced_once_caught_up(
     harness: ControllerHarness,
@@ -191,7 +196,7 @@ def test_fencing_the_last_isr_member_leaves_the_partition_leaderless_with_it_in_
 ) -> None:
     """Kafka never empties an ISR: the last member stays, so it can lead again cleanly."""
     harness.add_brokers(1, 2)
-    harness.create_topic("orders", partitions=1, replication_factor=2)
+    harness.create_topic("orders", partitions=1, replication_factor=2, configs=NO_ELR)
     leader = harness.partition("orders").leader
     harness.alter_isr("orders", 0, (leader,))
 
@@ -207,7 +212,7 @@ def test_a_leaderless_partition_gets_its_last_isr_member_back_as_leader(
     harness: ControllerHarness,
 ) -> None:
     harness.add_brokers(1, 2)
-    harness.create_topic("orders", partitions=1, replication_factor=2)
+    harness.create_topic("orders", partitions=1, replication_factor=2, configs=NO_ELR)
     leader = harness.partition("orders").leader
     harness.alter_isr("orders", 0, (leader,))
     harness.expire(leader)
@@ -223,7 +228,7 @@ def test_a_leaderless_partition_gets_its_last_isr_member_back_as_leader(
 def test_unclean_election_only_when_enabled(harness: ControllerHarness) -> None:
     """SPEC §7: a replica outside the ISR may lead only if unclean.leader.election.enable."""
     harness.add_brokers(1, 2)
-    harness.create_topic("orders", partitions=1, replication_factor=2)
+    harness.create_topic("orders", partitions=1, replication_factor=2, configs=NO_ELR)
     leader = harness.partition("orders").leader
     other = 3 - leader
     harness.alter_isr("orders", 0, (leader,))
@@ -249,7 +254,7 @@ def test_unclean_election_only_when_enabled(harness: ControllerHarness) -> None:
 def test_unclean_election_from_the_cluster_default() -> None:
     harness = ControllerHarness(replace(SETTINGS, unclean_leader_election_enable=True))
     harness.add_brokers(1, 2)
-    harness.create_topic("orders", partitions=1, replication_factor=2)
+    harness.create_topic("orders", partitions=1, replication_factor=2, configs=NO_ELR)
     leader = harness.partition("orders").leader
     harness.alter_isr("orders", 0, (leader,))
 
@@ -284,7 +289,7 @@ def test_controlled_shutdown_of_the_last_isr_member_leaves_the_partition_leaderl
     harness: ControllerHarness,
 ) -> None:
     harness.add_brokers(1, 2)
-    harness.create_topic("orders", partitions=1, replication_factor=2)
+    harness.create_topic("orders", partitions=1, replication_factor=2, configs=NO_ELR)
     leader = harness.partition("orders").leader
     harness.alter_isr("orders", 0, (leader,))
 
@@ -353,7 +358,7 @@ def test_fencing_several_brokers_at_once_keeps_the_leaders_last_isr_spot(
     harness: ControllerHarness,
 ) -> None:
     harness.add_brokers(1, 2, 3)
-    harness.create_topic("orders", partitions=1, replication_factor=2)
+    harness.create_topic("orders", partitions=1, replication_factor=2, configs=NO_ELR)
     replicas = harness.partition("orders").replicas
 
     harness.expire(*replicas)

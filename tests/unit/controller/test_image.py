@@ -129,11 +129,28 @@ def test_an_isr_outside_the_replicas_is_a_bug() -> None:
         image.apply(PartitionChangeRecord("id-orders", 0, isr=(1, 4)), 100)
 
 
-def test_an_empty_isr_is_a_bug() -> None:
+def test_an_empty_isr_with_a_leader_is_a_bug() -> None:
     image = replay(TOPIC_RECORDS)
 
-    with pytest.raises(AssertionError, match="empty ISR"):
-        image.apply(PartitionChangeRecord("id-orders", 0, leader=NO_LEADER, isr=()), 100)
+    with pytest.raises(AssertionError, match="empty ISR with a leader"):
+        image.apply(PartitionChangeRecord("id-orders", 0, isr=()), 100)
+
+
+def test_an_empty_isr_of_a_leaderless_partition_is_allowed() -> None:
+    """KIP-966: when the last ISR member lost its data, nothing may lead cleanly."""
+    image = replay(TOPIC_RECORDS)
+
+    image.apply(PartitionChangeRecord("id-orders", 0, leader=NO_LEADER, isr=()), 100)
+
+    assert image.offline_partitions() == [("orders", 0)]
+
+
+def test_an_elr_member_in_the_isr_is_a_bug() -> None:
+    image = replay(TOPIC_RECORDS)
+    isr = image.topics_by_id["id-orders"].partitions[0].isr
+
+    with pytest.raises(AssertionError, match="ELR member in the ISR"):
+        image.apply(PartitionChangeRecord("id-orders", 0, elr=isr[:1]), 100)
 
 
 def test_offsets_must_increase() -> None:

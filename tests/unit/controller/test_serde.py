@@ -41,7 +41,7 @@ def test_record_layout_is_tag_version_then_fields_in_order() -> None:
 
     decoded = msgpack.unpackb(encode_record(record))
 
-    assert decoded == [1, 0, 1, "inc", 7, [["RPC", "127.0.0.1", 9093]], "r1", True]
+    assert decoded == [1, 1, 1, "inc", 7, [["RPC", "127.0.0.1", 9093]], "r1", True, None]
 
 
 def test_an_older_record_without_trailing_defaults_decodes_with_the_defaults() -> None:
@@ -54,7 +54,7 @@ def test_an_older_record_without_trailing_defaults_decodes_with_the_defaults() -
     ("value", "message"),
     [
         ([99, 0], "tag: unknown record type 99"),
-        ([5, 1, "t", 0, [1], [1], 1, 0, 0], "PartitionRecord version 1"),
+        ([5, 2, "t", 0, [1], [1], 1, 0, 0], "PartitionRecord version 2"),
         ([5, 0, "t", 0, [1], [1], 1, 0], "PartitionRecord.partition_epoch: missing"),
         ([5, 0, "t", "0", [1], [1], 1, 0, 0], "PartitionRecord.partition_id: expected int"),
         ([5, 0, "t", 0, [1, True], [1], 1, 0, 0], "PartitionRecord.replicas[1]: expected int"),

@@ -63,6 +63,27 @@ def test_leader_alone_in_the_isr_advances_the_high_watermark_on_append() -> None
     assert leader.state.high_watermark == 3
 
 
+def test_high_watermark_stays_while_the_isr_is_below_min_insync_replicas() -> None:
+    """KIP-966: the replicas that left the ISR meanwhile (the ELR) may be elected; they
+    hold every committed record only if the high watermark did not move without them."""
+    leader = LeaderFixture(MemoryLog(), isr=(1,))
+    leader.state.set_min_insync_replicas(2)
+
+    leader.append(3)
+
+    assert leader.state.high_watermark == 0
+
+
+def test_high_watermark_moves_on_once_min_insync_replicas_is_lowered() -> None:
+    leader = LeaderFixture(MemoryLog(), isr=(1,))
+    leader.state.set_min_insync_replicas(2)
+    leader.append(3)
+
+    leader.state.set_min_insync_replicas(1)
+
+    assert leader.state.high_watermark == 3
+
+
 def test_fetch_answer_carries_the_high_watermark_after_the_fetch() -> None:
     leader = LeaderFixture(MemoryLog(), isr=(1, 2))
     leader.append(2)
