@@ -1,11 +1,11 @@
 """What the Kafka front end needs from the node, as small protocols (tests pass fakes):
 the replica manager's data operations, the controller gateway's topic administration, and
-read-only views of the metadata image, cluster id and active controller."""
+read-only views of the metadata image, cluster id, active controller and node configuration."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from broker.partitions.manager import (
@@ -53,6 +53,14 @@ class AdminOperations(Protocol):
 
     async def create_partitions(self, name: str, total_count: int) -> None: ...
 
+    async def alter_topic_configs(
+        self,
+        name: str,
+        set_configs: Mapping[str, str],
+        delete_configs: Sequence[str] = (),
+        validate_only: bool = False,
+    ) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerServices:
@@ -62,3 +70,6 @@ class BrokerServices:
     image: Callable[[], MetadataImage]
     cluster_id: Callable[[], str]
     controller_id: Callable[[], int | None]  # the quorum leader, if known
+    # The node's effective configuration (kraft.config NodeConfig.raw), for DescribeConfigs;
+    # empty: only the built-in defaults and node_id are known.
+    broker_config: Mapping[str, str] = field(default_factory=dict)

@@ -1,0 +1,585 @@
+"""DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topic and broker resources.
+
+Topics: every config the controller knows (kraft.controller.configs) is described with its
+effective value, the one the data plane applies: set on the topic (DYNAMIC_TOPIC_CONFIG),
+else this broker's static setting of the synonym (STATIC_BROKER_CONFIG when the node's
+configuration sets it, DEFAULT_CONFIG when it is the built-in default). Writes go through the
+controller gateway and return once committed and applied here. AlterConfigs replaces the
+topic's whole set (Kafka's semantics: a config left out goes back to its default);
+IncrementalAlterConfigs applies SET, DELETE, APPEND and SUBTRACT (the last two for list
+configs only) to the set this broker's image holds.
+
+Brokers: the node's effective configuration (Kafka's server.properties names), read-only.
+Our broker configs are static: an alter of a broker resource is refused per resource with
+INVALID_REQUEST naming why. Other resource types (broker loggers, groups, client metrics)
+are refused per resource with INVALID_REQUEST.
+
+The pure part (which entries, which changes) is separate from the handlers, so it is tested
+without a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+from collections import Counter
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from broker.api.facade import NoLeaderError
+from broker.api.rest_shapes import TOPIC_CONFIG_BROKER_SYNONYMS
+from broker.kafka.context import RequestContext
+from broker.kafka.errors import KafkaError, admin_error
+from broker.kafka.services import BrokerServices
+from broker.log.config import MAX_MESSAGE_BYTES
+from kraft.config import KEYS, KEYS_BY_NAME
+from kraft.controller.configs import (
+    CLEANUP_POLICY,
+    MIN_INSYNC_REPLICAS,
+    RETENTION_BYTES,
+    RETENTION_MS,
+    SEGMENT_BYTES,
+    TOPIC_CONFIG_CHECKS,
+    UNCLEAN_LEADER_ELECTION_ENABLE,
+)
+from kraft.controller.configs import (
+    MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES_CONFIG,
+)
+from kraft.controller.errors import ControllerError
+
+MAX_RESOURCES_PER_REQUEST = 1000
+MAX_CONFIGS_PER_RESOURCE = 1000
+CLUSTER_DEFAULT_BROKER = ""  # a broker resource named "": the cluster-wide default
+SENSITIVE_BROKER_CONFIGS = frozenset({"http.admin.token"})
+
+Refusal = tuple[KafkaError, str]
+
+
+class ResourceType(enum.IntEnum):
+    """Kafka's ConfigResource.Type."""
+
+    UNKNOWN = 0
+    TOPIC = 2
+    BROKER = 4
+    BROKER_LOGGER = 8
+    CLIENT_METRICS = 16
+    GROUP = 32
+
+
+class ConfigSource(enum.IntEnum):
+    """DescribeConfigsResponse's config_source (KIP-226)."""
+
+    UNKNOWN = 0
+    DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+
+
+class ConfigType(enum.IntEnum):
+    """DescribeConfigsResponse's config_type (KIP-569, v3+)."""
+
+    UNKNOWN = 0
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+class AlterOp(enum.IntEnum):
+    """IncrementalAlterConfigs' config_operation (KIP-339)."""
+
+    SET = 0
+    DELETE = 1
+    APPEND = 2
+    SUBTRACT = 3
+
+
+# -- what a topic or a broker describes ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Synonym:
+    name: str
+    value: str | None
+    source: ConfigSource
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    name: str
+    value: str | None
+    source: ConfigSource
+    read_only: bool
+    is_sensitive: bool
+    config_type: ConfigType
+    documentation: str
+    synonyms: tuple[Synonym, ...]
+
+
+TOPIC_CONFIG_TYPES: dict[str, ConfigType] = {
+    CLEANUP_POLICY: ConfigType.LIST,
+    MAX_MESSAGE_BYTES_CONFIG: ConfigType.INT,
+    MIN_INSYNC_REPLICAS: ConfigType.INT,
+    RETENTION_BYTES: ConfigType.LONG,
+    RETENTION_MS: ConfigType.LONG,
+    SEGMENT_BYTES: ConfigType.INT,
+    UNCLEAN_LEADER_ELECTION_ENABLE: ConfigType.BOOLEAN,
+}
+TOPIC_CONFIG_DOCS: dict[str, str] = {
+    CLEANUP_POLICY: "delete or compact old segments: delete, compact or compact,delete",
+    MAX_MESSAGE_BYTES_CONFIG: "largest record batch the leader accepts, in bytes",
+    MIN_INSYNC_REPLICAS: "fewest ISR members for an acks=all write",
+    RETENTION_BYTES: "partition size above which old segments are deleted; -1: no limit",
+    RETENTION_MS: "segment age before deletion, in ms; -1: keep",
+    SEGMENT_BYTES: "size at which a segment rolls",
+    UNCLEAN_LEADER_ELECTION_ENABLE: "elect a leader from outside the ISR (may lose data)",
+}
+# Topic configs whose default no broker key of ours sets: the data plane's built-in value.
+BUILT_IN_TOPIC_DEFAULTS: dict[str, str] = {
+    CLEANUP_POLICY: "delete",
+    MAX_MESSAGE_BYTES_CONFIG: str(MAX_MESSAGE_BYTES),
+}
+assert set(TOPIC_CONFIG_TYPES) == set(TOPIC_CONFIG_CHECKS), "a type for every topic config"
+assert set(TOPIC_CONFIG_DOCS) == set(TOPIC_CONFIG_CHECKS), "a doc for every topic config"
+
+_LIST_BROKER_CONFIGS = frozenset(
+    {"process.roles", "controller.quorum.voters", "listeners", "advertised.listeners", "log.dirs"}
+)
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def broker_config_source(name: str, value: str) -> ConfigSource:
+    """STATIC_BROKER_CONFIG when the node's configuration sets `name` to something other
+    than the built-in default (a key set to exactly its default reads as DEFAULT_CONFIG:
+    the effective configuration does not tell the two apart, and neither matters)."""
+    spec = KEYS_BY_NAME.get(name)
+    if spec is not None and spec.default == value:
+        return ConfigSource.DEFAULT_CONFIG
+    return ConfigSource.STATIC_BROKER_CONFIG
+
+
+def effective_broker_config(node_id: int, configured: Mapping[str, str]) -> dict[str, str]:
+    """The node's effective configuration; without one (a node that does not hand it to the
+    front end) the built-in defaults and the node id, which are all that is known."""
+    if configured:
+        return dict(configured)
+    values = {spec.name: spec.default for spec in KEYS if spec.default is not None}
+    values["node.id"] = str(node_id)
+    return values
+
+
+def topic_config_entries(
+    topic_configs: Mapping[str, str], broker_config: Mapping[str, str]
+) -> list[ConfigEntry]:
+    """Every known topic config and any other set on the topic, sorted by name; the value
+    is the first synonym's (Kafka lists them in order of precedence)."""
+    entries = []
+    for name in sorted(set(TOPIC_CONFIG_CHECKS) | set(topic_configs)):
+        synonyms = _topic_synonyms(name, topic_configs, broker_config)
+        first = synonyms[0] if synonyms else Synonym(name, None, ConfigSource.DEFAULT_CONFIG)
+        entries.append(
+            ConfigEntry(
+                name=name,
+                value=first.value,
+                source=first.source,
+                read_only=False,
+                is_sensitive=False,
+                config_type=TOPIC_CONFIG_TYPES.get(name, ConfigType.STRING),
+                documentation=TOPIC_CONFIG_DOCS.get(name, ""),
+                synonyms=synonyms,
+            )
+        )
+    return entries
+
+
+def _topic_synonyms(
+    name: str, topic_configs: Mapping[str, str], broker_config: Mapping[str, str]
+) -> tuple[Synonym, ...]:
+    synonyms = []
+    if name in topic_configs:
+        synonyms.append(Synonym(name, topic_configs[name], ConfigSource.DYNAMIC_TOPIC_CONFIG))
+    broker_name = TOPIC_CONFIG_BROKER_SYNONYMS.get(name)
+    if broker_name is not None and broker_name in broker_config:
+        value = broker_config[broker_name]
+        synonyms.append(Synonym(broker_name, value, broker_config_source(broker_name, value)))
+    elif name in BUILT_IN_TOPIC_DEFAULTS:
+        default_name = broker_name or name
+        synonyms.append(
+            Synonym(default_name, BUILT_IN_TOPIC_DEFAULTS[name], ConfigSource.DEFAULT_CONFIG)
+        )
+    return tuple(synonyms)
+
+
+def topic_default_value(name: str, broker_config: Mapping[str, str]) -> str | None:
+    """What `name` is for a topic that does not set it."""
+    synonyms = _topic_synonyms(name, {}, broker_config)
+    return synonyms[0].value if synonyms else None
+
+
+def broker_config_entries(broker_config: Mapping[str, str]) -> list[ConfigEntry]:
+    """This node's configuration in KEYS order, all read-only (our broker configs are
+    static); secrets are described without their value, as Kafka does."""
+    entries = []
+    for spec in KEYS:
+        if spec.name not in broker_config:
+            continue
+        value = broker_config[spec.name]
+        sensitive = spec.name in SENSITIVE_BROKER_CONFIGS
+        source = broker_config_source(spec.name, value)
+        shown = None if sensitive else value
+        entries.append(
+            ConfigEntry(
+                name=spec.name,
+                value=shown,
+                source=source,
+                read_only=True,
+                is_sensitive=sensitive,
+                config_type=_broker_config_type(spec.name, value),
+                documentation=spec.doc,
+                synonyms=(Synonym(spec.name, shown, source),),
+            )
+        )
+    return entries
+
+
+def _broker_config_type(name: str, value: str) -> ConfigType:
+    if name in SENSITIVE_BROKER_CONFIGS:
+        return ConfigType.PASSWORD
+    if name in _LIST_BROKER_CONFIGS:
+        return ConfigType.LIST
+    if name.endswith(".enable"):
+        return ConfigType.BOOLEAN
+    if _INTEGER.fullmatch(value):
+        is_long = name.endswith((".ms", ".bytes", ".messages", ".records"))
+        return ConfigType.LONG if is_long else ConfigType.INT
+    return ConfigType.STRING
+
+
+def selected(entries: list[ConfigEntry], keys: Sequence[str] | None) -> list[ConfigEntry]:
+    """Kafka's configuration_keys filter: null lists every config, a list only those named
+    (an empty list none; an unknown name is left out, not an error)."""
+    if keys is None:
+        return entries
+    wanted = set(keys)
+    return [entry for entry in entries if entry.name in wanted]
+
+
+# -- what an alter changes ------------------------------------------------------------------
+
+
+class ConfigRefusal(Exception):
+    """An alter this broker refuses before asking the controller; carries the code."""
+
+    def __init__(self, code: KafkaError, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfigChange:
+    """What to ask the controller for: configs to set and configs to delete."""
+
+    set_configs: dict[str, str]
+    delete_configs: tuple[str, ...]
+
+
+def _refuse_duplicate_names(names: Iterable[str]) -> None:
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise ConfigRefusal(
+            KafkaError.invalid_request, f"config {duplicates[0]!r} appears more than once"
+        )
+
+
+def _refuse_too_many(count: int) -> None:
+    if count > MAX_CONFIGS_PER_RESOURCE:
+        raise ConfigRefusal(
+            KafkaError.invalid_request,
+            f"{count} configs for one resource; the limit is {MAX_CONFIGS_PER_RESOURCE}",
+        )
+
+
+def replacement(
+    current: Mapping[str, str], requested: Sequence[tuple[str, str | None]]
+) -> TopicConfigChange:
+    """AlterConfigs: the topic ends with exactly the requested configs (a null value is not
+    set); everything else it set goes back to its default."""
+    _refuse_too_many(len(requested))
+    _refuse_duplicate_names(name for name, _ in requested)
+    wanted = {name: value for name, value in requested if value is not None}
+    to_set = {name: value for name, value in wanted.items() if current.get(name) != value}
+    to_delete = tuple(sorted(name for name in current if name not in wanted))
+    return TopicConfigChange(to_set, to_delete)
+
+
+def incremental_change(
+    current: Mapping[str, str],
+    operations: Sequence[tuple[str, int, str | None]],
+    broker_config: Mapping[str, str],
+) -> TopicConfigChange:
+    """IncrementalAlterConfigs: each (name, op, value) applied to the topic's configs.
+    APPEND and SUBTRACT work on list configs, starting from the default when the topic does
+    not set the config (Kafka's ConfigAdminManager)."""
+    _refuse_too_many(len(operations))
+    _refuse_duplicate_names(name for name, _, _ in operations)
+    values = dict(current)
+    deleted: set[str] = set()
+    for name, op, value in operations:
+        operation = _alter_op(name, op)
+        if operation is AlterOp.DELETE:
+            values.pop(name, None)
+            deleted.add(name)
+            continue
+        if value is None:
+            raise ConfigRefusal(
+                KafkaError.invalid_config,
+                f"config {name!r}: {operation.name} needs a value, not null",
+            )
+        if operation is AlterOp.SET:
+            values[name] = value
+        else:
+            base = values.get(name, topic_default_value(name, broker_config))
+            values[name] = _list_op(name, operation, base, value)
+    to_set = {name: value for name, value in values.items() if current.get(name) != value}
+    return TopicConfigChange(to_set, tuple(sorted(deleted)))
+
+
+def _alter_op(name: str, op: int) -> AlterOp:
+    try:
+        return AlterOp(op)
+    except ValueError:
+        raise ConfigRefusal(
+            KafkaError.invalid_request,
+            f"config {name!r}: operation {op} is not SET (0), DELETE (1), APPEND (2) or "
+            "SUBTRACT (3)",
+        ) from None
+
+
+def _list_op(name: str, operation: AlterOp, base: str | None, value: str) -> str:
+    if TOPIC_CONFIG_TYPES.get(name) is not ConfigType.LIST:
+        raise ConfigRefusal(
+            KafkaError.invalid_config,
+            f"config {name!r} is not a list: {operation.name} {value!r} applies only to "
+            f"list configs ({', '.join(_list_configs())})",
+        )
+    items = [item.strip() for item in (base or "").split(",") if item.strip()]
+    given = [item.strip() for item in value.split(",") if item.strip()]
+    if operation is AlterOp.APPEND:
+        items += [item for item in given if item not in items]
+    else:
+        items = [item for item in items if item not in given]
+    return ",".join(items)
+
+
+def _list_configs() -> list[str]:
+    return sorted(name for name, kind in TOPIC_CONFIG_TYPES.items() if kind is ConfigType.LIST)
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+def _resource_type_name(resource_type: int) -> str:
+    try:
+        return ResourceType(resource_type).name
+    except ValueError:
+        return "UNKNOWN"
+
+
+def _unsupported_type(resource_type: int) -> Refusal:
+    return (
+        KafkaError.invalid_request,
+        f"resource type {resource_type} ({_resource_type_name(resource_type)}) has no configs "
+        f"here; TOPIC ({ResourceType.TOPIC}) and BROKER ({ResourceType.BROKER}) do",
+    )
+
+
+def _request_refusals(resources: Sequence[Any]) -> list[Refusal | None]:
+    """Per resource: too many in the request, or named twice (Kafka: INVALID_REQUEST)."""
+    if len(resources) > MAX_RESOURCES_PER_REQUEST:
+        too_many = (
+            KafkaError.invalid_request,
+            f"{len(resources)} resources in one request; the limit is {MAX_RESOURCES_PER_REQUEST}",
+        )
+        return [too_many] * len(resources)
+    keys = Counter((int(r.resource_type), r.resource_name) for r in resources)
+    return [
+        (KafkaError.invalid_request, f"resource {r.resource_name!r} appears more than once")
+        if keys[(int(r.resource_type), r.resource_name)] > 1
+        else None
+        for r in resources
+    ]
+
+
+def _broker_config(services: BrokerServices) -> dict[str, str]:
+    return effective_broker_config(services.node_id, services.broker_config)
+
+
+def _broker_refusal(services: BrokerServices, name: str) -> Refusal | None:
+    """A broker resource names this broker (or "" for the cluster default)."""
+    if name in (str(services.node_id), CLUSTER_DEFAULT_BROKER):
+        return None
+    return (
+        KafkaError.invalid_request,
+        f"broker resource {name!r}: this is broker {services.node_id}; ask broker {name} "
+        'for its own configs (or name the broker "" for the cluster default)',
+    )
+
+
+async def handle_describe_configs(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    image = services.image()
+    broker_config = _broker_config(services)
+    refusals = _request_refusals(request.resources)
+    results = []
+    for resource, refusal in zip(request.resources, refusals, strict=True):
+        resource_type, name = int(resource.resource_type), resource.resource_name
+        entries: list[ConfigEntry] = []
+        if refusal is None and resource_type == ResourceType.TOPIC:
+            if image.topic(name) is None:
+                refusal = KafkaError.unknown_topic_or_partition, f"topic {name!r} does not exist"
+            else:
+                entries = topic_config_entries(image.configs("topic", name), broker_config)
+        elif refusal is None and resource_type == ResourceType.BROKER:
+            refusal = _broker_refusal(services, name)
+            if refusal is None and name != CLUSTER_DEFAULT_BROKER:
+                entries = broker_config_entries(broker_config)
+        elif refusal is None:
+            refusal = _unsupported_type(resource_type)
+        entries = selected(entries, resource.configuration_keys)
+        results.append(_described(context, request, resource, refusal, entries))
+    return context.build("DescribeConfigsResponse", throttle_time=0, results=tuple(results))
+
+
+def _described(
+    context: RequestContext,
+    request: Any,
+    resource: Any,
+    refusal: Refusal | None,
+    entries: list[ConfigEntry],
+) -> Any:
+    code, message = refusal if refusal is not None else (KafkaError.none, None)
+    include_synonyms = bool(getattr(request, "include_synonyms", False))
+    include_documentation = bool(getattr(request, "include_documentation", False))
+    configs = tuple(
+        context.build(
+            "DescribeConfigsResourceResult",
+            name=entry.name,
+            value=entry.value,
+            read_only=entry.read_only,
+            is_default=entry.source is ConfigSource.DEFAULT_CONFIG,
+            config_source=int(entry.source),
+            is_sensitive=entry.is_sensitive,
+            synonyms=tuple(
+                context.build(
+                    "DescribeConfigsSynonym",
+                    name=synonym.name,
+                    value=synonym.value,
+                    source=int(synonym.source),
+                )
+                for synonym in (entry.synonyms if include_synonyms else ())
+            ),
+            config_type=int(entry.config_type),
+            documentation=entry.documentation if include_documentation else None,
+        )
+        for entry in (entries if refusal is None else ())
+    )
+    return context.build(
+        "DescribeConfigsResult",
+        error_code=code,
+        error_message=message,
+        resource_type=int(resource.resource_type),
+        resource_name=resource.resource_name,
+        configs=configs,
+    )
+
+
+async def handle_alter_configs(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    def change(current: Mapping[str, str], resource: Any) -> TopicConfigChange:
+        return replacement(current, [(c.name, c.value) for c in resource.configs])
+
+    return await _alter(services, context, request, change, "AlterConfigsResponse")
+
+
+async def handle_incremental_alter_configs(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    broker_config = _broker_config(services)
+
+    def change(current: Mapping[str, str], resource: Any) -> TopicConfigChange:
+        operations = [(c.name, int(c.config_operation), c.value) for c in resource.configs]
+        return incremental_change(current, operations, broker_config)
+
+    return await _alter(services, context, request, change, "IncrementalAlterConfigsResponse")
+
+
+async def _alter(
+    services: BrokerServices, context: RequestContext, request: Any, change: Any, response: str
+) -> Any:
+    """Each resource on its own: a refusal of one never spoils the others."""
+    validate_only = bool(request.validate_only)
+    operations: list[Awaitable[Refusal | None]] = []
+    for resource, refusal in zip(
+        request.resources, _request_refusals(request.resources), strict=True
+    ):
+        if refusal is None:
+            operations.append(_alter_resource(services, resource, change, validate_only))
+        else:
+            operations.append(_closed(refusal))
+    refusals = await asyncio.gather(*operations)
+    responses = tuple(
+        context.build(
+            "AlterConfigsResourceResponse",
+            error_code=KafkaError.none if refusal is None else refusal[0],
+            error_message=None if refusal is None else refusal[1],
+            resource_type=int(resource.resource_type),
+            resource_name=resource.resource_name,
+        )
+        for resource, refusal in zip(request.resources, refusals, strict=True)
+    )
+    return context.build(response, throttle_time=0, responses=responses)
+
+
+async def _closed(refusal: Refusal | None) -> Refusal | None:
+    return refusal
+
+
+async def _alter_resource(
+    services: BrokerServices, resource: Any, change: Any, validate_only: bool
+) -> Refusal | None:
+    resource_type, name = int(resource.resource_type), resource.resource_name
+    if resource_type == ResourceType.BROKER:
+        keys = ", ".join(repr(c.name) for c in resource.configs) or "none"
+        return (
+            KafkaError.invalid_request,
+            f"broker configs are static here (server.properties, KRAFT_CFG_* or --override, "
+            f"read at startup): broker resource {name!r} cannot change at run time "
+            f"(configs {keys}); change the node's configuration and restart it",
+        )
+    if resource_type != ResourceType.TOPIC:
+        return _unsupported_type(resource_type)
+    image = services.image()
+    if image.topic(name) is None:
+        return KafkaError.unknown_topic_or_partition, f"topic {name!r} does not exist"
+    try:
+        planned: TopicConfigChange = change(image.configs("topic", name), resource)
+        await services.admin.alter_topic_configs(
+            name, planned.set_configs, planned.delete_configs, validate_only
+        )
+    except ConfigRefusal as refusal:
+        return refusal.code, refusal.message
+    except (ControllerError, NoLeaderError, TimeoutError) as error:
+        return admin_error(error)
+    return None
