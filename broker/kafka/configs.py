@@ -34,7 +34,8 @@ from broker.kafka.context import RequestContext
 from broker.kafka.errors import KafkaError, admin_error
 from broker.kafka.services import BrokerServices
 from broker.log.config import MAX_MESSAGE_BYTES
-from kraft.config import KEYS, KEYS_BY_NAME
+from broker.partitions.manager import ReplicaSettings
+from kraft.config import KEYS, KEYS_BY_NAME, LONG_MAX
 from kraft.controller.configs import (
     CLEANUP_POLICY,
     MIN_INSYNC_REPLICAS,
@@ -167,14 +168,26 @@ def broker_config_source(name: str, value: str) -> ConfigSource:
     return ConfigSource.STATIC_BROKER_CONFIG
 
 
-def effective_broker_config(node_id: int, configured: Mapping[str, str]) -> dict[str, str]:
-    """The node's effective configuration; without one (a node that does not hand it to the
-    front end) the built-in defaults and the node id, which are all that is known."""
+def effective_broker_config(
+    configured: Mapping[str, str], settings: ReplicaSettings
+) -> dict[str, str]:
+    """The node's effective configuration. Without it (a node that does not hand it to the
+    front end), what the data plane's settings show: the node id and the broker-wide
+    defaults of topic configs, which are what a topic's describe needs."""
     if configured:
         return dict(configured)
-    values = {spec.name: spec.default for spec in KEYS if spec.default is not None}
-    values["node.id"] = str(node_id)
-    return values
+    flush_messages = settings.flush_interval_messages
+    values = {
+        "node.id": settings.broker_id,
+        "log.dirs": settings.log_dir,
+        "min.insync.replicas": settings.min_insync_replicas,
+        "replica.lag.time.max.ms": settings.replica_lag_time_max_ms,
+        "log.retention.ms": settings.retention_ms,
+        "log.retention.bytes": settings.retention_bytes,
+        "log.segment.bytes": settings.segment_bytes,
+        "log.flush.interval.messages": LONG_MAX if flush_messages is None else flush_messages,
+    }
+    return {name: str(value) for name, value in values.items()}
 
 
 def topic_config_entries(
@@ -421,7 +434,7 @@ def _request_refusals(resources: Sequence[Any]) -> list[Refusal | None]:
 
 
 def _broker_config(services: BrokerServices) -> dict[str, str]:
-    return effective_broker_config(services.node_id, services.broker_config)
+    return effective_broker_config(services.broker_config, services.data.settings)
 
 
 def _broker_refusal(services: BrokerServices, name: str) -> Refusal | None:

@@ -13,12 +13,18 @@ from broker.partitions.manager import (
     PartitionFetch,
     PartitionFetchResult,
     ProduceResult,
+    ReplicaSettings,
 )
 from kraft.controller.image import MetadataImage
 
 
 class DataOperations(Protocol):
     """broker.partitions.manager.ReplicaManager"""
+
+    @property
+    def settings(self) -> ReplicaSettings:
+        """The broker-wide defaults of topic configs, as the data plane applies them."""
+        ...
 
     async def produce(
         self, topic: str, partition_id: int, records: bytes, acks: int, timeout_ms: int
@@ -71,5 +77,5 @@ class BrokerServices:
     cluster_id: Callable[[], str]
     controller_id: Callable[[], int | None]  # the quorum leader, if known
     # The node's effective configuration (kraft.config NodeConfig.raw), for DescribeConfigs;
-    # empty: only the built-in defaults and node_id are known.
+    # empty: what data.settings shows is all that is known.
     broker_config: Mapping[str, str] = field(default_factory=dict)

@@ -11,6 +11,7 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kio.serial import entity_reader, entity_writer
@@ -25,6 +26,7 @@ from broker.partitions.manager import (
     PartitionFetch,
     PartitionFetchResult,
     ProduceResult,
+    ReplicaSettings,
 )
 from kraft.controller.records import PartitionRecord, TopicRecord
 from kraft.protocol.errors import ErrorCode
@@ -97,6 +99,18 @@ class FakeData:
     produced: list[tuple[str, int, bytes, int, int]] = field(default_factory=list)
     fetches: list[tuple[int, Sequence[PartitionFetch], int, int, int]] = field(default_factory=list)
     next_offset: int = 0
+    settings: ReplicaSettings = field(
+        default_factory=lambda: ReplicaSettings(
+            broker_id=1,
+            log_dir=Path("/data/1"),
+            segment_bytes=1 << 30,
+            retention_ms=7 * 24 * 3600 * 1000,
+            retention_bytes=-1,
+            flush_interval_messages=None,
+            min_insync_replicas=1,
+            replica_lag_time_max_ms=5000,
+        )
+    )
 
     async def produce(
         self, topic: str, partition_id: int, records: bytes, acks: int, timeout_ms: int

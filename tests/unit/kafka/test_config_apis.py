@@ -4,6 +4,7 @@ DELETE, APPEND, SUBTRACT) over the fake controller gateway and a real metadata i
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -192,10 +193,19 @@ async def test_describe_broker_gives_the_node_configuration_read_only() -> None:
     assert configs["process.roles"].config_type == ConfigType.LIST
 
 
-async def test_describe_broker_without_node_configuration_knows_its_id_and_defaults() -> None:
-    body = await describe(Fixture(), 1, describe_resource(1, BROKER, "1", ("node.id",)))
-    (node_id,) = body.results[0].configs
-    assert (node_id.value, node_id.config_source) == ("1", ConfigSource.STATIC_BROKER_CONFIG)
+async def test_without_node_configuration_the_data_plane_settings_are_described() -> None:
+    fixture = Fixture()
+    fixture.data.settings = dataclasses.replace(fixture.data.settings, min_insync_replicas=2)
+    body = await describe(fixture, 1, describe_resource(1, BROKER, "1"))
+    configs = by_name(body.results[0])
+    assert (configs["node.id"].value, configs["node.id"].config_source) == (
+        "1",
+        ConfigSource.STATIC_BROKER_CONFIG,
+    )
+    assert "listeners" not in configs, "not known, so not described"
+    body = await describe(fixture, 1, describe_resource(1, TOPIC, "orders"))
+    isr = by_name(body.results[0])["min.insync.replicas"]
+    assert (isr.value, isr.config_source) == ("2", ConfigSource.STATIC_BROKER_CONFIG)
 
 
 async def test_describe_another_broker_or_an_unsupported_type_is_invalid_request() -> None:
