@@ -1,5 +1,5 @@
 """Topic and broker configs through the Kafka admin APIs of unmodified clients, against real
-node processes: kafka-python's and confluent-kafka's admin clients describe a topic's
+node processes: kafka-python's, confluent-kafka's and aiokafka's admin clients describe a topic's
 configs, alter them (AlterConfigs and IncrementalAlterConfigs), and the change is committed
 by the controller, visible over HTTP on another node and applied by the data plane:
 max.message.bytes refuses a larger batch, min.insync.replicas refuses acks=all writes once
@@ -8,6 +8,7 @@ the ISR is smaller. Broker resources describe read-only and refuse alters.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,45 @@ def test_broker_configs_describe_read_only_and_refuse_alters(cluster: LocalClust
     error = raised.value.args[0]
     assert error.code() == INVALID_REQUEST
     assert "broker configs are static" in error.str()
+
+
+# -- aiokafka ----------------------------------------------------------------------------------
+
+
+def test_aiokafka_describes_and_alters_topic_configs(cluster: LocalCluster) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    topic = "cfg-aio"
+    in_sync_topic(cluster, topic)
+
+    async def run() -> tuple[Any, Any, Any]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap(cluster))
+        await admin.start()
+        try:
+            changes = {"retention.ms": "5000", "cleanup.policy": "compact,delete"}
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, changes)
+            (altered,) = await admin.alter_configs([resource])
+            wanted = ConfigResource(ConfigResourceType.TOPIC, topic, dict.fromkeys(changes))
+            (described,) = await admin.describe_configs([wanted], include_synonyms=True)
+            invalid = ConfigResource(ConfigResourceType.TOPIC, topic, {"segment.bytes": "1"})
+            (refused,) = await admin.alter_configs([invalid])
+            return altered, described, refused
+        finally:
+            await admin.close()
+
+    altered, described, refused = asyncio.run(run())
+    assert [entry[0] for entry in altered.resources] == [0]
+    (resource,) = described.resources
+    entries = {entry[0]: entry for entry in resource[4]}
+    assert entries["retention.ms"][1] == "5000"
+    assert entries["retention.ms"][3] == 1  # DYNAMIC_TOPIC_CONFIG
+    assert [synonym[0] for synonym in entries["retention.ms"][5]] == [
+        "retention.ms",
+        "log.retention.ms",
+    ]
+    assert entries["cleanup.policy"][1] == "compact,delete"
+    ((error_code, message, *_),) = refused.resources
+    assert error_code == 40  # INVALID_CONFIG
+    assert "'segment.bytes'" in message
+    http_shows(cluster, topic, "retention.ms", "5000")
