@@ -8,7 +8,9 @@ need python-snappy, lz4 and zstandard, which are not dependencies); confluent-ka
 (librdkafka) has all four and sends plain snappy; aiokafka has all four through cramjam and
 sends Xerial-framed snappy, as the Java client does.
 
-Then a produce with a damaged compressed batch answers CORRUPT_MESSAGE and writes nothing.
+Then bad compressed batches: a damaged one answers CORRUPT_MESSAGE, a zip bomb (past
+DECOMPRESSED_RECORDS_MAX_BYTES) INVALID_RECORD, an unknown codec the log's refusal code; none
+is written and the node keeps serving.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ from broker.log.batch import (
     build_batch,
     iter_batches,
 )
-from broker.log.compression import CompressionType
+from broker.log.compression import (
+    DECOMPRESSED_RECORDS_MAX_BYTES,
+    CompressionType,
+    UnsupportedCompressionError,
+    compress,
+)
+from broker.partitions.errors import log_error_code
 from client.consumer import Consumer
 from tests.cluster.dataplane import (
     cluster_id,
@@ -324,3 +332,36 @@ def test_a_damaged_compressed_batch_is_refused_as_corrupt_and_nothing_is_written
         "GET", f"{cluster.nodes[1].http_url}/v3/clusters/{cluster_id(cluster.nodes[1])}"
     )
     assert code == 200, body
+
+
+def with_records_section(batch: bytes, section: bytes, codec: int) -> bytes:
+    """The batch's header over another records section, codec bits, length and CRC fixed."""
+    data = bytearray(batch[:BATCH_HEADER_SIZE_BYTES] + section)
+    struct.pack_into(">i", data, 8, len(data) - 12)  # batchLength
+    struct.pack_into(">h", data, 21, codec)  # attributes
+    struct.pack_into(">I", data, CRC_POSITION, crc32c.crc32c(bytes(data[CRC_START_POSITION:])))
+    return bytes(data)
+
+
+def test_a_zip_bomb_and_an_unknown_codec_are_refused_and_nothing_is_written(
+    cluster: LocalCluster,
+) -> None:
+    topic = "zip-refused"
+    leader = in_sync_topic(cluster, topic)
+    port = cluster.nodes[leader].client_port
+    one = build_batch([Record(None, b"v", (), 0)])
+    bomb = with_records_section(
+        one, compress(CompressionType.GZIP, bytes(DECOMPRESSED_RECORDS_MAX_BYTES + 1)), 1
+    )
+    assert len(bomb) < 1024 * 1024, "small enough for max.message.bytes"
+    unknown = with_records_section(one, one[BATCH_HEADER_SIZE_BYTES:], 5)
+
+    assert produce_error_code(port, topic, bomb) == 87  # INVALID_RECORD
+    # The code the partition log's refusal maps to (UNSUPPORTED_COMPRESSION_TYPE once
+    # broker/partitions/errors.py maps UnsupportedCompressionError; INVALID_RECORD until then).
+    expected = int(log_error_code(UnsupportedCompressionError(5)))
+    assert produce_error_code(port, topic, unknown) == expected
+
+    answer = fetch(cluster.nodes[leader], topic, 0)
+    assert (answer["error_code"], answer["high_watermark"]) == (0, 0), "nothing written"
+    assert produce_error_code(port, topic, one) == 0, "the node keeps serving"
