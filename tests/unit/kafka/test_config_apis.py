@@ -12,7 +12,7 @@ from kio.schema.errors import ErrorCode as KafkaError
 
 from broker.api.facade import NoLeaderError
 from broker.kafka.apis import SUPPORTED_VERSIONS, ApiKey
-from broker.kafka.configs import (
+from broker.kafka.config_entries import (
     AlterOp,
     ConfigRefusal,
     ConfigSource,
