@@ -42,7 +42,9 @@ from broker.kafka.config_entries import (
 from broker.kafka.context import RequestContext
 from broker.kafka.errors import KafkaError, admin_error
 from broker.kafka.services import BrokerServices
-from kraft.controller.errors import ControllerError
+from kraft.controller.errors import ControllerError, InvalidTopicNameError
+from kraft.controller.image import MetadataImage
+from kraft.controller.topics import validate_topic_name
 
 MAX_RESOURCES_PER_REQUEST = 1000
 CLUSTER_DEFAULT_BROKER = ""  # a broker resource named "": the cluster-wide default
@@ -91,6 +93,17 @@ def _broker_config(services: BrokerServices) -> dict[str, str]:
     return effective_broker_config(services.broker_config, services.data.settings)
 
 
+def _topic_refusal(image: MetadataImage, name: str) -> Refusal | None:
+    """A topic resource names a valid topic (INVALID_TOPIC_EXCEPTION) that exists."""
+    try:
+        validate_topic_name(name)
+    except InvalidTopicNameError as error:
+        return admin_error(error)
+    if image.topic(name) is None:
+        return KafkaError.unknown_topic_or_partition, f"topic {name!r} does not exist"
+    return None
+
+
 def _broker_refusal(services: BrokerServices, name: str) -> Refusal | None:
     """A broker resource names this broker (or "" for the cluster default)."""
     if name in (str(services.node_id), CLUSTER_DEFAULT_BROKER):
@@ -113,9 +126,8 @@ async def handle_describe_configs(
         resource_type, name = int(resource.resource_type), resource.resource_name
         entries: list[ConfigEntry] = []
         if refusal is None and resource_type == ResourceType.TOPIC:
-            if image.topic(name) is None:
-                refusal = KafkaError.unknown_topic_or_partition, f"topic {name!r} does not exist"
-            else:
+            refusal = _topic_refusal(image, name)
+            if refusal is None:
                 entries = topic_config_entries(image.configs("topic", name), broker_config)
         elif refusal is None and resource_type == ResourceType.BROKER:
             refusal = _broker_refusal(services, name)
@@ -242,8 +254,9 @@ async def _alter_resource(
     if resource_type != ResourceType.TOPIC:
         return _unsupported_type(resource_type)
     image = services.image()
-    if image.topic(name) is None:
-        return KafkaError.unknown_topic_or_partition, f"topic {name!r} does not exist"
+    topic_refusal = _topic_refusal(image, name)
+    if topic_refusal is not None:
+        return topic_refusal
     try:
         planned = change(image.configs("topic", name), resource)
         await services.admin.alter_topic_configs(

@@ -177,6 +177,16 @@ async def test_describe_unknown_topic_is_refused_for_that_resource_only() -> Non
     assert len(found.configs) == 7
 
 
+async def test_describe_or_alter_an_invalid_topic_name_is_invalid_topic() -> None:
+    fixture = Fixture()
+    body = await describe(fixture, 4, describe_resource(4, TOPIC, "bad name!"))
+    assert body.results[0].error_code == KafkaError.invalid_topic_exception
+    assert "bad name!" in str(body.results[0].error_message)
+    resource = alter_resource(2, TOPIC, "..", **{"retention.ms": "5"})
+    body = await fixture.call(ApiKey.ALTER_CONFIGS, 2, resources=(resource,), validate_only=False)
+    assert body.responses[0].error_code == KafkaError.invalid_topic_exception
+
+
 async def test_describe_broker_gives_the_node_configuration_read_only() -> None:
     fixture = Fixture(broker_config=dict(NODE_CONFIG))
     body = await describe(fixture, 3, describe_resource(3, BROKER, "1"))
