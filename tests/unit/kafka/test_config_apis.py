@@ -368,11 +368,15 @@ def test_replacement_sets_what_changed_and_deletes_what_is_left_out() -> None:
     assert change.delete_configs == ("b",)
 
 
-def test_incremental_subtract_and_set_on_the_same_key_twice_is_refused() -> None:
+def test_incremental_subtract_removes_items_of_a_list_config() -> None:
     change = incremental_change(
         {"cleanup.policy": "compact,delete"}, [("cleanup.policy", AlterOp.SUBTRACT, "delete")], {}
     )
     assert change.set_configs == {"cleanup.policy": "compact"}
+    assert change.delete_configs == ()
+
+
+def test_incremental_operations_on_one_key_twice_are_refused() -> None:
     with pytest.raises(ConfigRefusal, match="appears more than once"):
         incremental_change({}, [("a", AlterOp.SET, "1"), ("a", AlterOp.DELETE, None)], {})
 
