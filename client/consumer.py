@@ -10,7 +10,8 @@ with the behaviour of Kafka's consumer without groups:
   beyond max_records stay buffered for the next poll.
 - A fetch returns whole stored batches, so the first batch may start below the fetch offset:
   records below it are skipped (decode_fetched_records). Control batches are skipped too.
-  Every batch is checked (CRC-32C, structure) before a record of it is returned.
+  Every batch is checked (CRC-32C, structure) before a record of it is returned; a
+  compressed one (gzip, snappy, lz4, zstd) is decompressed, bounded, and its records checked.
 - NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, FENCED/UNKNOWN_LEADER_EPOCH and a
   failed connection refresh the metadata and back the partition off (retry_backoff_ms,
   doubling to retry_backoff_max_ms), so the consumer follows leadership changes.
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from broker.log.batch import RecordBatch, batch_size_at, iter_records
+from broker.log.batch import CompressionType, RecordBatch, batch_size_at, iter_records
 from broker.log.errors import RecordBatchError
 from client.accumulator import METADATA_ERRORS
 from client.cluster import (
@@ -127,19 +128,20 @@ def decode_fetched_records(
         batch = RecordBatch(view[position : position + size_bytes])
         position += size_bytes
         try:
-            batch.validate()
+            # iter_records walks a compressed batch's records itself: decompress once
+            batch.validate(check_records=batch.compression == CompressionType.NONE)
+            if batch.next_offset <= fetch_offset:
+                continue  # wholly below the fetch offset
+            if not batch.is_control:
+                records += [
+                    ConsumerRecord(
+                        topic, partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers
+                    )
+                    for r in iter_records(batch)
+                    if r.offset >= fetch_offset
+                ]
         except RecordBatchError as error:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"{topic}-{partition}: {error}") from error
-        if batch.next_offset <= fetch_offset:
-            continue  # wholly below the fetch offset
-        if not batch.is_control:
-            records += [
-                ConsumerRecord(
-                    topic, partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers
-                )
-                for r in iter_records(batch)
-                if r.offset >= fetch_offset
-            ]
         next_offset = max(next_offset, batch.next_offset)
     if position == 0 and view:
         raise KafkaError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from broker.kafka import admin, cluster, data
+from broker.kafka import admin, cluster, configs, data
 from broker.kafka.apis import ApiKey, is_supported
 from broker.kafka.codec import BodyDecodeError, decode_request, encode_response, is_flexible
 from broker.kafka.context import Outcome, RequestContext
@@ -41,6 +41,9 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.CREATE_TOPICS: admin.handle_create_topics,
     ApiKey.DELETE_TOPICS: admin.handle_delete_topics,
     ApiKey.CREATE_PARTITIONS: admin.handle_create_partitions,
+    ApiKey.DESCRIBE_CONFIGS: configs.handle_describe_configs,
+    ApiKey.ALTER_CONFIGS: configs.handle_alter_configs,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: configs.handle_incremental_alter_configs,
     ApiKey.DESCRIBE_CLUSTER: cluster.handle_describe_cluster,
 }
 

@@ -1,11 +1,11 @@
 """What the Kafka front end needs from the node, as small protocols (tests pass fakes):
 the replica manager's data operations, the controller gateway's topic administration, and
-read-only views of the metadata image, cluster id and active controller."""
+read-only views of the metadata image, cluster id, active controller and node configuration."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from broker.partitions.manager import (
@@ -13,12 +13,18 @@ from broker.partitions.manager import (
     PartitionFetch,
     PartitionFetchResult,
     ProduceResult,
+    ReplicaSettings,
 )
 from kraft.controller.image import MetadataImage
 
 
 class DataOperations(Protocol):
     """broker.partitions.manager.ReplicaManager"""
+
+    @property
+    def settings(self) -> ReplicaSettings:
+        """The broker-wide defaults of topic configs, as the data plane applies them."""
+        ...
 
     async def produce(
         self, topic: str, partition_id: int, records: bytes, acks: int, timeout_ms: int
@@ -53,6 +59,14 @@ class AdminOperations(Protocol):
 
     async def create_partitions(self, name: str, total_count: int) -> None: ...
 
+    async def alter_topic_configs(
+        self,
+        name: str,
+        set_configs: Mapping[str, str],
+        delete_configs: Sequence[str] = (),
+        validate_only: bool = False,
+    ) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerServices:
@@ -62,3 +76,6 @@ class BrokerServices:
     image: Callable[[], MetadataImage]
     cluster_id: Callable[[], str]
     controller_id: Callable[[], int | None]  # the quorum leader, if known
+    # The node's effective configuration (kraft.config NodeConfig.raw), for DescribeConfigs;
+    # empty: what data.settings shows is all that is known.
+    broker_config: Mapping[str, str] = field(default_factory=dict)

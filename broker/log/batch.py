@@ -19,8 +19,9 @@ varint (-1: null), value. Varints are zigzag-encoded, as protobuf's sint32/sint6
 
 baseOffset, batchLength and partitionLeaderEpoch lie before the CRC range, which is why a
 leader can assign offsets and its epoch by patching 12 bytes without recomputing the CRC
-(`assign_offsets`). Compressed batches are stored and served as they come; this module never
-decompresses them (`iter_records` refuses them with a clear error).
+(`assign_offsets`). Compressed batches are stored and served as they come; only
+`validate_content` (the leader's check of a produced batch) and `iter_records` (whoever reads
+records) decompress them, through broker.log.compression, which bounds the inflated size.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import NamedTuple
 
 import crc32c
 
+from broker.log.compression import CompressionType, compress, compression_type, decompress
 from broker.log.errors import CorruptRecordError, InvalidRecordError
 
 MAGIC_V2 = 2
@@ -81,16 +83,6 @@ _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
 assert _HEADER.size == BATCH_HEADER_SIZE_BYTES
-
-
-class CompressionType(IntEnum):
-    """The codec in attribute bits 0-2."""
-
-    NONE = 0
-    GZIP = 1
-    SNAPPY = 2
-    LZ4 = 3
-    ZSTD = 4
 
 
 class TimestampType(IntEnum):
@@ -319,8 +311,22 @@ class RecordBatch:
             raise InvalidRecordError(
                 f"lastOffsetDelta {last_offset_delta} does not match records count {count}"
             )
-        if check_records and self.compression == CompressionType.NONE:
+        codec = compression_type(self.compression)  # 5-7: UnsupportedCompressionError
+        if not check_records:
+            return
+        if codec is CompressionType.NONE:
             walk_records(self.buffer, count)
+        else:
+            _walk_section(self.records_section(), 0, count)
+
+    def records_section(self) -> bytes:
+        """The records after the header, decompressed if need be (CorruptRecordError,
+        UnsupportedCompressionError, DecompressedSizeError)."""
+        codec = compression_type(self.compression)
+        section = self.buffer[BATCH_HEADER_SIZE_BYTES:]
+        if codec is CompressionType.NONE:
+            return bytes(section)
+        return decompress(codec, section)
 
 
 def batch_size_at(
@@ -370,8 +376,12 @@ def walk_records(buffer: memoryview, count: int) -> None:
     This runs on the leader for every produced batch, so it is written for speed: the bytes
     are indexed as `bytes` and varints of one or two bytes (nearly all of them) are read
     without the general decoder."""
-    data = bytes(buffer)
-    position = BATCH_HEADER_SIZE_BYTES
+    _walk_section(bytes(buffer), BATCH_HEADER_SIZE_BYTES, count)
+
+
+def _walk_section(data: bytes, position: int, count: int) -> None:
+    """walk_records over the records that start at `position` of `data` and fill the rest
+    (the batch's bytes after its header, or a decompressed records section)."""
     end = len(data)
     for expected_delta in range(count):
         position = _walk_record(data, position, end, expected_delta)
@@ -458,17 +468,23 @@ def _read_bytes_field(
 
 
 def iter_records(batch: RecordBatch) -> Iterator[DecodedRecord]:
-    """The records of an uncompressed batch with absolute offsets and timestamps. Call
-    batch.validate() first: this decodes, it does not check."""
-    if batch.compression != CompressionType.NONE:
-        raise InvalidRecordError(
-            f"batch at offset {batch.base_offset} is compressed (codec {batch.compression}); "
-            "decompression is not supported yet"
-        )
-    data = bytes(batch.buffer)  # indexing bytes is faster than a memoryview
+    """The records of a batch with absolute offsets and timestamps. Call batch.validate()
+    first: for an uncompressed batch this decodes, it does not check. A compressed batch is
+    decompressed (bounded) and its records section walked before any record is decoded,
+    so a consumer may validate it with check_records=False and decompress it once."""
+    if batch.compression == CompressionType.NONE:
+        data = bytes(batch.buffer)  # indexing bytes is faster than a memoryview
+        position = BATCH_HEADER_SIZE_BYTES
+    else:
+        data = batch.records_section()
+        position = 0
+        _walk_section(data, position, batch.records_count)
+    return _decode_records(data, position, batch)
+
+
+def _decode_records(data: bytes, position: int, batch: RecordBatch) -> Iterator[DecodedRecord]:
     base_offset = batch.base_offset
     base_timestamp = batch.base_timestamp
-    position = BATCH_HEADER_SIZE_BYTES
     end = len(data)
     for _ in range(batch.records_count):
         length, position = _varint(data, position, end)
@@ -554,9 +570,11 @@ def build_batch(
     is_transactional: bool = False,
     is_control: bool = False,
     base_timestamp_ms: int | None = None,
+    compression: CompressionType = CompressionType.NONE,
 ) -> bytes:
-    """An uncompressed v2 batch of `records` (CreateTime timestamps), CRC set, as a Kafka
-    producer would send it; baseTimestamp is the first record's timestamp unless given."""
+    """A v2 batch of `records` (CreateTime timestamps), CRC set, as a Kafka producer would
+    send it, its records section compressed with `compression`; baseTimestamp is the first
+    record's timestamp unless given."""
     assert records, "a record batch holds at least one record"
     assert len(records) <= RECORDS_COUNT_MAX, f"{len(records)} records do not fit a batch"
     base_timestamp = records[0].timestamp_ms if base_timestamp_ms is None else base_timestamp_ms
@@ -564,8 +582,12 @@ def build_batch(
     body = bytearray()
     for offset_delta, record in enumerate(records):
         body += _encode_record(record, offset_delta, base_timestamp)
-    attributes = (TRANSACTIONAL_FLAG_MASK if is_transactional else 0) | (
-        CONTROL_FLAG_MASK if is_control else 0
+    if compression is not CompressionType.NONE:
+        body = bytearray(compress(compression, bytes(body)))
+    attributes = (
+        int(compression)
+        | (TRANSACTIONAL_FLAG_MASK if is_transactional else 0)
+        | (CONTROL_FLAG_MASK if is_control else 0)
     )
     batch_length = BATCH_LENGTH_MIN + len(body)
     assert batch_length <= BATCH_LENGTH_MAX, f"batch of {batch_length} bytes is too large"

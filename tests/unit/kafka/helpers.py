@@ -11,6 +11,7 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kio.serial import entity_reader, entity_writer
@@ -25,6 +26,7 @@ from broker.partitions.manager import (
     PartitionFetch,
     PartitionFetchResult,
     ProduceResult,
+    ReplicaSettings,
 )
 from kraft.controller.records import PartitionRecord, TopicRecord
 from kraft.protocol.errors import ErrorCode
@@ -97,6 +99,18 @@ class FakeData:
     produced: list[tuple[str, int, bytes, int, int]] = field(default_factory=list)
     fetches: list[tuple[int, Sequence[PartitionFetch], int, int, int]] = field(default_factory=list)
     next_offset: int = 0
+    settings: ReplicaSettings = field(
+        default_factory=lambda: ReplicaSettings(
+            broker_id=1,
+            log_dir=Path("/data/1"),
+            segment_bytes=1 << 30,
+            retention_ms=7 * 24 * 3600 * 1000,
+            retention_bytes=-1,
+            flush_interval_messages=None,
+            min_insync_replicas=1,
+            replica_lag_time_max_ms=5000,
+        )
+    )
 
     async def produce(
         self, topic: str, partition_id: int, records: bytes, acks: int, timeout_ms: int
@@ -148,6 +162,7 @@ class Fixture:
     builder: KafkaImageBuilder = field(default_factory=kafka_builder)
     data: FakeData = field(default_factory=FakeData)
     controller: int | None = 1
+    broker_config: dict[str, str] = field(default_factory=dict)  # the node's configuration
     admin: FakeAdmin = field(init=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +177,7 @@ class Fixture:
             image=lambda: self.builder.image,
             cluster_id=lambda: CLUSTER_ID,
             controller_id=lambda: self.controller,
+            broker_config=self.broker_config,
         )
 
     async def call(self, api_key: ApiKey, version: int, **fields: Any) -> Any:

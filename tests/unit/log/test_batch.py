@@ -218,13 +218,17 @@ def test_assign_offsets_patches_offset_and_epoch_and_keeps_the_crc() -> None:
     assert RecordBatch(in_place).base_offset == 9
 
 
-def test_compressed_batch_is_kept_but_not_decoded() -> None:
+def test_batch_flagged_gzip_whose_records_are_not_gzip_is_corrupt() -> None:
+    """A leader decompresses a produced batch to check its records (Kafka's
+    LogValidator); a follower, trusting its leader's check, looks at frame and CRC only."""
     data = bytearray(make_batch(1))
     struct.pack_into(">h", data, ATTRIBUTES_POSITION, CompressionType.GZIP)
     batch = RecordBatch(_with_crc(data))
-    batch.validate()  # the records of a compressed batch are opaque: frame and CRC only
+    batch.validate(check_records=False)
     assert batch.compression == CompressionType.GZIP
-    with pytest.raises(InvalidRecordError, match="compressed"):
+    with pytest.raises(CorruptRecordError, match="gzip records do not decompress"):
+        batch.validate()
+    with pytest.raises(CorruptRecordError, match="gzip"):
         list(iter_records(batch))
 
 
