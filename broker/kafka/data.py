@@ -39,7 +39,6 @@ MAX_FETCH_WAIT_MS = 30_000  # clients ask for 500 ms by default
 # Kafka's broker-side fetch.max.bytes default (55 MiB): a fetch answer holds at most this
 MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
 VALID_ACKS = (-1, 0, 1)
-NO_PRODUCER_ID = -1
 # Errors that mean "ask the leader elsewhere": answered with the current leader (KIP-951)
 _LEADER_MOVED = frozenset(
     {
@@ -131,7 +130,7 @@ def _produce_partition(
             KafkaError.invalid_record,
             f"a produce to {topic}-{partition} carries no record batch; it needs exactly one",
         )
-    refusal = _refuse_producer_batch(records)
+    refusal = _refuse_transactional_batch(records)
     if refusal is not None:
         return _refused(*refusal)
     return _append(services, topic, partition, bytes(records), acks, timeout_ms)
@@ -141,12 +140,15 @@ async def _append(
     services: BrokerServices, topic: str, partition: int, records: bytes, acks: int, timeout_ms: int
 ) -> _PartitionOutcome:
     result = await services.data.produce(topic, partition, records, acks, timeout_ms)
-    return _PartitionOutcome(from_broker_code(result.error_code), result.error_message, result)
+    # producer-state refusals (OUT_OF_ORDER_SEQUENCE_NUMBER, ...) carry Kafka's codes too
+    code = KafkaError(int(result.error_code))
+    return _PartitionOutcome(code, result.error_message, result)
 
 
-def _refuse_producer_batch(records: bytes) -> tuple[KafkaError, str] | None:
-    """Idempotent and transactional batches need producer state this broker does not keep
-    yet (no InitProducerId): storing them would promise what is not checked."""
+def _refuse_transactional_batch(records: bytes) -> tuple[KafkaError, str] | None:
+    """Transactional batches need a transaction coordinator this broker does not have;
+    idempotent ones are checked by the partition leader's producer state (a duplicate is
+    answered with its original offsets, a gap with OUT_OF_ORDER_SEQUENCE_NUMBER)."""
     if len(records) < BATCH_HEADER_SIZE_BYTES:
         return None  # the log names what is wrong with it
     try:
@@ -155,12 +157,6 @@ def _refuse_producer_batch(records: bytes) -> tuple[KafkaError, str] | None:
         return None
     if batch.is_transactional:
         return KafkaError.invalid_txn_state, "transactional batches are not served yet"
-    if batch.producer_id != NO_PRODUCER_ID:
-        return (
-            KafkaError.unknown_producer_id,
-            f"producer id {batch.producer_id} was not issued by this broker (idempotent "
-            "producers are not served yet)",
-        )
     return None
 
 

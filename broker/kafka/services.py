@@ -54,6 +54,12 @@ class AdminOperations(Protocol):
     async def create_partitions(self, name: str, total_count: int) -> None: ...
 
 
+class ProducerIds(Protocol):
+    """broker.kafka.producers.ProducerIdAllocator; refusals raise ProducerIdsUnavailableError."""
+
+    def allocate(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerServices:
     node_id: int
@@ -62,3 +68,4 @@ class BrokerServices:
     image: Callable[[], MetadataImage]
     cluster_id: Callable[[], str]
     controller_id: Callable[[], int | None]  # the quorum leader, if known
+    producer_ids: ProducerIds | None = None  # InitProducerId (None: COORDINATOR_NOT_AVAILABLE)

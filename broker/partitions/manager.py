@@ -35,6 +35,7 @@ from broker.partitions.partition import (
     read_topic_id,
     write_topic_id,
 )
+from broker.partitions.producer_log import producer_batch_of
 from broker.replication import (
     UNDEFINED_EPOCH,
     Acks,
@@ -46,6 +47,7 @@ from broker.replication import (
     ReplicationError,
     TooManyPendingProducesError,
 )
+from broker.replication.producer_state import DuplicateBatch, ProducerError, RefuseBatch
 from kraft.controller.image import MetadataImage, PartitionRegistration
 from kraft.controller.records import (
     ConfigRecord,
@@ -109,7 +111,7 @@ class ReplicaSettings:
 
 @dataclass(frozen=True, slots=True)
 class ProduceResult:
-    error_code: ErrorCode
+    error_code: ErrorCode | ProducerError  # the latter only for batches with a producer id
     error_message: str | None = None
     base_offset: int = -1
     log_start_offset: int = -1
@@ -219,6 +221,7 @@ class ReplicaManager:
         for partition in list(self.partitions.values()):
             self._resign(partition, reason="broker stopping")
             partition.checkpoint_high_watermark()
+            partition.snapshot_producer_state()
             with contextlib.suppress(PartitionLogError, OSError):
                 partition.log.close()
         self.partitions.clear()
@@ -329,6 +332,7 @@ class ReplicaManager:
                 "partition.torn_tail_truncated", partition=directory.name, detail=str(report)
             )
         partition = Partition(topic, topic_id, partition_id, partition_log)
+        partition.reload_producer_state()
         self.partitions[(topic_id, partition_id)] = partition
         self._by_name[(topic, partition_id)] = partition
         log.info(
@@ -625,6 +629,7 @@ class ReplicaManager:
     def _checkpoint(self) -> None:
         for partition in self.partitions.values():
             partition.checkpoint_high_watermark()
+            partition.snapshot_producer_state()
 
     def _apply_retention(self) -> None:
         for partition in list(self.partitions.values()):
@@ -635,6 +640,7 @@ class ReplicaManager:
                 self.storage_failed(error)
                 continue
             if deleted:
+                partition.producers_lost_head()
                 log.info(
                     "partition.segments_deleted",
                     partition=partition.name,
@@ -692,14 +698,13 @@ class ReplicaManager:
                 f"min.insync.replicas={partition.min_insync_replicas}",
             )
         try:
-            base_offset, last_offset = partition.log.append_as_leader(records, leader.leader_epoch)
+            appended = self._append_as_leader(partition, leader, records)
         except PartitionLogError as error_:
             self.storage_failed(error_)
             return self._produce_error(topic, partition_id, log_error_code(error_), str(error_))
-        leader.on_local_append(partition.log.log_end_offset)
-        partition.wake_fetches()
-        if self.metrics is not None:
-            self.metrics.count_produced(topic, last_offset - base_offset + 1, len(records))
+        if isinstance(appended, RefuseBatch):
+            return self._produce_error(topic, partition_id, appended.error, appended.message)
+        base_offset, last_offset = appended
         try:
             produce_id = leader.register_pending_produce(
                 last_offset, acks_value, partition.min_insync_replicas
@@ -745,8 +750,34 @@ class ReplicaManager:
             leader_epoch=leader.leader_epoch,
         )
 
+    def _append_as_leader(
+        self, partition: Partition, leader: PartitionLeaderState, records: bytes
+    ) -> tuple[int, int] | RefuseBatch:
+        """Appends a produced batch after the producer-state check, or finds the batch it
+        retries: (base offset, last offset) either way. Runs without an await, so pipelined
+        produces are checked and appended in arrival order (broker/kafka/data.py)."""
+        fields = producer_batch_of(records)
+        verdict = None if fields is None else partition.producers.check(fields)
+        if isinstance(verdict, RefuseBatch):
+            return verdict
+        if isinstance(verdict, DuplicateBatch):
+            # a retry must still be a valid batch (Kafka validates before the state check)
+            RecordBatch(records).validate()
+            original = verdict.original
+            return original.first_offset, original.last_offset
+        base_offset, last_offset = partition.log.append_as_leader(records, leader.leader_epoch)
+        if fields is not None:
+            partition.producers.on_append(fields, base_offset, last_offset)
+        leader.on_local_append(partition.log.log_end_offset)
+        partition.wake_fetches()
+        if self.metrics is not None:
+            self.metrics.count_produced(
+                partition.topic, last_offset - base_offset + 1, len(records)
+            )
+        return base_offset, last_offset
+
     def _produce_error(
-        self, topic: str, partition_id: int, code: ErrorCode, message: str
+        self, topic: str, partition_id: int, code: ErrorCode | ProducerError, message: str
     ) -> ProduceResult:
         leader_id, leader_epoch = self.leader_hint(topic, partition_id)
         return ProduceResult(code, message, leader_id=leader_id, leader_epoch=leader_epoch)
