@@ -47,8 +47,15 @@ class ProducerIdAllocator:
     """Producer ids `broker_epoch * 2**20 + n` for this broker incarnation (module docstring).
     `broker_epoch` returns the current registration's epoch, None before the first."""
 
-    def __init__(self, broker_epoch: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        broker_epoch: Callable[[], int | None],
+        ids_per_epoch: int = PRODUCER_IDS_PER_BROKER_EPOCH,
+    ) -> None:
+        """`ids_per_epoch` below the block size only for tests of exhaustion."""
+        assert 0 < ids_per_epoch <= PRODUCER_IDS_PER_BROKER_EPOCH, f"{ids_per_epoch} ids"
         self._broker_epoch = broker_epoch
+        self._ids_per_epoch = ids_per_epoch
         self._epoch: int | None = None
         self._next = 0
 
@@ -63,10 +70,10 @@ class ProducerIdAllocator:
         if epoch != self._epoch:
             # a new registration (epochs are never handed out twice): a fresh block
             self._epoch, self._next = epoch, 0
-        if self._next >= PRODUCER_IDS_PER_BROKER_EPOCH:
+        if self._next >= self._ids_per_epoch:
             raise ProducerIdsUnavailableError(
                 KafkaError.coordinator_not_available,
-                f"broker epoch {epoch} handed out all {PRODUCER_IDS_PER_BROKER_EPOCH} of its "
+                f"broker epoch {epoch} handed out all {self._ids_per_epoch} of its "
                 "producer ids; a restart of this broker gives it a new block",
             )
         producer_id = (epoch << PRODUCER_ID_COUNTER_BITS) + self._next
