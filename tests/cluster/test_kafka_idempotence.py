@@ -134,25 +134,7 @@ def init_producer_id(port: int) -> tuple[int, int]:
 
 def produce_raw(port: int, topic: str, batch: bytes) -> tuple[int, int]:
     """(error code, base offset) of an acks=all Produce v3 of one batch to partition 0."""
-    body = request(
-        ApiKey.PRODUCE,
-        3,
-        transactional_id=None,
-        acks=-1,
-        timeout=datetime.timedelta(milliseconds=30_000),
-        topic_data=(
-            nested(
-                ApiKey.PRODUCE,
-                3,
-                "TopicProduceData",
-                name=topic,
-                partition_data=(
-                    nested(ApiKey.PRODUCE, 3, "PartitionProduceData", index=0, records=batch),
-                ),
-            ),
-        ),
-    )
-    answer = call(port, ApiKey.PRODUCE, 3, body)
+    answer = call(port, ApiKey.PRODUCE, 3, produce_body(topic, batch))
     result = answer.responses[0].partition_responses[0]
     return int(result.error_code), int(result.base_offset)
 
@@ -341,6 +323,55 @@ def test_a_batch_sent_twice_gets_its_offset_twice_and_is_stored_once(
     older = idempotent_batch(producer_id, epoch, 5, 1, "old")
     assert produce_raw(port, "idem-raw", older)[0] == INVALID_PRODUCER_EPOCH
     assert len(stored_values(stored_batches(cluster, "idem-raw", 0))) == 6, "refusals store none"
+
+
+def produce_body(topic: str, batch: bytes) -> Any:
+    """An acks=all Produce v3 of one batch to partition 0."""
+    return request(
+        ApiKey.PRODUCE,
+        3,
+        transactional_id=None,
+        acks=-1,
+        timeout=datetime.timedelta(milliseconds=30_000),
+        topic_data=(
+            nested(
+                ApiKey.PRODUCE,
+                3,
+                "TopicProduceData",
+                name=topic,
+                partition_data=(
+                    nested(ApiKey.PRODUCE, 3, "PartitionProduceData", index=0, records=batch),
+                ),
+            ),
+        ),
+    )
+
+
+def test_pipelined_produces_are_checked_and_appended_in_the_order_sent(
+    cluster: LocalCluster,
+) -> None:
+    """Every request is on the wire before the first answer: the sequence checks see the
+    batches in arrival order (broker/kafka/data.py), so none is refused as out of order."""
+    create_topic(cluster, "idem-pipelined", 1)
+    port = cluster.nodes[wait_for_leader(cluster, "idem-pipelined")].client_port
+    producer_id, epoch = init_producer_id(port)
+    count = 40
+    frames = b""
+    for n in range(count):
+        batch = idempotent_batch(producer_id, epoch, n, 1, "p")
+        payload = encode_request(ApiKey.PRODUCE, 3, produce_body("idem-pipelined", batch), n)
+        frames += struct.pack(">i", len(payload)) + payload
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT_S) as sock:
+        sock.sendall(frames)
+        answers = [decode_response(ApiKey.PRODUCE, 3, _read_frame(sock)) for _ in range(count)]
+    results = [
+        (
+            int(a.responses[0].partition_responses[0].error_code),
+            int(a.responses[0].partition_responses[0].base_offset),
+        )
+        for a in answers
+    ]
+    assert results == [(0, n) for n in range(count)]
 
 
 def test_producer_ids_are_unique_across_brokers(cluster: LocalCluster) -> None:
