@@ -46,7 +46,7 @@ class ApiKey(enum.IntEnum):
 SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 11),  # 3: record batches v2 only; 12+: transactions v2, topic ids
     ApiKey.FETCH: (4, 16),  # 13+: topic ids; 15+: replica state (consumers send -1)
-    ApiKey.LIST_OFFSETS: (1, 6),  # 7+: MAX_TIMESTAMP (-3), which the log cannot answer yet
+    ApiKey.LIST_OFFSETS: (1, 8),  # 7: MAX_TIMESTAMP (-3); 8: EARLIEST_LOCAL (-4); 9: tiered
     ApiKey.METADATA: (0, 12),  # 13: top-level error code only
     ApiKey.API_VERSIONS: (0, 4),
     ApiKey.CREATE_TOPICS: (2, 7),

@@ -24,12 +24,17 @@ from broker.kafka.errors import KafkaError, from_broker_code
 from broker.kafka.services import BrokerServices
 from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
 from broker.log.errors import CorruptRecordError
-from broker.partitions.manager import PartitionFetch, PartitionFetchResult, ProduceResult
+from broker.partitions.manager import (
+    EARLIEST_LOCAL_TIMESTAMP,
+    MAX_TIMESTAMP,
+    PartitionFetch,
+    PartitionFetchResult,
+    ProduceResult,
+)
 from kraft.controller.image import MetadataImage
 from kraft.protocol.native import (
     CONSUMER_REPLICA_ID,
     EARLIEST_TIMESTAMP,
-    LATEST_TIMESTAMP,
     MAX_PRODUCE_TIMEOUT_MS,
 )
 
@@ -407,8 +412,7 @@ def _list_offset(
             leader_epoch=epoch,
         )
 
-    if timestamp < EARLIEST_TIMESTAMP:
-        # -3 (max timestamp, v7+), -4 and -5 (tiered storage) are not served
+    if timestamp < _lowest_special_timestamp(context.version):
         return answer(KafkaError.unsupported_version)
     lookup = services.data.list_offset(topic, index, timestamp)
     code = from_broker_code(lookup.error_code)
@@ -419,6 +423,15 @@ def _list_offset(
         return answer(KafkaError.fenced_leader_epoch)
     if requested_epoch > lookup.leader_epoch:
         return answer(KafkaError.unknown_leader_epoch)
-    by_time = timestamp not in (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP)
-    found_at = lookup.timestamp_ms if by_time else -1
-    return answer(KafkaError.none, lookup.offset, found_at, lookup.leader_epoch)
+    # the manager answers -1 for earliest and latest, the record's time for max timestamp
+    return answer(KafkaError.none, lookup.offset, lookup.timestamp_ms, lookup.leader_epoch)
+
+
+def _lowest_special_timestamp(version: int) -> int:
+    """-3 (MAX_TIMESTAMP) came with ListOffsets v7 (KIP-734), -4 (EARLIEST_LOCAL) with v8
+    (KIP-405); -5 (tiered storage, v9) and anything lower are not served."""
+    if version >= 8:
+        return EARLIEST_LOCAL_TIMESTAMP
+    if version >= 7:
+        return MAX_TIMESTAMP
+    return EARLIEST_TIMESTAMP

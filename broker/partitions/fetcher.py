@@ -226,8 +226,10 @@ class ReplicaFetcher:
                     offset=action.offset,
                     log_end_offset=partition_log.log_end_offset,
                 )
+                end_before = partition_log.log_end_offset
                 partition_log.truncate_to(action.offset)
-                partition.producers_truncated()
+                if partition_log.log_end_offset != end_before:  # batches went: roll back
+                    partition.producers_truncated()
             else:
                 assert isinstance(action, TruncateFullyAndStartAt)
                 log.info("partition.restarted_at", partition=partition.name, offset=action.offset)

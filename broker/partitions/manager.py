@@ -36,6 +36,7 @@ from broker.partitions.partition import (
     write_topic_id,
 )
 from broker.partitions.producer_log import producer_batch_of
+from broker.partitions.timestamps import offset_of_max_timestamp
 from broker.replication import (
     UNDEFINED_EPOCH,
     Acks,
@@ -67,6 +68,9 @@ HIGH_WATERMARK_CHECKPOINT_INTERVAL_S = 5.0  # Kafka: replica.high.watermark.chec
 RETENTION_CHECK_INTERVAL_S = 30.0  # Kafka's log.retention.check.interval.ms is 5 minutes
 ALTER_PARTITION_TIMEOUT_S = 5.0
 ALTER_PARTITION_RETRY_S = 0.2
+# ListOffsets special timestamps beyond kraft.protocol.native's -1 and -2 (Kafka protocol):
+MAX_TIMESTAMP = -3  # KIP-734: the record with the largest timestamp
+EARLIEST_LOCAL_TIMESTAMP = -4  # KIP-405: the local log start; here always the log start
 # Without a controller lease, an acks=all produce waiting this long is answered NOT_LEADER.
 STUCK_PRODUCE_MS = 250
 
@@ -945,19 +949,27 @@ class ReplicaManager:
             code, message = self._unknown_or_not_leader(topic, partition_id)
             leader_id, leader_epoch = self.leader_hint(topic, partition_id)
             return OffsetLookup(code, message, leader_id=leader_id, leader_epoch=leader_epoch)
-        if timestamp_ms == EARLIEST_TIMESTAMP:
-            offset: int | None = partition.log.log_start_offset
+        found_timestamp_ms = timestamp_ms
+        if timestamp_ms in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+            offset: int | None = partition.log.log_start_offset  # no tiered storage
         elif timestamp_ms == LATEST_TIMESTAMP:
             offset = leader.high_watermark
+        elif timestamp_ms == MAX_TIMESTAMP:
+            found = offset_of_max_timestamp(
+                partition.log.offset_for_timestamp, leader.high_watermark
+            )
+            offset, found_timestamp_ms = (None, -1) if found is None else found
         else:
             offset = partition.log.offset_for_timestamp(timestamp_ms)
             if offset is not None and offset >= leader.high_watermark:
                 offset = None  # consumers see nothing at or past the high watermark
+        if offset is None or (timestamp_ms < 0 and timestamp_ms != MAX_TIMESTAMP):
+            found_timestamp_ms = -1  # Kafka's answer for earliest and latest
         return OffsetLookup(
             ErrorCode.NONE,
             None,
             offset=-1 if offset is None else offset,
-            timestamp_ms=timestamp_ms if timestamp_ms >= 0 and offset is not None else -1,
+            timestamp_ms=found_timestamp_ms,
             leader_id=self.broker_id,
             leader_epoch=leader.leader_epoch,
         )

@@ -454,3 +454,36 @@ def test_an_idempotent_producer_survives_the_leader_being_killed_without_loss_or
     assert len(stored) == len(set(stored)), "no record is stored twice"
     assert set(acknowledged) <= set(stored), "nothing acknowledged is lost"
     assert stored == sent, "every record once, in the order sent"
+
+
+# -- ListOffsets MAX_TIMESTAMP -----------------------------------------------------------------
+
+
+def test_list_offsets_max_timestamp_names_the_record_with_the_largest_timestamp(
+    cluster: LocalCluster,
+) -> None:
+    """KIP-734 through librdkafka's admin client (ListOffsets v7+): the offset and timestamp
+    of the record with the largest timestamp, wherever it is in the log."""
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    create_topic(cluster, "max-timestamp", 1)
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap(cluster), "acks": "all", "enable.idempotence": True}
+    )
+    for timestamp in (1_000, 9_000, 3_000, 9_000, 2_000):
+        producer.produce("max-timestamp", value=b"v", partition=0, timestamp=timestamp)
+        producer.flush(DEADLINE_S)  # one batch each: the answer is a record inside the log
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    partition = confluent_kafka.TopicPartition("max-timestamp", 0)
+    answers = {}
+    for name, spec in (
+        ("max", OffsetSpec.max_timestamp()),
+        ("earliest", OffsetSpec.earliest()),
+        ("latest", OffsetSpec.latest()),
+    ):
+        result = admin.list_offsets({partition: spec})[partition].result(timeout=DEADLINE_S)
+        answers[name] = (result.offset, result.timestamp)
+    assert answers["max"] == (1, 9_000), "the first record with the largest timestamp"
+    assert answers["earliest"][0] == 0
+    assert answers["latest"][0] == 5
