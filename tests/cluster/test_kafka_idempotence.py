@@ -487,3 +487,101 @@ def test_list_offsets_max_timestamp_names_the_record_with_the_largest_timestamp(
     assert answers["max"] == (1, 9_000), "the first record with the largest timestamp"
     assert answers["earliest"][0] == 0
     assert answers["latest"][0] == 5
+
+
+# -- state that survives leader changes and restarts (keep last: it restarts the cluster) ---------
+
+
+def isr_of(cluster: LocalCluster, topic: str, partition: int) -> set[int]:
+    node = cluster.running()[0]
+    body = request(
+        ApiKey.METADATA,
+        4,
+        topics=(nested(ApiKey.METADATA, 4, "MetadataRequestTopic", name=topic),),
+        allow_auto_topic_creation=False,
+    )
+    answer = call(node.client_port, ApiKey.METADATA, 4, body)
+    [entry] = [p for p in answer.topics[0].partitions if int(p.partition_index) == partition]
+    return {int(member) for member in entry.isr_nodes}
+
+
+def test_a_retry_gets_its_original_offset_from_a_new_leader_and_after_a_full_restart(
+    cluster: LocalCluster,
+) -> None:
+    """The follower kept the producer state, so the new leader recognises the retry; after
+    every node was SIGKILLed and restarted the state is rebuilt from its snapshot and the log
+    after it (an unknown producer would be accepted at any sequence: the gap shows it is
+    known)."""
+    create_topic(cluster, "idem-survive", 1)
+    first_leader = wait_for_leader(cluster, "idem-survive")
+    port = cluster.nodes[first_leader].client_port
+    producer_id, epoch = init_producer_id(port)
+    first = idempotent_batch(producer_id, epoch, 0, 3, "a")
+    second = idempotent_batch(producer_id, epoch, 3, 2, "b")
+    assert produce_raw(port, "idem-survive", first) == (0, 0)
+    assert produce_raw(port, "idem-survive", second) == (0, 3)
+    wait_for(
+        lambda: isr_of(cluster, "idem-survive", 0) == set(cluster.nodes),
+        deadline_s=DEADLINE_S,
+        what="every replica in the ISR",
+    )
+
+    cluster.kill(first_leader)
+    new_leader = wait_for(
+        lambda: (leader := metadata_leader(cluster, "idem-survive", 0)) != first_leader and leader,
+        deadline_s=DEADLINE_S,
+        what="a new leader",
+    )
+    port = cluster.nodes[new_leader].client_port
+    assert produce_raw(port, "idem-survive", second) == (0, 3), "the new leader knows it"
+    assert produce_raw(port, "idem-survive", first) == (0, 0)
+    third = idempotent_batch(producer_id, epoch, 5, 1, "c")
+    assert produce_raw(port, "idem-survive", third) == (0, 5)
+
+    cluster.start(first_leader)
+    wait_for(
+        lambda: isr_of(cluster, "idem-survive", 0) == set(cluster.nodes),
+        deadline_s=DEADLINE_S,
+        what="the restarted replica back in the ISR",
+    )
+
+    def snapshots_everywhere() -> bool:
+        """Every replica wrote a producer snapshot (each checkpoint interval, 5 s)."""
+        directories = [n.directory / "data" / "idem-survive-0" for n in cluster.nodes.values()]
+        return all(any(directory.glob("*.snapshot")) for directory in directories)
+
+    wait_for(snapshots_everywhere, deadline_s=DEADLINE_S, what="producer snapshots")
+    port = cluster.nodes[wait_for_leader(cluster, "idem-survive")].client_port
+    fourth = idempotent_batch(producer_id, epoch, 6, 1, "d")  # after the snapshot: replayed
+    assert produce_raw(port, "idem-survive", fourth) == (0, 6)
+    for node_id in list(cluster.nodes):
+        cluster.kill(node_id)
+    for node_id in list(cluster.nodes):
+        cluster.start(node_id)
+    wait_for(
+        lambda: all(n.get("/v1/status/ready")[0] == 200 for n in cluster.running()),
+        deadline_s=DEADLINE_S,
+        what="every node ready again",
+    )
+
+    def retried() -> tuple[int, int] | None:
+        leader = metadata_leader(cluster, "idem-survive", 0)
+        if leader is None:
+            return None
+        answer = produce_raw(cluster.nodes[leader].client_port, "idem-survive", third)
+        return answer if answer[0] == 0 else None  # NOT_LEADER while leadership settles
+
+    assert wait_for(retried, deadline_s=DEADLINE_S, what="the retry answered") == (0, 5)
+    port = cluster.nodes[wait_for_leader(cluster, "idem-survive")].client_port
+    assert produce_raw(port, "idem-survive", fourth) == (0, 6)
+    gap = idempotent_batch(producer_id, epoch, 9, 1, "gap")
+    assert produce_raw(port, "idem-survive", gap)[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert stored_values(stored_batches(cluster, "idem-survive", 0)) == [
+        b"a-0",
+        b"a-1",
+        b"a-2",
+        b"b-0",
+        b"b-1",
+        b"c-0",
+        b"d-0",
+    ]
