@@ -576,12 +576,12 @@ def test_a_retry_gets_its_original_offset_from_a_new_leader_and_after_a_full_res
     assert produce_raw(port, "idem-survive", fourth) == (0, 6)
     gap = idempotent_batch(producer_id, epoch, 9, 1, "gap")
     assert produce_raw(port, "idem-survive", gap)[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
-    assert stored_values(stored_batches(cluster, "idem-survive", 0)) == [
-        b"a-0",
-        b"a-1",
-        b"a-2",
-        b"b-0",
-        b"b-1",
-        b"c-0",
-        b"d-0",
-    ]
+    expected = [b"a-0", b"a-1", b"a-2", b"b-0", b"b-1", b"c-0", b"d-0"]
+    # a leader elected just now serves consumers up to its high watermark once its
+    # followers fetched: wait for it, then check nothing more is there
+    wait_for(
+        lambda: len(stored_values(stored_batches(cluster, "idem-survive", 0))) >= len(expected),
+        deadline_s=DEADLINE_S,
+        what="the high watermark past every record",
+    )
+    assert stored_values(stored_batches(cluster, "idem-survive", 0)) == expected
