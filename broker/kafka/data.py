@@ -8,7 +8,11 @@ room for it (KIP-951), so clients move without a metadata round trip.
 
 Order: a connection's requests are handled as tasks started in arrival order, and a produce
 starts its appends (ReplicaManager.produce appends before its first await) in its task's
-first step, so pipelined produces to one partition are appended in the order sent.
+first step, so pipelined produces to one partition are appended in the order sent. The
+idempotent producer's sequence checks run in that same step, right before each append
+(ReplicaManager._append_as_leader), so they too see the batches in the order sent: an
+idempotent client with 5 requests in flight is never refused OUT_OF_ORDER_SEQUENCE_NUMBER
+for a reordering of ours.
 """
 
 from __future__ import annotations

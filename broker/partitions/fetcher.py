@@ -2,6 +2,9 @@
 partition this broker follows on that leader (Kafka's ReplicaFetcherThread), hands each
 answer to the partition's FollowerState and does what it asks (append, truncate).
 
+Appended batches also update the partition's producer state, and a truncation that removed
+batches rebuilds it (producer_log.py), so a follower that becomes leader holds it.
+
 A fetch that reaches the leader's log end is parked there (long poll) until new records
 arrive, so a follower's next fetch follows the leader's append within a round trip; that
 next fetch is also what tells the leader the records are replicated (the high watermark,

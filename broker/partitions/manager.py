@@ -5,7 +5,11 @@ opens the log (`<log dir>/<topic>-<partition>`), and in each leader epoch makes 
 a leader (a PartitionLeaderState) or a follower (a FollowerState fed by a ReplicaFetcher of
 that leader). It serves produce, fetch and list-offsets (the native protocol handler and the
 HTTP facade call it), sends the ISR changes its leader states ask for to the controller,
-ticks them for ISR shrinks, checkpoints high watermarks and applies retention.
+ticks them for ISR shrinks, checkpoints high watermarks and applies retention. Each
+partition also keeps its idempotent producers' state (Partition.producers): a leader checks
+every producer batch against it right before appending it (a retry is answered with its
+original offsets, docs/decisions/0007), followers record what they append, and it is
+snapshotted with the high watermark checkpoint.
 
 Nothing is done before the broker has caught up with the metadata log: a replica that
 replays an old image must not take itself for a leader it no longer is.
