@@ -22,10 +22,12 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import structlog
+
 from broker.log import PartitionLog
 from broker.log.batch import BATCH_HEADER_SIZE_BYTES, NO_PRODUCER_ID, RecordBatch, iter_batches
 from broker.log.checkpoint import read_checkpoint, write_checkpoint
-from broker.log.errors import CorruptLogError, CorruptRecordError
+from broker.log.errors import CorruptLogError, CorruptRecordError, RecordBatchError
 from broker.replication.producer_state import (
     SNAPSHOT_ROW_WIDTH,
     CorruptProducerSnapshotError,
@@ -33,6 +35,8 @@ from broker.replication.producer_state import (
     ProducerStateTable,
 )
 from kraft.storage.durable_files import remove_file_durably
+
+log = structlog.get_logger(__name__)
 
 SNAPSHOT_SUFFIX = ".snapshot"
 MAX_PRODUCER_SNAPSHOTS = 3
@@ -90,15 +94,17 @@ def delete_snapshots_after(directory: Path, offset: int) -> None:
             remove_file_durably(snapshot_path(directory, stale))
 
 
-def load_producer_state(log: PartitionLog) -> ProducerStateTable:
+def load_producer_state(partition_log: PartitionLog) -> ProducerStateTable:
     """The table as of the log end: newest usable snapshot, then a replay of the rest."""
-    end_offset = log.log_end_offset
+    end_offset = partition_log.log_end_offset
     with contextlib.suppress(OSError):  # they are skipped below anyway
-        delete_snapshots_after(log.directory, end_offset)
-    table, start_offset = ProducerStateTable(), log.log_start_offset
-    usable = [offset for offset in snapshot_offsets(log.directory) if offset <= end_offset]
+        delete_snapshots_after(partition_log.directory, end_offset)
+    table, start_offset = ProducerStateTable(), partition_log.log_start_offset
+    usable = [
+        offset for offset in snapshot_offsets(partition_log.directory) if offset <= end_offset
+    ]
     for offset in reversed(usable):
-        path = snapshot_path(log.directory, offset)
+        path = snapshot_path(partition_log.directory, offset)
         try:
             rows = read_checkpoint(path, SNAPSHOT_ROW_WIDTH)
             table = ProducerStateTable.from_rows(rows or [])
@@ -106,18 +112,27 @@ def load_producer_state(log: PartitionLog) -> ProducerStateTable:
             with contextlib.suppress(OSError):
                 path.unlink()
             continue
-        start_offset = max(offset, log.log_start_offset)
+        start_offset = max(offset, partition_log.log_start_offset)
         break
-    replay(log, table, start_offset, end_offset)
-    table.remove_before(log.log_start_offset)
+    try:
+        replay(partition_log, table, start_offset, end_offset)
+    except RecordBatchError as error:
+        # readers of the log will meet the same damage; the partition stays usable, and the
+        # producers after it count as unknown (accepted at any sequence)
+        log.error(
+            "producers.replay_failed", directory=str(partition_log.directory), reason=str(error)
+        )
+    table.remove_before(partition_log.log_start_offset)
     return table
 
 
-def replay(log: PartitionLog, table: ProducerStateTable, start_offset: int, end: int) -> None:
+def replay(
+    partition_log: PartitionLog, table: ProducerStateTable, start_offset: int, end: int
+) -> None:
     """Feeds the producer batches that start in [start_offset, end) to the table, in order."""
     offset = start_offset
     while offset < end:
-        data = log.read(offset, REPLAY_READ_BYTES)
+        data = partition_log.read(offset, REPLAY_READ_BYTES)
         if not data:
             return
         for batch in iter_batches(data):
