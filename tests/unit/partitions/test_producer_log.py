@@ -216,3 +216,29 @@ def test_batch_metadata_keeps_the_offsets_the_leader_assigned(tmp_path: Path) ->
     append(partition, producer_bytes(7, 0, count=3))
 
     assert partition.producers.entries[7].batches == (BatchMetadata(0, 2, 1, 3),)
+
+
+class DamagedLog(PartitionLog):
+    """A real log whose bytes are garbage from byte `damaged_at` of its segment on."""
+
+    damaged_at = 0
+
+    def read(self, offset: int, max_bytes: int) -> bytes:
+        data = super().read(offset, max_bytes)
+        assert offset == 0, "one read covers this small log"
+        return data[: self.damaged_at] + bytes(len(data) - self.damaged_at)
+
+
+def test_a_damaged_batch_stops_the_replay_without_failing_the_partition(tmp_path: Path) -> None:
+    partition = open_partition(tmp_path / "t-0")
+    append(partition, producer_bytes(1, 0))
+    damaged_at = partition.log.size_bytes
+    append(partition, producer_bytes(2, 0))
+    partition.log.close()
+    damaged = DamagedLog(tmp_path / "t-0")
+    damaged.damaged_at = damaged_at
+
+    table = load_producer_state(damaged)
+
+    assert set(table.entries) == {1}, "what came before the damage is known"
+    damaged.close()
