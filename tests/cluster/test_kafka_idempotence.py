@@ -456,6 +456,56 @@ def test_an_idempotent_producer_survives_the_leader_being_killed_without_loss_or
     assert stored == sent, "every record once, in the order sent"
 
 
+def test_kafka_python_with_default_idempotence_survives_the_leader_being_killed(
+    cluster: LocalCluster,
+) -> None:
+    """The same with kafka-python, whose producers are idempotent unless told otherwise."""
+    from kafka import KafkaProducer
+
+    create_topic(cluster, "idem-failover-kp", 1)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap(cluster),
+        acks="all",
+        linger_ms=2,
+        batch_size=4096,
+        request_timeout_ms=10_000,
+        delivery_timeout_ms=120_000,
+    )
+    count = FAILOVER_RECORDS // 2
+    third = count // 3
+    sent = values("kfo", count)
+    try:
+        futures = [producer.send("idem-failover-kp", value=v, partition=0) for v in sent[:third]]
+        for future in futures:
+            future.get(timeout=DEADLINE_S)
+        futures += [
+            producer.send("idem-failover-kp", value=v, partition=0)
+            for v in sent[third : third + 100]
+        ]
+        killed = wait_for_leader(cluster, "idem-failover-kp")
+        cluster.kill(killed)
+        futures += [
+            producer.send("idem-failover-kp", value=v, partition=0)
+            for v in sent[third + 100 : 2 * third]
+        ]
+        for future in futures:
+            future.get(timeout=2 * DEADLINE_S)
+        assert wait_for_leader(cluster, "idem-failover-kp") != killed
+        cluster.start(killed)
+        futures += [
+            producer.send("idem-failover-kp", value=v, partition=0) for v in sent[2 * third :]
+        ]
+        producer.flush(timeout=2 * DEADLINE_S)
+        acknowledged = [future.get(timeout=DEADLINE_S) for future in futures]
+    finally:
+        producer.close(timeout=10)
+    assert len(acknowledged) == count
+    node = cluster.nodes[killed]
+    wait_for(lambda: node.get("/v1/status/ready")[0] == 200, what="the killed node back")
+    stored = stored_values(stored_batches(cluster, "idem-failover-kp", 0))
+    assert stored == sent, "every record once, in the order sent"
+
+
 # -- ListOffsets MAX_TIMESTAMP -----------------------------------------------------------------
 
 
