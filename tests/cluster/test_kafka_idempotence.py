@@ -2,9 +2,11 @@
 on by default), aiokafka and confluent-kafka (librdkafka) produce with acks=all and every
 record is stored exactly once, in order, in batches that carry their producer id. Over a
 raw socket: a batch sent twice gets the same offset twice and is stored once, a sequence
-gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an older producer epoch INVALID_PRODUCER_EPOCH. And
-an idempotent confluent-kafka producer keeps producing while the partition leader is
-SIGKILLed and restarted: nothing acknowledged is lost, nothing is stored twice.
+gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an older producer epoch INVALID_PRODUCER_EPOCH,
+pipelined produces are checked in the order sent, and a retry is still recognised by a new
+leader and after every node restarted. Idempotent confluent-kafka and kafka-python
+producers keep producing while the partition leader is SIGKILLed and restarted: nothing
+acknowledged is lost, nothing is stored twice. Last, ListOffsets MAX_TIMESTAMP (v7+).
 """
 
 from __future__ import annotations
