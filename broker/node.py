@@ -292,7 +292,7 @@ class Node:
             lambda: self.metadata.image,
             lambda: self.cluster_id,
             lambda: runtime.leader_id,
-            ProducerIdAllocator(lambda: lifecycle.state.broker_epoch),
+            producer_ids=ProducerIdAllocator(lambda: lifecycle.state.broker_epoch),
         )
         self._kafka_server = KafkaServer(*config.client_listener, services)
 
