@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
+from broker.kafka.producers import ProducerIdAllocator
 from broker.kafka.server import KafkaServer
 from broker.kafka.services import BrokerServices
 from broker.metadata.lifecycle import BrokerLifecycle
@@ -295,6 +296,8 @@ class Node:
             lambda: self.metadata.image,
             lambda: self.cluster_id,
             lambda: runtime.leader_id,
+            producer_ids=ProducerIdAllocator(lambda: lifecycle.state.broker_epoch),
+            broker_config=config.raw,
         )
         self._kafka_server = KafkaServer(*config.client_listener, services)
 

@@ -19,6 +19,7 @@ class ApiKey(enum.IntEnum):
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
+    INIT_PRODUCER_ID = 22
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     CREATE_PARTITIONS = 37
@@ -48,13 +49,14 @@ class ApiKey(enum.IntEnum):
 SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 11),  # 3: record batches v2 only; 12+: transactions v2, topic ids
     ApiKey.FETCH: (4, 16),  # 13+: topic ids; 15+: replica state (consumers send -1)
-    ApiKey.LIST_OFFSETS: (1, 6),  # 7+: MAX_TIMESTAMP (-3), which the log cannot answer yet
+    ApiKey.LIST_OFFSETS: (1, 8),  # 7: MAX_TIMESTAMP (-3); 8: EARLIEST_LOCAL (-4); 9: tiered
     ApiKey.METADATA: (0, 12),  # 13: top-level error code only
     ApiKey.API_VERSIONS: (0, 4),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 6),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),  # v0 is gone from Kafka 4 (and kio)
     ApiKey.ALTER_CONFIGS: (0, 2),
+    ApiKey.INIT_PRODUCER_ID: (0, 5),  # idempotent only; 6: two-phase commit (KIP-939)
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
     ApiKey.DESCRIBE_CLUSTER: (0, 1),  # 2: fenced brokers on request

@@ -8,7 +8,11 @@ room for it (KIP-951), so clients move without a metadata round trip.
 
 Order: a connection's requests are handled as tasks started in arrival order, and a produce
 starts its appends (ReplicaManager.produce appends before its first await) in its task's
-first step, so pipelined produces to one partition are appended in the order sent.
+first step, so pipelined produces to one partition are appended in the order sent. The
+idempotent producer's sequence checks run in that same step, right before each append
+(ReplicaManager._append_as_leader), so they too see the batches in the order sent: an
+idempotent client with 5 requests in flight is never refused OUT_OF_ORDER_SEQUENCE_NUMBER
+for a reordering of ours.
 """
 
 from __future__ import annotations
@@ -24,12 +28,17 @@ from broker.kafka.errors import KafkaError, from_broker_code
 from broker.kafka.services import BrokerServices
 from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
 from broker.log.errors import CorruptRecordError
-from broker.partitions.manager import PartitionFetch, PartitionFetchResult, ProduceResult
+from broker.partitions.manager import (
+    EARLIEST_LOCAL_TIMESTAMP,
+    MAX_TIMESTAMP,
+    PartitionFetch,
+    PartitionFetchResult,
+    ProduceResult,
+)
 from kraft.controller.image import MetadataImage
 from kraft.protocol.native import (
     CONSUMER_REPLICA_ID,
     EARLIEST_TIMESTAMP,
-    LATEST_TIMESTAMP,
     MAX_PRODUCE_TIMEOUT_MS,
 )
 
@@ -39,7 +48,6 @@ MAX_FETCH_WAIT_MS = 30_000  # clients ask for 500 ms by default
 # Kafka's broker-side fetch.max.bytes default (55 MiB): a fetch answer holds at most this
 MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
 VALID_ACKS = (-1, 0, 1)
-NO_PRODUCER_ID = -1
 # Errors that mean "ask the leader elsewhere": answered with the current leader (KIP-951)
 _LEADER_MOVED = frozenset(
     {
@@ -131,7 +139,7 @@ def _produce_partition(
             KafkaError.invalid_record,
             f"a produce to {topic}-{partition} carries no record batch; it needs exactly one",
         )
-    refusal = _refuse_producer_batch(records)
+    refusal = _refuse_transactional_batch(records)
     if refusal is not None:
         return _refused(*refusal)
     return _append(services, topic, partition, bytes(records), acks, timeout_ms)
@@ -141,12 +149,15 @@ async def _append(
     services: BrokerServices, topic: str, partition: int, records: bytes, acks: int, timeout_ms: int
 ) -> _PartitionOutcome:
     result = await services.data.produce(topic, partition, records, acks, timeout_ms)
-    return _PartitionOutcome(from_broker_code(result.error_code), result.error_message, result)
+    # producer-state refusals (OUT_OF_ORDER_SEQUENCE_NUMBER, ...) carry Kafka's codes too
+    code = KafkaError(int(result.error_code))
+    return _PartitionOutcome(code, result.error_message, result)
 
 
-def _refuse_producer_batch(records: bytes) -> tuple[KafkaError, str] | None:
-    """Idempotent and transactional batches need producer state this broker does not keep
-    yet (no InitProducerId): storing them would promise what is not checked."""
+def _refuse_transactional_batch(records: bytes) -> tuple[KafkaError, str] | None:
+    """Transactional batches need a transaction coordinator this broker does not have;
+    idempotent ones are checked by the partition leader's producer state (a duplicate is
+    answered with its original offsets, a gap with OUT_OF_ORDER_SEQUENCE_NUMBER)."""
     if len(records) < BATCH_HEADER_SIZE_BYTES:
         return None  # the log names what is wrong with it
     try:
@@ -155,12 +166,6 @@ def _refuse_producer_batch(records: bytes) -> tuple[KafkaError, str] | None:
         return None
     if batch.is_transactional:
         return KafkaError.invalid_txn_state, "transactional batches are not served yet"
-    if batch.producer_id != NO_PRODUCER_ID:
-        return (
-            KafkaError.unknown_producer_id,
-            f"producer id {batch.producer_id} was not issued by this broker (idempotent "
-            "producers are not served yet)",
-        )
     return None
 
 
@@ -411,8 +416,7 @@ def _list_offset(
             leader_epoch=epoch,
         )
 
-    if timestamp < EARLIEST_TIMESTAMP:
-        # -3 (max timestamp, v7+), -4 and -5 (tiered storage) are not served
+    if timestamp < _lowest_special_timestamp(context.version):
         return answer(KafkaError.unsupported_version)
     lookup = services.data.list_offset(topic, index, timestamp)
     code = from_broker_code(lookup.error_code)
@@ -423,6 +427,15 @@ def _list_offset(
         return answer(KafkaError.fenced_leader_epoch)
     if requested_epoch > lookup.leader_epoch:
         return answer(KafkaError.unknown_leader_epoch)
-    by_time = timestamp not in (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP)
-    found_at = lookup.timestamp_ms if by_time else -1
-    return answer(KafkaError.none, lookup.offset, found_at, lookup.leader_epoch)
+    # the manager answers -1 for earliest and latest, the record's time for max timestamp
+    return answer(KafkaError.none, lookup.offset, lookup.timestamp_ms, lookup.leader_epoch)
+
+
+def _lowest_special_timestamp(version: int) -> int:
+    """-3 (MAX_TIMESTAMP) came with ListOffsets v7 (KIP-734), -4 (EARLIEST_LOCAL) with v8
+    (KIP-405); -5 (tiered storage, v9) and anything lower are not served."""
+    if version >= 8:
+        return EARLIEST_LOCAL_TIMESTAMP
+    if version >= 7:
+        return MAX_TIMESTAMP
+    return EARLIEST_TIMESTAMP

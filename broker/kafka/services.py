@@ -68,6 +68,12 @@ class AdminOperations(Protocol):
     ) -> None: ...
 
 
+class ProducerIds(Protocol):
+    """broker.kafka.producers.ProducerIdAllocator; refusals raise ProducerIdsUnavailableError."""
+
+    def allocate(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerServices:
     node_id: int
@@ -79,3 +85,4 @@ class BrokerServices:
     # The node's effective configuration (kraft.config NodeConfig.raw), for DescribeConfigs;
     # empty: what data.settings shows is all that is known.
     broker_config: Mapping[str, str] = field(default_factory=dict)
+    producer_ids: ProducerIds | None = None  # InitProducerId (None: COORDINATOR_NOT_AVAILABLE)

@@ -16,6 +16,7 @@ from broker.api.facade import ConsumedRecord, FetchOutcome, OutgoingRecord, Reco
 from broker.log.batch import Record, build_batch, iter_batches, iter_records
 from broker.log.errors import RecordBatchError
 from broker.partitions.manager import PartitionFetch, ReplicaManager
+from broker.replication.producer_state import ProducerError
 from kraft.controller.image import MetadataImage
 from kraft.protocol.errors import ErrorCode
 from kraft.protocol.native import CONSUMER_REPLICA_ID, KIND_FETCH, KIND_PRODUCE
@@ -125,7 +126,7 @@ class DataPlane:
             if leader == self._manager.broker_id:
                 result = await self._manager.produce(topic, partition, batch, acks, remaining_ms)
                 code, message, base_offset = (
-                    result.error_code,
+                    _native_code(result.error_code),
                     result.error_message,
                     result.base_offset,
                 )
@@ -245,3 +246,9 @@ def decode_records(data: bytes, from_offset: int, max_bytes: int) -> tuple[Consu
                 )
             )
     return tuple(records)
+
+
+def _native_code(code: ErrorCode | ProducerError) -> ErrorCode:
+    """Producer-state refusals concern batches with a producer id, which the HTTP routes
+    never build; should one come back, it is reported as the server error it would be."""
+    return code if isinstance(code, ErrorCode) else ErrorCode.UNKNOWN_SERVER_ERROR

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from broker.log.compression import UnsupportedCompressionError
 from broker.log.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -35,6 +36,8 @@ def log_error_code(error: PartitionLogError) -> ErrorCode:
         return ErrorCode.MESSAGE_TOO_LARGE
     if isinstance(error, CorruptRecordError):
         return ErrorCode.CORRUPT_MESSAGE
+    if isinstance(error, UnsupportedCompressionError):
+        return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
     if isinstance(error, InvalidRecordError):
         return ErrorCode.INVALID_RECORD
     if isinstance(error, OffsetOutOfRangeError):

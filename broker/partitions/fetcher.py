@@ -2,6 +2,9 @@
 partition this broker follows on that leader (Kafka's ReplicaFetcherThread), hands each
 answer to the partition's FollowerState and does what it asks (append, truncate).
 
+Appended batches also update the partition's producer state, and a truncation that removed
+batches rebuilds it (producer_log.py), so a follower that becomes leader holds it.
+
 A fetch that reaches the leader's log end is parked there (long poll) until new records
 arrive, so a follower's next fetch follows the leader's append within a round trip; that
 next fetch is also what tells the leader the records are replicated (the high watermark,
@@ -17,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from broker.log import PartitionLogError
+from broker.log import PartitionLogError, iter_batches
+from broker.partitions.producer_log import producer_batch
 from broker.replication import (
     AppendRecords,
     EpochEndOffset,
@@ -217,6 +221,7 @@ class ReplicaFetcher:
                 records = item.get("records") or b""
                 if records:
                     partition_log.append_as_follower(records)
+                    _record_producers(partition, records)
             elif isinstance(action, TruncateTo):
                 log.info(
                     "partition.truncated",
@@ -224,11 +229,15 @@ class ReplicaFetcher:
                     offset=action.offset,
                     log_end_offset=partition_log.log_end_offset,
                 )
+                end_before = partition_log.log_end_offset
                 partition_log.truncate_to(action.offset)
+                if partition_log.log_end_offset != end_before:  # batches went: roll back
+                    partition.producers_truncated()
             else:
                 assert isinstance(action, TruncateFullyAndStartAt)
                 log.info("partition.restarted_at", partition=partition.name, offset=action.offset)
                 partition_log.truncate_fully_and_start_at(action.offset)
+                partition.producers_truncated()
         except PartitionLogError as error:
             log.error(
                 "partition.follower_write_failed", partition=partition.name, reason=str(error)
@@ -238,3 +247,12 @@ class ReplicaFetcher:
             return False
         follower.on_log_changed(partition_log.log_end_offset, partition.latest_epoch)
         return True
+
+
+def _record_producers(partition: Partition, records: bytes) -> None:
+    """A follower keeps the producer state too, from the batches as its leader stored them,
+    so that it has it when it becomes leader."""
+    for batch in iter_batches(records):
+        fields = producer_batch(batch)
+        if fields is not None:
+            partition.producers.on_append(fields, batch.base_offset, batch.last_offset)

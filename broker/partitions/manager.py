@@ -5,7 +5,11 @@ opens the log (`<log dir>/<topic>-<partition>`), and in each leader epoch makes 
 a leader (a PartitionLeaderState) or a follower (a FollowerState fed by a ReplicaFetcher of
 that leader). It serves produce, fetch and list-offsets (the native protocol handler and the
 HTTP facade call it), sends the ISR changes its leader states ask for to the controller,
-ticks them for ISR shrinks, checkpoints high watermarks and applies retention.
+ticks them for ISR shrinks, checkpoints high watermarks and applies retention. Each
+partition also keeps its idempotent producers' state (Partition.producers): a leader checks
+every producer batch against it right before appending it (a retry is answered with its
+original offsets, docs/decisions/0007), followers record what they append, and it is
+snapshotted with the high watermark checkpoint.
 
 Nothing is done before the broker has caught up with the metadata log: a replica that
 replays an old image must not take itself for a leader it no longer is.
@@ -35,6 +39,8 @@ from broker.partitions.partition import (
     read_topic_id,
     write_topic_id,
 )
+from broker.partitions.producer_log import producer_batch_of
+from broker.partitions.timestamps import offset_of_max_timestamp
 from broker.replication import (
     UNDEFINED_EPOCH,
     Acks,
@@ -46,6 +52,7 @@ from broker.replication import (
     ReplicationError,
     TooManyPendingProducesError,
 )
+from broker.replication.producer_state import DuplicateBatch, ProducerError, RefuseBatch
 from kraft.controller.image import MetadataImage, PartitionRegistration
 from kraft.controller.records import (
     ConfigRecord,
@@ -65,6 +72,9 @@ HIGH_WATERMARK_CHECKPOINT_INTERVAL_S = 5.0  # Kafka: replica.high.watermark.chec
 RETENTION_CHECK_INTERVAL_S = 30.0  # Kafka's log.retention.check.interval.ms is 5 minutes
 ALTER_PARTITION_TIMEOUT_S = 5.0
 ALTER_PARTITION_RETRY_S = 0.2
+# ListOffsets special timestamps beyond kraft.protocol.native's -1 and -2 (Kafka protocol):
+MAX_TIMESTAMP = -3  # KIP-734: the record with the largest timestamp
+EARLIEST_LOCAL_TIMESTAMP = -4  # KIP-405: the local log start; here always the log start
 # Without a controller lease, an acks=all produce waiting this long is answered NOT_LEADER.
 STUCK_PRODUCE_MS = 250
 
@@ -109,7 +119,7 @@ class ReplicaSettings:
 
 @dataclass(frozen=True, slots=True)
 class ProduceResult:
-    error_code: ErrorCode
+    error_code: ErrorCode | ProducerError  # the latter only for batches with a producer id
     error_message: str | None = None
     base_offset: int = -1
     log_start_offset: int = -1
@@ -219,6 +229,7 @@ class ReplicaManager:
         for partition in list(self.partitions.values()):
             self._resign(partition, reason="broker stopping")
             partition.checkpoint_high_watermark()
+            partition.snapshot_producer_state()
             with contextlib.suppress(PartitionLogError, OSError):
                 partition.log.close()
         self.partitions.clear()
@@ -331,6 +342,7 @@ class ReplicaManager:
                 "partition.torn_tail_truncated", partition=directory.name, detail=str(report)
             )
         partition = Partition(topic, topic_id, partition_id, partition_log)
+        partition.reload_producer_state()
         self.partitions[(topic_id, partition_id)] = partition
         self._by_name[(topic, partition_id)] = partition
         log.info(
@@ -628,6 +640,7 @@ class ReplicaManager:
     def _checkpoint(self) -> None:
         for partition in self.partitions.values():
             partition.checkpoint_high_watermark()
+            partition.snapshot_producer_state()
 
     def _apply_retention(self) -> None:
         for partition in list(self.partitions.values()):
@@ -638,6 +651,7 @@ class ReplicaManager:
                 self.storage_failed(error)
                 continue
             if deleted:
+                partition.producers_lost_head()
                 log.info(
                     "partition.segments_deleted",
                     partition=partition.name,
@@ -695,14 +709,13 @@ class ReplicaManager:
                 f"min.insync.replicas={partition.min_insync_replicas}",
             )
         try:
-            base_offset, last_offset = partition.log.append_as_leader(records, leader.leader_epoch)
+            appended = self._append_as_leader(partition, leader, records)
         except PartitionLogError as error_:
             self.storage_failed(error_)
             return self._produce_error(topic, partition_id, log_error_code(error_), str(error_))
-        leader.on_local_append(partition.log.log_end_offset)
-        partition.wake_fetches()
-        if self.metrics is not None:
-            self.metrics.count_produced(topic, last_offset - base_offset + 1, len(records))
+        if isinstance(appended, RefuseBatch):
+            return self._produce_error(topic, partition_id, appended.error, appended.message)
+        base_offset, last_offset = appended
         try:
             produce_id = leader.register_pending_produce(
                 last_offset, acks_value, partition.min_insync_replicas
@@ -748,8 +761,34 @@ class ReplicaManager:
             leader_epoch=leader.leader_epoch,
         )
 
+    def _append_as_leader(
+        self, partition: Partition, leader: PartitionLeaderState, records: bytes
+    ) -> tuple[int, int] | RefuseBatch:
+        """Appends a produced batch after the producer-state check, or finds the batch it
+        retries: (base offset, last offset) either way. Runs without an await, so pipelined
+        produces are checked and appended in arrival order (broker/kafka/data.py)."""
+        fields = producer_batch_of(records)
+        verdict = None if fields is None else partition.producers.check(fields)
+        if isinstance(verdict, RefuseBatch):
+            return verdict
+        if isinstance(verdict, DuplicateBatch):
+            # a retry must still be a valid batch (Kafka validates before the state check)
+            RecordBatch(records).validate()
+            original = verdict.original
+            return original.first_offset, original.last_offset
+        base_offset, last_offset = partition.log.append_as_leader(records, leader.leader_epoch)
+        if fields is not None:
+            partition.producers.on_append(fields, base_offset, last_offset)
+        leader.on_local_append(partition.log.log_end_offset)
+        partition.wake_fetches()
+        if self.metrics is not None:
+            self.metrics.count_produced(
+                partition.topic, last_offset - base_offset + 1, len(records)
+            )
+        return base_offset, last_offset
+
     def _produce_error(
-        self, topic: str, partition_id: int, code: ErrorCode, message: str
+        self, topic: str, partition_id: int, code: ErrorCode | ProducerError, message: str
     ) -> ProduceResult:
         leader_id, leader_epoch = self.leader_hint(topic, partition_id)
         return ProduceResult(code, message, leader_id=leader_id, leader_epoch=leader_epoch)
@@ -917,19 +956,27 @@ class ReplicaManager:
             code, message = self._unknown_or_not_leader(topic, partition_id)
             leader_id, leader_epoch = self.leader_hint(topic, partition_id)
             return OffsetLookup(code, message, leader_id=leader_id, leader_epoch=leader_epoch)
-        if timestamp_ms == EARLIEST_TIMESTAMP:
-            offset: int | None = partition.log.log_start_offset
+        found_timestamp_ms = timestamp_ms
+        if timestamp_ms in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+            offset: int | None = partition.log.log_start_offset  # no tiered storage
         elif timestamp_ms == LATEST_TIMESTAMP:
             offset = leader.high_watermark
+        elif timestamp_ms == MAX_TIMESTAMP:
+            found = offset_of_max_timestamp(
+                partition.log.offset_for_timestamp, leader.high_watermark
+            )
+            offset, found_timestamp_ms = (None, -1) if found is None else found
         else:
             offset = partition.log.offset_for_timestamp(timestamp_ms)
             if offset is not None and offset >= leader.high_watermark:
                 offset = None  # consumers see nothing at or past the high watermark
+        if offset is None or (timestamp_ms < 0 and timestamp_ms != MAX_TIMESTAMP):
+            found_timestamp_ms = -1  # Kafka's answer for earliest and latest
         return OffsetLookup(
             ErrorCode.NONE,
             None,
             offset=-1 if offset is None else offset,
-            timestamp_ms=timestamp_ms if timestamp_ms >= 0 and offset is not None else -1,
+            timestamp_ms=found_timestamp_ms,
             leader_id=self.broker_id,
             leader_epoch=leader.leader_epoch,
         )

@@ -4,7 +4,9 @@ waiters of the shell (parked fetches, acks=all produces).
 
 The role objects are pure; this class only holds them together and keeps the high
 watermark across role changes, so that a follower that becomes leader starts from what it
-knew (Kafka's Partition.makeLeader).
+knew (Kafka's Partition.makeLeader). It also holds the idempotent producers' state of the
+replica (a ProducerStateTable in step with the log, leader or follower; see
+producer_log.py for how it survives restarts and truncations).
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ from pathlib import Path
 
 from broker.log import UNDEFINED_EPOCH, PartitionLog
 from broker.log.checkpoint import read_single_offset, write_single_offset
-from broker.log.errors import CorruptLogError
+from broker.log.errors import CorruptLogError, LogWriteError
+from broker.partitions.producer_log import (
+    delete_snapshots_after,
+    load_producer_state,
+    write_snapshot,
+)
 from broker.replication import FollowerState, PartitionLeaderState, ProduceCompletion
+from broker.replication.producer_state import ProducerStateTable
 from kraft.controller.image import PartitionRegistration
 
 PARTITION_METADATA_NAME = "partition.metadata"  # Kafka's file: which topic id the dir holds
@@ -63,6 +71,8 @@ class Partition:
         self._fetch_waiters: list[asyncio.Future[None]] = []
         self.produce_waiters: dict[int, asyncio.Future[ProduceCompletion]] = {}
         self.produce_started_ms: dict[int, int] = {}  # produce id -> when it began waiting
+        self.producers = ProducerStateTable()
+        self._producer_snapshot_offset: int | None = None
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.partition_id})"
@@ -135,3 +145,32 @@ class Partition:
         with contextlib.suppress(OSError):
             write_single_offset(self.log.directory / HIGH_WATERMARK_CHECKPOINT_NAME, high_watermark)
             self._checkpointed_high_watermark = high_watermark
+
+    # -- producer state ------------------------------------------------------------------------
+
+    def reload_producer_state(self) -> None:
+        """Rebuilds the producer table as of the log end (at open, after a truncation)."""
+        self.producers = load_producer_state(self.log)
+        self._producer_snapshot_offset = None
+
+    def producers_truncated(self) -> None:
+        """The log lost a suffix: snapshots past its end go, the table is rebuilt."""
+        try:
+            delete_snapshots_after(self.log.directory, self.log.log_end_offset)
+        except OSError as error:  # a snapshot left behind would come back wrong later
+            raise LogWriteError(f"deleting producer snapshots of {self.name}: {error}") from error
+        self.reload_producer_state()
+
+    def producers_lost_head(self) -> None:
+        """Retention moved the log start: producers with no batch left are forgotten."""
+        self.producers.remove_before(self.log.log_start_offset)
+
+    def snapshot_producer_state(self) -> None:
+        """Writes the producer table as of the log end if the log moved since the last one
+        (a failed write only makes the next rebuild replay more of the log)."""
+        offset = self.log.log_end_offset
+        if offset == self._producer_snapshot_offset:
+            return  # an empty table is written too: it bounds the replay at the next open
+        with contextlib.suppress(OSError):
+            write_snapshot(self.log.directory, self.producers, offset)
+            self._producer_snapshot_offset = offset

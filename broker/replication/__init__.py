@@ -43,6 +43,14 @@ Following (the registration names another leader in epoch E; a new epoch, a new 
     follower.on_fetch_failed()                                  # timeout or failed action
     follower.high_watermark, follower.log_end_offset, follower.latest_epoch   (read-only)
 
+Idempotent producers (producer_state.py, imported from there; both roles):
+    table = ProducerStateTable()       # rebuilt by the shell from a snapshot + the log
+    table.check(ProducerBatch) -> AppendBatch | DuplicateBatch(original) | RefuseBatch
+        # leader, right before appending (no await in between: arrival order)
+    table.on_append(ProducerBatch, first_offset, last_offset)   # every appended producer
+                                                                # batch, leader or follower
+    table.remove_before(log_start_offset); table.to_rows(); ProducerStateTable.from_rows()
+
 `latest_epoch` is the log's latest epoch (UNDEFINED_EPOCH when it has none). TruncateTo must
 also drop epoch entries at or above the offset when the offset is the log end (see
 types.TruncateTo). The controller must check `AlterPartitionRequest.new_isr_broker_epochs`

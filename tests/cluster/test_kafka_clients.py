@@ -4,8 +4,8 @@ clients, produce with acks=all and read every record back, in order, with a cons
 assigned to the partitions (no consumer groups yet). Then bad input at the protocol level:
 each kind closes or answers its own connection while the node keeps serving another.
 
-kafka-python enables idempotence by default; its producer is created with
-enable_idempotence=False, since this broker does not serve InitProducerId yet.
+kafka-python enables idempotence by default, and its producer here keeps that default
+(InitProducerId and the producer state are tested in test_kafka_idempotence.py).
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ def test_kafka_python_creates_produces_acks_all_and_consumes_every_record_in_ord
     producer = KafkaProducer(
         bootstrap_servers=bootstrap(cluster),
         acks="all",
-        enable_idempotence=False,  # InitProducerId is phase 2
         retries=10,
         request_timeout_ms=30_000,
     )

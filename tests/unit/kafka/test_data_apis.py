@@ -81,8 +81,12 @@ async def test_a_partition_without_a_batch_is_invalid_record() -> None:
     assert fixture.data.produced == []
 
 
-async def test_idempotent_and_transactional_batches_are_refused_until_served() -> None:
-    idempotent = build_batch([Record(None, b"v", (), 0)], producer_id=7, producer_epoch=0)
+async def test_transactional_batches_are_refused_and_idempotent_ones_reach_the_leader() -> None:
+    """Idempotent batches go to the partition leader, whose producer state checks them
+    (tests/unit/replication/test_producer_state.py); transactions are not served."""
+    idempotent = build_batch(
+        [Record(None, b"v", (), 0)], producer_id=7, producer_epoch=0, base_sequence=0
+    )
     transactional = build_batch(
         [Record(None, b"v", (), 0)], producer_id=7, producer_epoch=0, is_transactional=True
     )
@@ -91,12 +95,13 @@ async def test_idempotent_and_transactional_batches_are_refused_until_served() -
         ApiKey.PRODUCE, 9, **produce_fields(9, -1, {0: idempotent, 1: transactional})
     )
     codes = [a.error_code for a in partition_answers(body)]
-    assert codes == [KafkaError.unknown_producer_id, KafkaError.invalid_txn_state]
+    assert codes == [KafkaError.none, KafkaError.invalid_txn_state]
+    assert [entry[2] for entry in fixture.data.produced] == [idempotent]
     fields = produce_fields(9, -1, {0: BATCH})
     fields["transactional_id"] = "tx-1"
     body = await fixture.call(ApiKey.PRODUCE, 9, **fields)
     assert partition_answers(body)[0].error_code is KafkaError.transactional_id_not_found
-    assert fixture.data.produced == []
+    assert len(fixture.data.produced) == 1
 
 
 async def test_not_leader_names_the_current_leader_and_its_endpoint_from_v10() -> None:
