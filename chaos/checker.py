@@ -27,6 +27,7 @@ LOST = "lost"
 # A value at more than one (topic, partition, offset) among all reads. Our producer is
 # at-least-once (retries, no idempotence yet), so by default this is tolerated, not invalid.
 DUPLICATE = "duplicate"
+IDEMPOTENT_PROCESS_PREFIX = "kafka-producer"  # chaos.workload.kafka_produce_loop
 # Two reads (polls or final reads) seeing different values at one (topic, partition, offset).
 INCONSISTENT_OFFSET = "inconsistent_offset"
 # One consumer process reading a partition's offsets backwards or skipping some, across its
@@ -327,16 +328,21 @@ def check_duplicates(
         positions[read.value].add((read.topic, read.partition, read.offset))
     send_of = {send.value: send for send in sends}
     by_outcome: Counter[str] = Counter()
+    idempotent = 0
     for value, seen_at in positions.items():
         if len(seen_at) < 2:
             continue
         send = send_of.get(value)
         by_outcome[send.outcome if send else "unknown"] += 1
+        idempotent += 1 if send and send.process.startswith(IDEMPOTENT_PROCESS_PREFIX) else 0
         sent = send.describe() if send else "no recorded send"
         at = ", ".join(where(*position) for position in sorted(seen_at))
         findings.add(DUPLICATE, f"value {value!r} ({sent}) read at {len(seen_at)} offsets: {at}")
     stats["duplicates"] = sum(by_outcome.values())
     stats["duplicates_by_send_outcome"] = dict(sorted(by_outcome.items()))
+    # Sent once each by an idempotent Kafka producer: retries within its session never write
+    # twice (a producer that resets its id after a fatal error may, as Kafka's clients do).
+    stats["duplicates_of_idempotent_sends"] = idempotent
 
 
 def check_inconsistent_offsets(reads: list[Read], findings: Findings) -> None:

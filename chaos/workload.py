@@ -137,7 +137,7 @@ async def kafka_produce_loop(
         KafkaProducer,
         bootstrap_servers=client_addresses,
         acks="all",
-        enable_idempotence=False,  # the broker does not serve InitProducerId yet (issue 6)
+        enable_idempotence=True,  # kafka-python's default: the checker counts its duplicates
         retries=5,
         request_timeout_ms=REQUEST_TIMEOUT_MS,
         linger_ms=0,
