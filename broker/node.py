@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry
 from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
+from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinator
+from broker.kafka.groups.state import GroupSettings
 from broker.kafka.server import KafkaServer
 from broker.kafka.services import BrokerServices
 from broker.metadata.lifecycle import BrokerLifecycle
@@ -82,6 +84,7 @@ class Node:
         self._native: NativeProtocolHandler | None = None
         self.data_plane: DataPlane | None = None
         self._kafka_server: KafkaServer | None = None  # the Kafka protocol on CLIENT
+        self._groups: GroupCoordinator | None = None  # consumer groups on the Kafka protocol
         self._runtime: QuorumRuntime | None = None
         self._transport: PeerTransport | None = None
         self._rpc_server: RpcServer | None = None
@@ -174,6 +177,8 @@ class Node:
             await self._controller_service.start()
         if self._replicas is not None:
             await self._replicas.start()
+        if self._groups is not None:
+            await self._groups.start()
         if self._kafka_server is not None:
             await self._kafka_server.start()
         await self._start_http()
@@ -284,6 +289,21 @@ class Node:
         self.data_plane = DataPlane(
             self._replicas, lambda: self.metadata.image, self._request_broker
         )
+        self._groups = GroupCoordinator(
+            config.node_id,
+            CoordinatorSettings(
+                offsets_topic_partitions=config.offsets_topic_num_partitions,
+                offsets_topic_replication_factor=config.offsets_topic_replication_factor,
+                group=GroupSettings(
+                    initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+                    min_session_timeout_ms=config.group_min_session_timeout_ms,
+                    max_session_timeout_ms=config.group_max_session_timeout_ms,
+                ),
+            ),
+            data=replicas,
+            admin=self._require_gateway(),
+            image=lambda: self.metadata.image,
+        )
         services = BrokerServices(
             config.node_id,
             replicas,
@@ -291,6 +311,7 @@ class Node:
             lambda: self.metadata.image,
             lambda: self.cluster_id,
             lambda: runtime.leader_id,
+            groups=self._groups,
         )
         self._kafka_server = KafkaServer(*config.client_listener, services)
 
@@ -332,6 +353,8 @@ class Node:
             await self._lifecycle.close()
         if self._kafka_server is not None:
             await self._kafka_server.close()
+        if self._groups is not None:
+            await self._groups.close()
         if self._replicas is not None:
             await self._replicas.close()
         if self._controller_service is not None:

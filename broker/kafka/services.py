@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from broker.partitions.manager import (
     OffsetLookup,
@@ -15,6 +15,9 @@ from broker.partitions.manager import (
     ProduceResult,
 )
 from kraft.controller.image import MetadataImage
+
+if TYPE_CHECKING:  # the coordinator needs the protocols above
+    from broker.kafka.groups.coordinator import GroupCoordinator
 
 
 class DataOperations(Protocol):
@@ -62,3 +65,4 @@ class BrokerServices:
     image: Callable[[], MetadataImage]
     cluster_id: Callable[[], str]
     controller_id: Callable[[], int | None]  # the quorum leader, if known
+    groups: GroupCoordinator | None = None  # consumer groups (None: not served)

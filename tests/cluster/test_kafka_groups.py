@@ -1,0 +1,450 @@
+"""Consumer groups with unmodified Kafka clients against real node processes (issue 6):
+kafka-python, aiokafka and confluent-kafka (librdkafka) consumers form a group on a
+six-partition RF=3 topic, get every partition exactly once, take over the partitions of a
+member that leaves, commit, and a restarted group resumes from the committed offsets: no
+record committed before is read again, none is skipped. Then committed offsets survive a
+SIGKILL of the group's coordinator: another broker becomes coordinator and answers
+OffsetFetch with them.
+
+Each consumer runs in its own thread (none of the clients may be shared across threads) and
+commits synchronously after each batch it polled, so at a rebalance everything it read is
+committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.kafka.apis import ApiKey
+from tests.cluster.harness import LocalCluster, wait_for
+from tests.unit.kafka.helpers import decode_response, encode_request, nested, request
+
+pytestmark = pytest.mark.cluster
+
+PARTITIONS = 6
+RECORDS_PER_PHASE = 120
+DEADLINE_S = 90.0
+SOCKET_TIMEOUT_S = 10.0
+POLL_S = 0.2
+SESSION_TIMEOUT_MS = 10_000
+
+Received = tuple[int, int, bytes]  # partition, offset, value
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    local = LocalCluster(
+        Path(tmp_path_factory.mktemp("kafka-groups")),
+        extra_config={"group.initial.rebalance.delay.ms": "1500"},
+    )
+    try:
+        local.up()
+        wait_for(
+            lambda: all(n.get("/v1/status/ready")[0] == 200 for n in local.running()),
+            what="every node ready",
+        )
+        yield local
+    finally:
+        local.close()
+
+
+def bootstrap(cluster: LocalCluster) -> str:
+    return ",".join(f"127.0.0.1:{node.client_port}" for node in cluster.running())
+
+
+def create_topic(cluster: LocalCluster, topic: str) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(cluster), request_timeout_ms=30_000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3)])
+        wait_for(lambda: topic in admin.list_topics(), deadline_s=DEADLINE_S, what=topic)
+    finally:
+        admin.close()
+
+
+def produce(cluster: LocalCluster, topic: str, prefix: str) -> set[Received]:
+    """RECORDS_PER_PHASE records spread over every partition, acks=all; what was stored."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap(cluster),
+        acks="all",
+        enable_idempotence=False,  # InitProducerId is not served on this branch
+        retries=10,
+        request_timeout_ms=30_000,
+    )
+    try:
+        futures = [
+            (value, producer.send(topic, value=value, partition=n % PARTITIONS))
+            for n in range(RECORDS_PER_PHASE)
+            if (value := f"{prefix}-{n:04d}".encode())
+        ]
+        producer.flush(timeout=DEADLINE_S)
+        stored = set()
+        for value, future in futures:
+            metadata = future.get(timeout=DEADLINE_S)
+            stored.add((metadata.partition, metadata.offset, value))
+        return stored
+    finally:
+        producer.close(timeout=10)
+
+
+# -- one consumer per thread, whatever the client ----------------------------------------------
+
+
+class Worker(threading.Thread):
+    """Polls in its own thread, records what it reads, commits after every batch; stop()
+    commits what is left and leaves the group (close)."""
+
+    def __init__(self, cluster: LocalCluster, topic: str, group: str, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.bootstrap = bootstrap(cluster)
+        self.topic = topic
+        self.group = group
+        self.received: list[Received] = []
+        self.assignment: frozenset[int] = frozenset()
+        self.commit_failures: list[str] = []
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.consume()
+        except BaseException as error:  # reported by stop()
+            self.error = error
+        finally:
+            self.stopped.set()
+
+    def consume(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.stopping.set()
+        assert self.stopped.wait(DEADLINE_S), f"{self.name} did not stop"
+        self.join(timeout=DEADLINE_S)
+        if self.error is not None:
+            raise AssertionError(f"{self.name} failed: {self.error!r}") from self.error
+
+
+class KafkaPythonWorker(Worker):
+    def consume(self) -> None:
+        from kafka import KafkaConsumer
+        from kafka.errors import CommitFailedError, KafkaError
+
+        consumer = KafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            client_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=1000,
+            max_poll_records=40,
+        )
+        try:
+            while not self.stopping.is_set():
+                batch = consumer.poll(timeout_ms=int(POLL_S * 1000))
+                for records in batch.values():
+                    self.received += [(r.partition, r.offset, r.value) for r in records]
+                if batch:
+                    try:
+                        consumer.commit()
+                    except (CommitFailedError, KafkaError) as error:
+                        self.commit_failures.append(repr(error))
+                self.assignment = frozenset(tp.partition for tp in consumer.assignment())
+        finally:
+            consumer.close(autocommit=False)
+
+
+class AiokafkaWorker(Worker):
+    def consume(self) -> None:
+        asyncio.run(self._consume())
+
+    async def _consume(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.errors import CommitFailedError, KafkaError
+
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            client_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=1000,
+            max_poll_records=40,
+        )
+        await consumer.start()
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=int(POLL_S * 1000))
+                for records in batch.values():
+                    self.received += [(r.partition, r.offset, r.value) for r in records]
+                if batch:
+                    try:
+                        await consumer.commit()
+                    except (CommitFailedError, KafkaError) as error:
+                        self.commit_failures.append(repr(error))
+                self.assignment = frozenset(tp.partition for tp in consumer.assignment())
+        finally:
+            await consumer.stop()
+
+
+class ConfluentWorker(Worker):
+    def consume(self) -> None:
+        import confluent_kafka
+
+        consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": self.group,
+                "client.id": self.name,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": SESSION_TIMEOUT_MS,
+                "heartbeat.interval.ms": 1000,
+            }
+        )
+        consumer.subscribe([self.topic])
+        try:
+            while not self.stopping.is_set():
+                messages = consumer.consume(num_messages=40, timeout=POLL_S)
+                read = [m for m in messages if m.error() is None]
+                self.received += [(m.partition(), m.offset(), m.value()) for m in read]
+                if read:
+                    try:
+                        consumer.commit(asynchronous=False)
+                    except confluent_kafka.KafkaException as error:
+                        self.commit_failures.append(repr(error))
+                self.assignment = frozenset(tp.partition for tp in consumer.assignment())
+        finally:
+            consumer.close()
+
+
+WORKERS: dict[str, type[Worker]] = {
+    "kafka-python": KafkaPythonWorker,
+    "aiokafka": AiokafkaWorker,
+    "confluent-kafka": ConfluentWorker,
+}
+
+
+def start_workers(
+    cluster: LocalCluster, kind: type[Worker], topic: str, group: str, names: list[str]
+) -> list[Worker]:
+    workers = [kind(cluster, topic, group, name) for name in names]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def assigned_exactly_once(workers: list[Worker]) -> bool:
+    """Every partition is assigned to exactly one worker, and each worker has some."""
+    assignments = [worker.assignment for worker in workers]
+    if any(not assignment for assignment in assignments):
+        return False
+    every = [p for assignment in assignments for p in assignment]
+    return sorted(every) == list(range(PARTITIONS))
+
+
+def received(workers: list[Worker]) -> list[Received]:
+    return [record for worker in workers for record in worker.received]
+
+
+def wait_until_read(workers: list[Worker], expected: set[Received], what: str) -> None:
+    def done() -> bool:
+        for worker in workers:
+            assert worker.error is None, f"{worker.name}: {worker.error!r}"
+        return expected <= set(received(workers))
+
+    wait_for(done, deadline_s=DEADLINE_S, what=what)
+
+
+# -- a group forms, rebalances, commits and resumes --------------------------------------------
+
+
+@pytest.mark.parametrize("client", list(WORKERS))
+def test_group_shares_partitions_takes_over_a_leaver_and_resumes_from_commits(
+    cluster: LocalCluster, client: str
+) -> None:
+    if client == "confluent-kafka":
+        pytest.importorskip("confluent_kafka")
+    kind = WORKERS[client]
+    topic, group = f"{client}-events", f"{client}-group"
+    create_topic(cluster, topic)
+    phase_a = produce(cluster, topic, "a")
+
+    workers = start_workers(cluster, kind, topic, group, [f"{client}-{n}" for n in (1, 2, 3)])
+    try:
+        wait_for(
+            lambda: assigned_exactly_once(workers),
+            deadline_s=DEADLINE_S,
+            what="every partition assigned to exactly one of three members",
+        )
+        wait_until_read(workers, phase_a, "phase a read by the group")
+        leaver, survivors = workers[2], workers[:2]
+        leaver_partitions = leaver.assignment
+        leaver.stop()  # commits after each batch, then leaves the group
+        wait_for(
+            lambda: (
+                assigned_exactly_once(survivors)
+                and leaver_partitions <= survivors[0].assignment | survivors[1].assignment
+            ),
+            deadline_s=DEADLINE_S,
+            what="the two others take over the leaver's partitions",
+        )
+        phase_b = produce(cluster, topic, "b")
+        wait_until_read(survivors, phase_b, "phase b read by the two left")
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.stop()
+    # nothing the leaver committed was read again by the members that took over
+    taken_over = {r for r in received(survivors) if r[0] in leaver_partitions}
+    assert not taken_over & set(leaver.received), "records read again after their commit"
+    assert set(received(workers)) == phase_a | phase_b, "every record read, nothing else"
+
+    phase_c = produce(cluster, topic, "c")
+    restarted = start_workers(cluster, kind, topic, group, [f"{client}-r1", f"{client}-r2"])
+    try:
+        wait_for(
+            lambda: assigned_exactly_once(restarted),
+            deadline_s=DEADLINE_S,
+            what="the restarted group shares the partitions",
+        )
+        wait_until_read(restarted, phase_c, "phase c read by the restarted group")
+    finally:
+        for worker in restarted:
+            worker.stop()
+    again = received(restarted)
+    assert not set(again) & (phase_a | phase_b), "the restarted group read committed records"
+    assert sorted(again) == sorted(phase_c), "each new record read exactly once"
+
+
+# -- committed offsets survive the loss of the coordinator -------------------------------------
+
+
+def kafka_call(port: int, api_key: ApiKey, version: int, **fields: Any) -> Any:
+    """One request over a fresh connection; the decoded response body."""
+    payload = encode_request(api_key, version, request(api_key, version, **fields))
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT_S) as sock:
+        sock.sendall(struct.pack(">i", len(payload)) + payload)
+        size = struct.unpack(">i", _read_exactly(sock, 4))[0]
+        return decode_response(api_key, version, _read_exactly(sock, size))
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("the node closed the connection")
+        data += chunk
+    return data
+
+
+def find_coordinator(port: int, group: str) -> int | None:
+    body = kafka_call(port, ApiKey.FIND_COORDINATOR, 3, key=group, key_type=0)
+    return int(body.node_id) if int(body.error_code) == 0 else None
+
+
+def fetch_offsets(port: int, group: str, topic: str) -> dict[int, int] | None:
+    wanted = nested(
+        ApiKey.OFFSET_FETCH,
+        7,
+        "OffsetFetchRequestTopic",
+        name=topic,
+        partition_indexes=tuple(range(PARTITIONS)),
+    )
+    body = kafka_call(port, ApiKey.OFFSET_FETCH, 7, group_id=group, topics=(wanted,))
+    if int(body.error_code) != 0:
+        return None
+    return {
+        int(p.partition_index): int(p.committed_offset) for t in body.topics for p in t.partitions
+    }
+
+
+def commit_offsets(port: int, group: str, topic: str, offsets: dict[int, int]) -> list[int]:
+    partitions = tuple(
+        nested(
+            ApiKey.OFFSET_COMMIT,
+            8,
+            "OffsetCommitRequestPartition",
+            partition_index=p,
+            committed_offset=offset,
+            committed_leader_epoch=-1,
+            committed_metadata="",
+        )
+        for p, offset in offsets.items()
+    )
+    body = kafka_call(
+        port,
+        ApiKey.OFFSET_COMMIT,
+        8,
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        group_instance_id=None,
+        topics=(
+            nested(
+                ApiKey.OFFSET_COMMIT,
+                8,
+                "OffsetCommitRequestTopic",
+                name=topic,
+                partitions=partitions,
+            ),
+        ),
+    )
+    return [int(p.error_code) for t in body.topics for p in t.partitions]
+
+
+def test_committed_offsets_survive_a_sigkill_of_the_coordinator(cluster: LocalCluster) -> None:
+    topic, group = "failover-events", "failover-group"
+    create_topic(cluster, topic)
+    produce(cluster, topic, "f")
+    any_port = cluster.nodes[1].client_port
+    coordinator = wait_for(
+        lambda: find_coordinator(any_port, group), deadline_s=DEADLINE_S, what="a coordinator"
+    )
+    port = cluster.nodes[coordinator].client_port
+    committed = {p: 7 + p for p in range(PARTITIONS)}
+    wait_for(
+        lambda: commit_offsets(port, group, topic, committed) == [0] * PARTITIONS,
+        deadline_s=DEADLINE_S,
+        what="a commit accepted by the coordinator",
+    )
+    assert fetch_offsets(port, group, topic) == committed
+
+    cluster.kill(coordinator)
+    try:
+        survivor = next(n for n in cluster.nodes.values() if n.node_id != coordinator)
+
+        def new_coordinator() -> int | None:
+            found = find_coordinator(survivor.client_port, group)
+            return found if found is not None and found != coordinator else None
+
+        successor = wait_for(new_coordinator, deadline_s=DEADLINE_S, what="a new coordinator")
+        fetched = wait_for(
+            lambda: fetch_offsets(cluster.nodes[successor].client_port, group, topic),
+            deadline_s=DEADLINE_S,
+            what="OffsetFetch answered by the new coordinator",
+        )
+        assert fetched == committed
+    finally:
+        cluster.start(coordinator)
+        wait_for(
+            lambda: cluster.nodes[coordinator].get("/v1/status/ready")[0] == 200,
+            deadline_s=DEADLINE_S,
+            what="the killed node back",
+        )
