@@ -414,7 +414,7 @@ class ClassicGroup:
 
     def _prepare_rebalance(self, now_ms: int) -> None:
         if self.state is GroupState.COMPLETING_REBALANCE:
-            self._fail_pending_syncs(ErrorCode.rebalance_in_progress)
+            self._fail_pending_syncs(ErrorCode.rebalance_in_progress, now_ms)
         self._pending_sync.clear()
         self._sync_deadline_ms = None
         self._storing_generation = None
@@ -429,6 +429,7 @@ class ClassicGroup:
         else:
             self._join_phase = _JoinPhase(deadline_ms=now_ms + rebalance_timeout_ms, initial=False)
         self._transition_to(GroupState.PREPARING_REBALANCE, now_ms)
+        self._maybe_complete_join(now_ms)  # Kafka's tryCompleteElseWatch: no member left
 
     def _all_members_joined(self) -> bool:
         return not self.pending_members and all(m.awaiting_join for m in self.members.values())
@@ -483,11 +484,13 @@ class ClassicGroup:
         elif self.state is GroupState.PREPARING_REBALANCE:
             self._maybe_complete_join(now_ms)
 
-    def _fail_pending_syncs(self, error: ErrorCode) -> None:
+    def _fail_pending_syncs(self, error: ErrorCode, now_ms: int) -> None:
         for member in self.members.values():
             if member.awaiting_sync:
                 self._answer(member.sync_request, SyncAnswer(member.member_id, error))
                 member.sync_request = NO_REQUEST
+                # it could not heartbeat while it waited: its session starts again now
+                member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
 
     # -- SyncGroup -----------------------------------------------------------------------------
 
@@ -549,7 +552,7 @@ class ClassicGroup:
             return  # the group moved on; the stale write is harmless (loading keeps the last)
         self._storing_generation = None
         if error is not ErrorCode.none:
-            self._fail_pending_syncs(error)
+            self._fail_pending_syncs(error, now_ms)
             self._prepare_rebalance(now_ms)
             return
         for member in self.members.values():
@@ -561,6 +564,7 @@ class ClassicGroup:
             if member.awaiting_sync:
                 self._answer(member.sync_request, self._sync_answer(member))
                 member.sync_request = NO_REQUEST
+            member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
 
     def _sync_answer(self, member: Member) -> SyncAnswer:
         return SyncAnswer(

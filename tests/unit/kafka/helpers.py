@@ -148,6 +148,7 @@ class Fixture:
     builder: KafkaImageBuilder = field(default_factory=kafka_builder)
     data: FakeData = field(default_factory=FakeData)
     controller: int | None = 1
+    groups: Any = None  # a GroupCoordinator, for the consumer-group APIs
     admin: FakeAdmin = field(init=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +163,7 @@ class Fixture:
             image=lambda: self.builder.image,
             cluster_id=lambda: CLUSTER_ID,
             controller_id=lambda: self.controller,
+            groups=self.groups,
         )
 
     async def call(self, api_key: ApiKey, version: int, **fields: Any) -> Any:
