@@ -413,6 +413,7 @@ class GroupCoordinator:
             for group in list(state.groups.values()):
                 group.tick(now_ms)
                 self._deliver(group)
+                _maybe_forget(state, group)
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -439,12 +440,13 @@ class GroupCoordinator:
     # -- the group APIs --------------------------------------------------------------------------
 
     async def join(self, group_id: str, request: JoinRequest) -> JoinAnswer:
-        _, group = self._group(group_id, create=request.member_id == "")
+        state, group = self._group(group_id, create=request.member_id == "")
         if group is None:
             return JoinAnswer(request.member_id, KafkaError.unknown_member_id)
         request_id, future = self._request_id()
         group.join(request_id, request, self._clock_ms())
         self._deliver(group)
+        _maybe_forget(state, group)
         answer = await self._await_answer(request_id, future)
         assert isinstance(answer, JoinAnswer), answer
         return answer
@@ -519,6 +521,10 @@ class GroupCoordinator:
         error, message = await self._append(state.partition_id, records)
         if error is KafkaError.none:
             group.apply_commits(offsets)
+            # a group with nothing stored may have been forgotten while the write was out
+            current = state.groups.setdefault(group_id, group)
+            if current is not group:
+                current.apply_commits(offsets)
         else:
             log.warning("groups.commit_failed", group=group_id, error=error.name, reason=message)
         return error
@@ -551,6 +557,19 @@ class GroupCoordinator:
     @property
     def loading(self) -> bool:
         return any(state.status is _Status.LOADING for state in self._partitions.values())
+
+
+def _maybe_forget(state: _OffsetsPartition, group: ClassicGroup) -> None:
+    """Drops a group that holds nothing (a refused first join, expired pending members):
+    nothing was stored for it, so nothing is lost."""
+    if (
+        group.state is GroupState.EMPTY
+        and group.generation_id == 0
+        and not group.members
+        and not group.pending_members
+        and not group.offsets
+    ):
+        state.groups.pop(group.group_id, None)
 
 
 def _write_error(code: ErrorCode) -> KafkaError:
