@@ -23,6 +23,7 @@ from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
 from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinator
+from broker.kafka.groups.inspect import GroupInspector
 from broker.kafka.groups.state import GroupSettings
 from broker.kafka.server import KafkaServer
 from broker.kafka.services import BrokerServices
@@ -198,6 +199,7 @@ class Node:
             self.registry,
             admin=self._require_gateway(),
             data=self.data_plane,
+            groups=None if self._groups is None else GroupInspector(lambda: self.metadata.image),
             admin_token=self.config.admin_token,
         )
         self._http_runner = web.AppRunner(app, access_log=None)

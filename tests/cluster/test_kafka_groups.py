@@ -448,3 +448,92 @@ def test_committed_offsets_survive_a_sigkill_of_the_coordinator(cluster: LocalCl
             deadline_s=DEADLINE_S,
             what="the killed node back",
         )
+
+
+# -- consumer groups over HTTP and the command line ---------------------------------------------
+
+
+def test_groups_and_their_lag_over_rest_v3_and_kraft_group_describe(cluster: LocalCluster) -> None:
+    """Confluent REST v3 consumer-group routes and `kraft group`, from any node: an empty
+    group with commits (lag = log end - committed) and a live member with its assignment."""
+    topic, idle, live = "lag-events", "lag-idle-group", "lag-live-group"
+    create_topic(cluster, topic)
+    produce(cluster, topic, "l")  # RECORDS_PER_PHASE / PARTITIONS = 20 per partition
+    per_partition = RECORDS_PER_PHASE // PARTITIONS
+    any_port = cluster.nodes[1].client_port
+    coordinator = wait_for(
+        lambda: find_coordinator(any_port, idle), deadline_s=DEADLINE_S, what="a coordinator"
+    )
+    wait_for(
+        lambda: (
+            commit_offsets(
+                cluster.nodes[coordinator].client_port,
+                idle,
+                topic,
+                dict.fromkeys(range(PARTITIONS), 5),
+            )
+            == [0] * PARTITIONS
+        ),
+        deadline_s=DEADLINE_S,
+        what="a commit",
+    )
+    worker = KafkaPythonWorker(cluster, topic, live, "lag-live-1")
+    worker.start()
+    try:
+        wait_for(
+            lambda: len(worker.assignment) == PARTITIONS, deadline_s=DEADLINE_S, what="assigned"
+        )
+        node = cluster.nodes[3]
+        base = f"/v3/clusters/{cluster.cluster_id}/consumer-groups"
+        status, listed = node.get(base)
+        assert status == 200, listed
+        states = {g["consumer_group_id"]: g["state"] for g in listed["data"]}
+        assert states[idle] == "EMPTY"
+        assert states[live] in ("STABLE", "COMPLETING_REBALANCE", "PREPARING_REBALANCE")
+
+        status, lags = node.get(f"{base}/{idle}/lags")
+        assert status == 200, lags
+        rows = {
+            (lag["partition_id"], lag["current_offset"], lag["log_end_offset"], lag["lag"])
+            for lag in lags["data"]
+        }
+        assert rows == {(p, 5, per_partition, per_partition - 5) for p in range(PARTITIONS)}
+        status, summary = node.get(f"{base}/{idle}/lag-summary")
+        assert (status, summary["total_lag"], summary["max_lag"]) == (
+            200,
+            PARTITIONS * (per_partition - 5),
+            per_partition - 5,
+        )
+
+        wait_for(
+            lambda: node.get(f"{base}/{live}")[1].get("state") == "STABLE",
+            deadline_s=DEADLINE_S,
+            what="stable",
+        )
+        status, consumers = node.get(f"{base}/{live}/consumers")
+        assert status == 200, consumers
+        assert [c["client_id"] for c in consumers["data"]] == ["lag-live-1"]
+        assert node.get(f"{base}/no-such-group")[0] == 404
+
+        described = cluster.kraft("group", "describe", idle, "--bootstrap", node.http_url)
+        lines = described.stdout.splitlines()
+        assert lines[0] == f"Consumer group '{idle}' is EMPTY."
+        assert lines[2].split() == [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID",
+        ]
+        assert [line.split()[:6] for line in lines[3:]] == [
+            [idle, topic, str(p), "5", str(per_partition), str(per_partition - 5)]
+            for p in range(PARTITIONS)
+        ]
+        listed_text = cluster.kraft("group", "list", "--bootstrap", node.http_url).stdout.split()
+        assert idle in listed_text and live in listed_text
+    finally:
+        worker.stop()
