@@ -24,6 +24,7 @@ from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
 from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinator
 from broker.kafka.groups.inspect import GroupInspector
+from broker.kafka.groups.metrics import GroupMetrics
 from broker.kafka.groups.state import GroupSettings
 from broker.kafka.server import KafkaServer
 from broker.kafka.services import BrokerServices
@@ -86,6 +87,8 @@ class Node:
         self.data_plane: DataPlane | None = None
         self._kafka_server: KafkaServer | None = None  # the Kafka protocol on CLIENT
         self._groups: GroupCoordinator | None = None  # consumer groups on the Kafka protocol
+        self._group_inspector: GroupInspector | None = None  # groups for HTTP and metrics
+        self._group_metrics: GroupMetrics | None = None
         self._runtime: QuorumRuntime | None = None
         self._transport: PeerTransport | None = None
         self._rpc_server: RpcServer | None = None
@@ -180,6 +183,8 @@ class Node:
             await self._replicas.start()
         if self._groups is not None:
             await self._groups.start()
+        if self._group_metrics is not None:
+            await self._group_metrics.start()
         if self._kafka_server is not None:
             await self._kafka_server.start()
         await self._start_http()
@@ -199,7 +204,7 @@ class Node:
             self.registry,
             admin=self._require_gateway(),
             data=self.data_plane,
-            groups=None if self._groups is None else GroupInspector(lambda: self.metadata.image),
+            groups=None if self._groups is None else self._group_inspector,
             admin_token=self.config.admin_token,
         )
         self._http_runner = web.AppRunner(app, access_log=None)
@@ -306,6 +311,8 @@ class Node:
             admin=self._require_gateway(),
             image=lambda: self.metadata.image,
         )
+        self._group_inspector = GroupInspector(lambda: self.metadata.image)
+        self._group_metrics = GroupMetrics(self.registry, self._groups, self._group_inspector)
         services = BrokerServices(
             config.node_id,
             replicas,
@@ -355,6 +362,8 @@ class Node:
             await self._lifecycle.close()
         if self._kafka_server is not None:
             await self._kafka_server.close()
+        if self._group_metrics is not None:
+            await self._group_metrics.close()
         if self._groups is not None:
             await self._groups.close()
         if self._replicas is not None:

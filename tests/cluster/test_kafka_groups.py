@@ -17,6 +17,7 @@ import asyncio
 import socket
 import struct
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -453,6 +454,11 @@ def test_committed_offsets_survive_a_sigkill_of_the_coordinator(cluster: LocalCl
 # -- consumer groups over HTTP and the command line ---------------------------------------------
 
 
+def metrics_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=SOCKET_TIMEOUT_S) as response:
+        return str(response.read().decode())
+
+
 def test_groups_and_their_lag_over_rest_v3_and_kraft_group_describe(cluster: LocalCluster) -> None:
     """Confluent REST v3 consumer-group routes and `kraft group`, from any node: an empty
     group with commits (lag = log end - committed) and a live member with its assignment."""
@@ -535,5 +541,33 @@ def test_groups_and_their_lag_over_rest_v3_and_kraft_group_describe(cluster: Loc
         ]
         listed_text = cluster.kraft("group", "list", "--bootstrap", node.http_url).stdout.split()
         assert idle in listed_text and live in listed_text
+
+        # kafka_exporter's series, from the coordinator's /metrics (refreshed every 5 s)
+        expected = [
+            f'kafka_consumergroup_lag{{consumergroup="{idle}",partition="{p}",topic="{topic}"}} '
+            f"{float(per_partition - 5)}"
+            for p in range(PARTITIONS)
+        ]
+        expected.append(
+            f'kafka_consumergroup_lag_sum{{consumergroup="{idle}",topic="{topic}"}} '
+            f"{float(PARTITIONS * (per_partition - 5))}"
+        )
+        expected.append(f'kafka_consumergroup_members{{consumergroup="{live}"}} 1.0')
+        metrics_url = cluster.nodes[coordinator].http_url + "/metrics"
+        wait_for(
+            lambda: all(line in metrics_text(metrics_url) for line in expected[:-1]),
+            deadline_s=DEADLINE_S,
+            what="consumer-group lag metrics",
+        )
+        live_coordinator = wait_for(
+            lambda: find_coordinator(any_port, live), deadline_s=DEADLINE_S, what="a coordinator"
+        )
+        wait_for(
+            lambda: (
+                expected[-1] in metrics_text(cluster.nodes[live_coordinator].http_url + "/metrics")
+            ),
+            deadline_s=DEADLINE_S,
+            what="the member count metric",
+        )
     finally:
         worker.stop()

@@ -554,6 +554,16 @@ class GroupCoordinator:
             if group.state is not GroupState.DEAD
         ]
 
+    def local_groups(self) -> list[ClassicGroup]:
+        """The live groups this broker coordinates now (for metrics); not to be changed."""
+        return [
+            group
+            for state in self._partitions.values()
+            if state.status is _Status.LOADED
+            for group in state.groups.values()
+            if group.state is not GroupState.DEAD
+        ]
+
     @property
     def loading(self) -> bool:
         return any(state.status is _Status.LOADING for state in self._partitions.values())

@@ -245,7 +245,7 @@ class GroupInspector:
             for partition in partitions
         }
         keys = sorted(set(committed) | set(owners))
-        ends = await self._log_end_offsets(keys)
+        ends = await self.log_end_offsets(keys)
         return [
             PartitionLag(
                 topic,
@@ -257,7 +257,7 @@ class GroupInspector:
             for topic, partition in keys
         ]
 
-    async def _log_end_offsets(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    async def log_end_offsets(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         image = self._image()
         by_leader: dict[int, list[tuple[str, int]]] = {}
         for topic_name, partition in keys:

@@ -94,3 +94,29 @@ def test_describe_prints_kafka_consumer_groups_columns() -> None:
     ]
     assert lines[3].split() == ["g", "t", "0", "3", "4", "1", "m-1", "-", "c1"]
     assert lines[4].split() == ["g", "t", "1", "-", "4", "-", "-", "-", "-"]
+
+
+def test_kafka_exporter_series_from_a_snapshot() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from broker.kafka.groups.metrics import GroupSample, families
+
+    class Snapshot:
+        def collect(self) -> object:
+            samples = [
+                GroupSample("g", 2, {("t", 0): (5, 20), ("t", 1): (7, 9), ("u", 0): (3, -1)})
+            ]
+            return families(samples)
+
+    registry = CollectorRegistry()
+    registry.register(Snapshot())  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    assert (
+        'kafka_consumergroup_current_offset{consumergroup="g",partition="0",topic="u"} 3.0' in text
+    )
+    assert 'kafka_consumergroup_lag{consumergroup="g",partition="0",topic="t"} 15.0' in text
+    assert (
+        'kafka_consumergroup_lag{consumergroup="g",partition="0",topic="u"}' not in text
+    )  # unknown end
+    assert 'kafka_consumergroup_lag_sum{consumergroup="g",topic="t"} 17.0' in text
+    assert 'kafka_consumergroup_members{consumergroup="g"} 2.0' in text
