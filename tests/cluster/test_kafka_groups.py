@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +116,7 @@ class Worker(threading.Thread):
         self.group = group
         self.received: list[Received] = []
         self.assignment: frozenset[int] = frozenset()
+        self.committed: dict[int, int] = {}  # partition -> offset of its last acknowledged commit
         self.commit_failures: list[str] = []
         self.error: BaseException | None = None
         self.stopping = threading.Event()
@@ -129,6 +133,14 @@ class Worker(threading.Thread):
     def consume(self) -> None:
         raise NotImplementedError
 
+    def read(self, records: list[Received]) -> dict[int, int]:
+        """Notes a polled batch; the offsets to commit: each partition's next offset."""
+        self.received += records
+        positions: dict[int, int] = {}
+        for partition, offset, _ in records:
+            positions[partition] = max(positions.get(partition, 0), offset + 1)
+        return positions
+
     def stop(self) -> None:
         self.stopping.set()
         assert self.stopped.wait(DEADLINE_S), f"{self.name} did not stop"
@@ -139,7 +151,7 @@ class Worker(threading.Thread):
 
 class KafkaPythonWorker(Worker):
     def consume(self) -> None:
-        from kafka import KafkaConsumer
+        from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
         from kafka.errors import CommitFailedError, KafkaError
 
         consumer = KafkaConsumer(
@@ -156,11 +168,17 @@ class KafkaPythonWorker(Worker):
         try:
             while not self.stopping.is_set():
                 batch = consumer.poll(timeout_ms=int(POLL_S * 1000))
-                for records in batch.values():
-                    self.received += [(r.partition, r.offset, r.value) for r in records]
-                if batch:
+                positions = self.read(
+                    [(r.partition, r.offset, r.value) for rs in batch.values() for r in rs]
+                )
+                if positions:
+                    offsets = {
+                        TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                        for p, o in positions.items()
+                    }
                     try:
-                        consumer.commit()
+                        consumer.commit(offsets)
+                        self.committed.update(positions)
                     except (CommitFailedError, KafkaError) as error:
                         self.commit_failures.append(repr(error))
                 self.assignment = frozenset(tp.partition for tp in consumer.assignment())
@@ -173,7 +191,7 @@ class AiokafkaWorker(Worker):
         asyncio.run(self._consume())
 
     async def _consume(self) -> None:
-        from aiokafka import AIOKafkaConsumer
+        from aiokafka import AIOKafkaConsumer, TopicPartition
         from aiokafka.errors import CommitFailedError, KafkaError
 
         consumer = AIOKafkaConsumer(
@@ -191,11 +209,14 @@ class AiokafkaWorker(Worker):
         try:
             while not self.stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=int(POLL_S * 1000))
-                for records in batch.values():
-                    self.received += [(r.partition, r.offset, r.value) for r in records]
-                if batch:
+                positions = self.read(
+                    [(r.partition, r.offset, r.value) for rs in batch.values() for r in rs]
+                )
+                if positions:
+                    offsets = {TopicPartition(self.topic, p): o for p, o in positions.items()}
                     try:
-                        await consumer.commit()
+                        await consumer.commit(offsets)
+                        self.committed.update(positions)
                     except (CommitFailedError, KafkaError) as error:
                         self.commit_failures.append(repr(error))
                 self.assignment = frozenset(tp.partition for tp in consumer.assignment())
@@ -223,10 +244,17 @@ class ConfluentWorker(Worker):
             while not self.stopping.is_set():
                 messages = consumer.consume(num_messages=40, timeout=POLL_S)
                 read = [m for m in messages if m.error() is None]
-                self.received += [(m.partition(), m.offset(), m.value()) for m in read]
-                if read:
+                positions = self.read([(m.partition(), m.offset(), m.value()) for m in read])
+                if positions:
+                    offsets = [
+                        confluent_kafka.TopicPartition(self.topic, p, o)
+                        for p, o in positions.items()
+                    ]
                     try:
-                        consumer.commit(asynchronous=False)
+                        answered = consumer.commit(offsets=offsets, asynchronous=False)
+                        if any(tp.error is not None for tp in answered or []):
+                            raise confluent_kafka.KafkaException(answered[0].error)
+                        self.committed.update(positions)
                     except confluent_kafka.KafkaException as error:
                         self.commit_failures.append(repr(error))
                 self.assignment = frozenset(tp.partition for tp in consumer.assignment())
@@ -296,7 +324,9 @@ def test_group_shares_partitions_takes_over_a_leaver_and_resumes_from_commits(
         wait_until_read(workers, phase_a, "phase a read by the group")
         leaver, survivors = workers[2], workers[:2]
         leaver_partitions = leaver.assignment
-        leaver.stop()  # commits after each batch, then leaves the group
+        marks = [len(worker.received) for worker in survivors]
+        committed_before = group_commits(survivors)
+        leaver.stop()  # it committed after each batch; close() leaves the group
         wait_for(
             lambda: (
                 assigned_exactly_once(survivors)
@@ -311,10 +341,18 @@ def test_group_shares_partitions_takes_over_a_leaver_and_resumes_from_commits(
         for worker in workers:
             if worker.is_alive():
                 worker.stop()
-    # nothing the leaver committed was read again by the members that took over
-    taken_over = {r for r in received(survivors) if r[0] in leaver_partitions}
-    assert not taken_over & set(leaver.received), "records read again after their commit"
-    assert set(received(workers)) == phase_a | phase_b, "every record read, nothing else"
+    # the members that took over resumed exactly at the last commit of each partition
+    taken_over = [
+        record
+        for worker, mark in zip(survivors, marks, strict=True)
+        for record in worker.received[mark:]
+        if record[0] in leaver_partitions
+    ]
+    for partition in leaver_partitions:
+        start = max(leaver.committed.get(partition, 0), committed_before.get(partition, 0))
+        assert resumed_at(taken_over, partition) == start, f"partition {partition}"
+    first_session = group_commits(workers)
+    assert sorted(first_session) == list(range(PARTITIONS)), "every partition committed"
 
     phase_c = produce(cluster, topic, "c")
     restarted = start_workers(cluster, kind, topic, group, [f"{client}-r1", f"{client}-r2"])
@@ -329,8 +367,29 @@ def test_group_shares_partitions_takes_over_a_leaver_and_resumes_from_commits(
         for worker in restarted:
             worker.stop()
     again = received(restarted)
-    assert not set(again) & (phase_a | phase_b), "the restarted group read committed records"
-    assert sorted(again) == sorted(phase_c), "each new record read exactly once"
+    for partition in range(PARTITIONS):
+        assert resumed_at(again, partition) == first_session[partition], f"partition {partition}"
+    if not any(worker.commit_failures for worker in restarted):
+        # every commit went through: no rebalance can have handed a record out twice
+        assert len({(p, o) for p, o, _ in again}) == len(again), "a record read twice"
+
+
+def group_commits(workers: list[Worker]) -> dict[int, int]:
+    """partition -> the group's committed offset, as its members saw their commits acknowledged."""
+    commits: dict[int, int] = {}
+    for worker in workers:
+        for partition, offset in worker.committed.items():
+            commits[partition] = max(commits.get(partition, 0), offset)
+    return commits
+
+
+def resumed_at(records: list[Received], partition: int) -> int:
+    """Where reading of a partition started, after checking no offset from there on was
+    skipped."""
+    offsets = sorted({offset for p, offset, _ in records if p == partition})
+    assert offsets, f"nothing read from partition {partition}"
+    assert offsets == list(range(offsets[0], offsets[-1] + 1)), f"partition {partition} skipped"
+    return offsets[0]
 
 
 # -- committed offsets survive the loss of the coordinator -------------------------------------
@@ -571,3 +630,57 @@ def test_groups_and_their_lag_over_rest_v3_and_kraft_group_describe(cluster: Loc
         )
     finally:
         worker.stop()
+
+
+# -- a member that dies without leaving --------------------------------------------------------
+
+CRASHING_CONSUMER = """
+import sys, time
+from kafka import KafkaConsumer
+consumer = KafkaConsumer(
+    sys.argv[2], bootstrap_servers=sys.argv[1], group_id=sys.argv[3], client_id="crasher",
+    enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
+    heartbeat_interval_ms=1000,
+)
+while True:
+    consumer.poll(timeout_ms=200)
+"""
+
+
+def test_a_member_killed_without_leaving_is_expired_after_its_session_timeout(
+    cluster: LocalCluster,
+) -> None:
+    """SIGKILL sends no LeaveGroup: the coordinator removes the member once its session
+    timeout (6 s) passes without a heartbeat, and the survivor takes all its partitions."""
+    topic, group = "expiry-events", "expiry-group"
+    create_topic(cluster, topic)
+    survivor = KafkaPythonWorker(cluster, topic, group, "expiry-survivor")
+    crasher = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_CONSUMER, bootstrap(cluster), topic, group],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    survivor.start()
+    try:
+        wait_for(
+            lambda: len(survivor.assignment) == PARTITIONS // 2,
+            deadline_s=DEADLINE_S,
+            what="the partitions shared between the two members",
+        )
+        crasher.kill()
+        crasher.wait(timeout=10)
+        killed_at = time.monotonic()
+        wait_for(
+            lambda: len(survivor.assignment) == PARTITIONS,
+            deadline_s=DEADLINE_S,
+            what="the survivor owning every partition",
+        )
+        taken_over_s = time.monotonic() - killed_at
+        assert taken_over_s >= 4.0, (
+            f"taken over after {taken_over_s:.1f} s: before the session ended?"
+        )
+    finally:
+        if crasher.poll() is None:
+            crasher.kill()
+            crasher.wait(timeout=10)
+        survivor.stop()
