@@ -476,3 +476,93 @@ async def test_offset_fetch_v8_answers_several_groups() -> None:
         (t.name, p.partition_index, p.committed_offset) for t in first.topics for p in t.partitions
     ] == [("orders", 1, 4)]
     assert second.error_code is KafkaError.not_coordinator
+
+
+async def test_the_oldest_served_versions_of_every_group_api() -> None:
+    """What old clients send: JoinGroup v0 (no rebalance timeout, no MEMBER_ID_REQUIRED),
+    SyncGroup v0, Heartbeat v0, OffsetCommit v2, OffsetFetch v1, DescribeGroups v0,
+    ListGroups v0, LeaveGroup v0."""
+    fixture, coordinator, _ = groups_fixture()
+    group = group_led_by(1)
+    await loaded(fixture, coordinator, group)
+    fields = join_fields(0, group, "")
+    del fields["rebalance_timeout"]
+    task = asyncio.ensure_future(fixture.call(ApiKey.JOIN_GROUP, 0, **fields))
+    while not task.done():
+        await asyncio.sleep(0)
+        coordinator.tick()
+    joined = task.result()
+    assert (joined.error_code, joined.generation_id, joined.protocol_name) == (
+        KafkaError.none,
+        1,
+        "range",
+    )
+    member = joined.member_id
+    assignment = nested(
+        ApiKey.SYNC_GROUP, 0, "SyncGroupRequestAssignment", member_id=member, assignment=b"a"
+    )
+    synced = await fixture.call(
+        ApiKey.SYNC_GROUP,
+        0,
+        group_id=group,
+        generation_id=1,
+        member_id=member,
+        assignments=(assignment,),
+    )
+    assert (synced.error_code, synced.assignment) == (KafkaError.none, b"a")
+    beat = await fixture.call(
+        ApiKey.HEARTBEAT, 0, group_id=group, generation_id=1, member_id=member
+    )
+    assert beat.error_code is KafkaError.none
+    partition = nested(
+        ApiKey.OFFSET_COMMIT,
+        2,
+        "OffsetCommitRequestPartition",
+        partition_index=0,
+        committed_offset=3,
+        committed_metadata=None,
+    )
+    committed = await fixture.call(
+        ApiKey.OFFSET_COMMIT,
+        2,
+        group_id=group,
+        generation_id_or_member_epoch=1,
+        member_id=member,
+        retention_time=datetime.timedelta(milliseconds=-1),
+        topics=(
+            nested(
+                ApiKey.OFFSET_COMMIT,
+                2,
+                "OffsetCommitRequestTopic",
+                name="orders",
+                partitions=(partition,),
+            ),
+        ),
+    )
+    assert committed.topics[0].partitions[0].error_code is KafkaError.none
+    wanted = nested(
+        ApiKey.OFFSET_FETCH, 1, "OffsetFetchRequestTopic", name="orders", partition_indexes=(0, 1)
+    )
+    fetched = await fixture.call(ApiKey.OFFSET_FETCH, 1, group_id=group, topics=(wanted,))
+    assert [
+        (p.partition_index, p.committed_offset, p.metadata) for p in fetched.topics[0].partitions
+    ] == [(0, 3, ""), (1, -1, "")]
+    described = await fixture.call(ApiKey.DESCRIBE_GROUPS, 0, groups=(group,))
+    assert described.groups[0].group_state == "Stable"
+    listed = await fixture.call(ApiKey.LIST_GROUPS, 0)
+    assert [g.group_id for g in listed.groups] == [group]
+    left = await fixture.call(ApiKey.LEAVE_GROUP, 0, group_id=group, member_id=member)
+    assert left.error_code is KafkaError.none
+    found = await fixture.call(ApiKey.FIND_COORDINATOR, 0, key=group)
+    assert (found.error_code, found.node_id) == (KafkaError.none, 1)
+
+
+async def test_offset_fetch_v1_puts_a_group_error_on_every_partition() -> None:
+    fixture, coordinator, _ = groups_fixture()
+    elsewhere = group_led_by(2)
+    await loaded(fixture, coordinator, elsewhere)
+    wanted = nested(
+        ApiKey.OFFSET_FETCH, 1, "OffsetFetchRequestTopic", name="orders", partition_indexes=(0,)
+    )
+    fetched = await fixture.call(ApiKey.OFFSET_FETCH, 1, group_id=elsewhere, topics=(wanted,))
+    assert fetched.topics[0].partitions[0].error_code is KafkaError.not_coordinator
