@@ -23,14 +23,32 @@ States and their legal transitions (Kafka's GroupState for the classic protocol)
 from __future__ import annotations
 
 import enum
+import functools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
 UNKNOWN_MEMBER_ID = ""
 NO_GENERATION = -1  # the generation of a commit from outside group management
 NO_REQUEST = -1
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _checked(method: _Method) -> _Method:
+    """Asserts the group's invariants after a public call (STYLE §4)."""
+
+    @functools.wraps(method)
+    def checked(self: ClassicGroup, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self.check_invariants()
+        return result
+
+    return checked  # type: ignore[return-value]
 
 
 class GroupState(enum.Enum):
@@ -255,6 +273,24 @@ class ClassicGroup:
             ),
         )
 
+    def check_invariants(self) -> None:
+        """What holds between calls; each public call ends by asserting it."""
+        if self.members:
+            assert self.leader_id in self.members, f"leader {self.leader_id} is not a member"
+        if self.state is GroupState.EMPTY:
+            assert not self.members, f"empty group {self.group_id} has members"
+        if self.state in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
+            assert self.members, f"{self.state.value} group {self.group_id} has no member"
+            assert self.protocol_name is not None, f"{self.group_id} has no protocol"
+            assert not any(m.awaiting_join for m in self.members.values()), "a join is waiting"
+        if self.state is not GroupState.COMPLETING_REBALANCE:
+            assert not any(m.awaiting_sync for m in self.members.values()), "a sync is waiting"
+            assert self._storing_generation is None, "an assignment is stored outside a sync"
+        assert (self._join_phase is not None) == (self.state is GroupState.PREPARING_REBALANCE), (
+            f"join phase {self._join_phase} in state {self.state.value}"
+        )
+        assert self._pending_sync <= set(self.members), "a pending sync of a non-member"
+
     def _transition_to(self, state: GroupState, now_ms: int) -> None:
         assert state in _LEGAL_TRANSITIONS[self.state], f"{self.state} -> {state}"
         self.state = state
@@ -291,6 +327,7 @@ class ClassicGroup:
 
     # -- JoinGroup -----------------------------------------------------------------------------
 
+    @_checked
     def join(self, request_id: int, request: JoinRequest, now_ms: int) -> None:
         def refuse(error: ErrorCode) -> None:
             self._answer(request_id, JoinAnswer(request.member_id, error))
@@ -494,6 +531,7 @@ class ClassicGroup:
 
     # -- SyncGroup -----------------------------------------------------------------------------
 
+    @_checked
     def sync(
         self,
         request_id: int,
@@ -542,6 +580,7 @@ class ClassicGroup:
             self._writes.append(_replace_members(snapshot, members))
         return None
 
+    @_checked
     def on_group_stored(self, generation_id: int, error: ErrorCode, now_ms: int) -> None:
         """The shell stored (or failed to store) the leader's assignment of a generation."""
         if (
@@ -577,6 +616,7 @@ class ClassicGroup:
 
     # -- Heartbeat, LeaveGroup, OffsetCommit checks --------------------------------------------
 
+    @_checked
     def heartbeat(self, member_id: str, generation_id: int, now_ms: int) -> ErrorCode:
         if self.state is GroupState.DEAD:
             return ErrorCode.coordinator_not_available
@@ -592,6 +632,7 @@ class ClassicGroup:
             return ErrorCode.rebalance_in_progress
         return ErrorCode.none
 
+    @_checked
     def leave(self, member_ids: list[str], now_ms: int) -> list[ErrorCode]:
         """LeaveGroup (v3+ names several members): one code per member."""
         if self.state is GroupState.DEAD:
@@ -609,6 +650,7 @@ class ClassicGroup:
                 errors.append(ErrorCode.none)
         return errors
 
+    @_checked
     def check_commit(self, member_id: str, generation_id: int, now_ms: int) -> ErrorCode:
         """Whether an OffsetCommit may be stored (Kafka's validateOffsetCommit): members of
         the current generation may commit while Stable or while a rebalance prepares (so they
@@ -633,6 +675,7 @@ class ClassicGroup:
 
     # -- timers --------------------------------------------------------------------------------
 
+    @_checked
     def tick(self, now_ms: int) -> None:
         if self.state is GroupState.DEAD:
             return
@@ -676,6 +719,7 @@ class ClassicGroup:
 
     # -- unloading -----------------------------------------------------------------------------
 
+    @_checked
     def unload(self, now_ms: int) -> None:
         """This broker no longer coordinates the group: waiting members hear NOT_COORDINATOR
         and find the new coordinator."""
@@ -690,6 +734,9 @@ class ClassicGroup:
                     member.sync_request, SyncAnswer(member.member_id, ErrorCode.not_coordinator)
                 )
                 member.sync_request = NO_REQUEST
+        self._join_phase = None
+        self._storing_generation = None
+        self._pending_sync.clear()
         if self.state is not GroupState.DEAD:
             self._transition_to(GroupState.DEAD, now_ms)
 

@@ -445,3 +445,50 @@ def test_unloading_answers_waiting_members_not_coordinator() -> None:
     assert harness.group.heartbeat(member_id, 0, harness.now_ms) is (
         ErrorCode.coordinator_not_available
     )
+
+
+# -- random histories --------------------------------------------------------------------------
+
+
+def test_random_histories_keep_the_invariants_and_answer_every_request_at_most_once() -> None:
+    """Seeded random joins, syncs, heartbeats, leaves, stores (some failing) and clock
+    moves; every call asserts the group's invariants, Harness.collect that no request is
+    answered twice. Then everyone leaves and the group must end Empty."""
+    import random
+
+    for seed in range(150):
+        rng = random.Random(seed)
+        harness = Harness()
+        known: list[str] = []
+        for _ in range(120):
+            action = rng.randrange(7)
+            group = harness.group
+            if action == 0 or not known:
+                answer = harness.join_answer(harness.join(name=f"c{rng.randrange(4)}"))
+                if answer.error is ErrorCode.member_id_required:
+                    known.append(answer.member_id)
+            elif action == 1:
+                member = rng.choice(known)
+                harness.join(member, name=member.split("-")[0])
+            elif action == 2:
+                member = rng.choice(known)
+                assignments = {m: m.encode() for m in group.members} if rng.random() < 0.7 else {}
+                harness.sync(member, group.generation_id, assignments)
+            elif action == 3:
+                group.heartbeat(rng.choice(known), group.generation_id, harness.now_ms)
+            elif action == 4:
+                group.leave([rng.choice(known)], harness.now_ms)
+                harness.collect()
+            elif action == 5:
+                error = ErrorCode.none if rng.random() < 0.8 else ErrorCode.not_coordinator
+                harness.store_writes(error)
+            else:
+                harness.advance(rng.choice((100, 1_000, DELAY_MS, SESSION_MS)))
+        harness.group.leave(list(harness.group.members), harness.now_ms)
+        harness.store_writes()
+        for _ in range(REBALANCE_MS // DELAY_MS + 2):  # delays, pending members run out
+            harness.advance(DELAY_MS)
+        assert harness.group.state is GroupState.EMPTY, f"seed {seed}"
+        assert not harness.group.members, f"seed {seed}"
+        issued = next(harness._ids) - 1
+        assert sorted(harness.answers) == list(range(1, issued + 1)), "a request never answered"
