@@ -25,7 +25,7 @@ from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGatewa
 from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinator
 from broker.kafka.groups.inspect import GroupInspector
 from broker.kafka.groups.metrics import GroupMetrics
-from broker.kafka.groups.state import GroupSettings
+from broker.kafka.groups.model import GroupSettings
 from broker.kafka.server import KafkaServer
 from broker.kafka.services import BrokerServices
 from broker.metadata.lifecycle import BrokerLifecycle

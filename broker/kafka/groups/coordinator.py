@@ -30,6 +30,16 @@ from kio.schema.errors import ErrorCode as KafkaError
 
 from broker.api.facade import NoLeaderError
 from broker.kafka.cluster import client_endpoint
+from broker.kafka.groups.model import (
+    Answer,
+    CommittedOffset,
+    GroupSettings,
+    GroupSnapshot,
+    GroupState,
+    JoinAnswer,
+    JoinRequest,
+    SyncAnswer,
+)
 from broker.kafka.groups.offsets_topic import (
     OFFSETS_TOPIC,
     PartitionContents,
@@ -43,17 +53,7 @@ from broker.kafka.groups.records import (
     offset_key,
     offset_value,
 )
-from broker.kafka.groups.state import (
-    Answer,
-    ClassicGroup,
-    CommittedOffset,
-    GroupSettings,
-    GroupSnapshot,
-    GroupState,
-    JoinAnswer,
-    JoinRequest,
-    SyncAnswer,
-)
+from broker.kafka.groups.state import ClassicGroup
 from broker.kafka.services import AdminOperations, DataOperations
 from broker.log.batch import Record, build_batch, iter_batches, iter_records
 from broker.log.errors import CorruptRecordError, InvalidRecordError

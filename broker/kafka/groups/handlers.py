@@ -21,7 +21,7 @@ from broker.kafka.groups.coordinator import (
     CoordinatorError,
     GroupCoordinator,
 )
-from broker.kafka.groups.state import (
+from broker.kafka.groups.model import (
     CommittedOffset,
     GroupState,
     JoinAnswer,

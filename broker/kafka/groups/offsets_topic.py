@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from broker.kafka.groups.model import CommittedOffset, GroupSnapshot
 from broker.kafka.groups.records import (
     GroupKey,
     OffsetKey,
@@ -15,7 +16,6 @@ from broker.kafka.groups.records import (
     decode_key,
     decode_offset_value,
 )
-from broker.kafka.groups.state import CommittedOffset, GroupSnapshot
 
 OFFSETS_TOPIC = "__consumer_offsets"
 _INT32_MIN = -(2**31)

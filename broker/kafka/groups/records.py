@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from broker.kafka.groups.state import CommittedOffset, GroupSnapshot, MemberSnapshot
+from broker.kafka.groups.model import CommittedOffset, GroupSnapshot, MemberSnapshot
 
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2

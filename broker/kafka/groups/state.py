@@ -22,7 +22,7 @@ States and their legal transitions (Kafka's GroupState for the classic protocol)
 
 from __future__ import annotations
 
-import enum
+import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Callable
@@ -31,10 +31,21 @@ from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
-UNKNOWN_MEMBER_ID = ""
-NO_GENERATION = -1  # the generation of a commit from outside group management
-NO_REQUEST = -1
-
+from broker.kafka.groups.model import (
+    LEGAL_TRANSITIONS,
+    NO_REQUEST,
+    UNKNOWN_MEMBER_ID,
+    Answer,
+    CommittedOffset,
+    GroupSettings,
+    GroupSnapshot,
+    GroupState,
+    JoinAnswer,
+    JoinRequest,
+    Member,
+    MemberSnapshot,
+    SyncAnswer,
+)
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -49,152 +60,6 @@ def _checked(method: _Method) -> _Method:
         return result
 
     return checked  # type: ignore[return-value]
-
-
-class GroupState(enum.Enum):
-    EMPTY = "Empty"
-    PREPARING_REBALANCE = "PreparingRebalance"
-    COMPLETING_REBALANCE = "CompletingRebalance"
-    STABLE = "Stable"
-    DEAD = "Dead"
-
-
-_LEGAL_TRANSITIONS: dict[GroupState, frozenset[GroupState]] = {
-    GroupState.EMPTY: frozenset({GroupState.PREPARING_REBALANCE, GroupState.DEAD}),
-    GroupState.PREPARING_REBALANCE: frozenset(
-        {GroupState.COMPLETING_REBALANCE, GroupState.EMPTY, GroupState.DEAD}
-    ),
-    GroupState.COMPLETING_REBALANCE: frozenset(
-        {GroupState.STABLE, GroupState.PREPARING_REBALANCE, GroupState.DEAD}
-    ),
-    GroupState.STABLE: frozenset({GroupState.PREPARING_REBALANCE, GroupState.DEAD}),
-    GroupState.DEAD: frozenset(),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSettings:
-    """Broker settings with Kafka's names: group.initial.rebalance.delay.ms,
-    group.min.session.timeout.ms, group.max.session.timeout.ms."""
-
-    initial_rebalance_delay_ms: int
-    min_session_timeout_ms: int
-    max_session_timeout_ms: int
-
-    def __post_init__(self) -> None:
-        assert self.initial_rebalance_delay_ms >= 0, self.initial_rebalance_delay_ms
-        assert 0 < self.min_session_timeout_ms <= self.max_session_timeout_ms, self
-
-
-@dataclass(frozen=True, slots=True)
-class JoinRequest:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: tuple[tuple[str, bytes], ...]  # (name, metadata), most preferred first
-    # v4+: an unknown member first gets MEMBER_ID_REQUIRED with its id (KIP-394)
-    require_known_member_id: bool
-    new_member_id: str  # the id this member gets if it has none (the shell makes it unique)
-
-
-@dataclass(frozen=True, slots=True)
-class JoinAnswer:
-    member_id: str
-    error: ErrorCode
-    generation_id: int = -1
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    leader: str = ""
-    # (member id, group instance id, metadata for the chosen protocol): for the leader only
-    members: tuple[tuple[str, str | None, bytes], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SyncAnswer:
-    member_id: str
-    error: ErrorCode
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    assignment: bytes = b""
-
-
-Answer = JoinAnswer | SyncAnswer
-
-
-@dataclass(slots=True)
-class Member:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: tuple[tuple[str, bytes], ...]
-    assignment: bytes = b""
-    join_request: int = NO_REQUEST  # the JoinGroup waiting for the join phase to end
-    sync_request: int = NO_REQUEST  # the SyncGroup waiting for the leader's assignment
-    heartbeat_deadline_ms: int = 0
-
-    @property
-    def awaiting_join(self) -> bool:
-        return self.join_request != NO_REQUEST
-
-    @property
-    def awaiting_sync(self) -> bool:
-        return self.sync_request != NO_REQUEST
-
-    def metadata(self, protocol: str) -> bytes:
-        for name, metadata in self.protocols:
-            if name == protocol:
-                return metadata
-        raise AssertionError(f"member {self.member_id} does not support protocol {protocol!r}")
-
-    def vote(self, candidates: set[str]) -> str:
-        """Its most preferred protocol among those every member supports."""
-        for name, _ in self.protocols:
-            if name in candidates:
-                return name
-        raise AssertionError(f"member {self.member_id} supports none of {sorted(candidates)}")
-
-
-@dataclass(frozen=True, slots=True)
-class MemberSnapshot:
-    """A member as the offsets topic stores it (GroupMetadataValue's MemberMetadata)."""
-
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    rebalance_timeout_ms: int
-    session_timeout_ms: int
-    subscription: bytes  # metadata of the chosen protocol
-    assignment: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSnapshot:
-    """What the offsets topic stores of a group (GroupMetadataValue)."""
-
-    group_id: str
-    protocol_type: str | None
-    generation_id: int
-    protocol_name: str | None
-    leader: str | None
-    state_timestamp_ms: int
-    members: tuple[MemberSnapshot, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CommittedOffset:
-    offset: int
-    leader_epoch: int
-    metadata: str
-    commit_timestamp_ms: int
 
 
 @dataclass(slots=True)
@@ -292,7 +157,7 @@ class ClassicGroup:
         assert self._pending_sync <= set(self.members), "a pending sync of a non-member"
 
     def _transition_to(self, state: GroupState, now_ms: int) -> None:
-        assert state in _LEGAL_TRANSITIONS[self.state], f"{self.state} -> {state}"
+        assert state in LEGAL_TRANSITIONS[self.state], f"{self.state} -> {state}"
         self.state = state
         self.state_timestamp_ms = now_ms
 
@@ -575,9 +440,10 @@ class ClassicGroup:
             self._storing_generation = self.generation_id
             snapshot = self.snapshot(now_ms)
             members = tuple(
-                _with_assignment(m, self._stored_assignment[m.member_id]) for m in snapshot.members
+                dataclasses.replace(m, assignment=self._stored_assignment[m.member_id])
+                for m in snapshot.members
             )
-            self._writes.append(_replace_members(snapshot, members))
+            self._writes.append(dataclasses.replace(snapshot, members=members))
         return None
 
     @_checked
@@ -779,28 +645,3 @@ class ClassicGroup:
             group.leader_id = next(iter(group.members))
         group.state = GroupState.STABLE
         return group
-
-
-def _with_assignment(member: MemberSnapshot, assignment: bytes) -> MemberSnapshot:
-    return MemberSnapshot(
-        member.member_id,
-        member.group_instance_id,
-        member.client_id,
-        member.client_host,
-        member.rebalance_timeout_ms,
-        member.session_timeout_ms,
-        member.subscription,
-        assignment,
-    )
-
-
-def _replace_members(snapshot: GroupSnapshot, members: tuple[MemberSnapshot, ...]) -> GroupSnapshot:
-    return GroupSnapshot(
-        snapshot.group_id,
-        snapshot.protocol_type,
-        snapshot.generation_id,
-        snapshot.protocol_name,
-        snapshot.leader,
-        snapshot.state_timestamp_ms,
-        members,
-    )

@@ -15,8 +15,8 @@ from kio.schema.errors import ErrorCode as KafkaError
 
 from broker.kafka.apis import ApiKey
 from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinator
+from broker.kafka.groups.model import GroupSettings
 from broker.kafka.groups.offsets_topic import OFFSETS_TOPIC, PartitionContents, partition_for
-from broker.kafka.groups.state import GroupSettings
 from broker.log.batch import assign_offsets, iter_batches, iter_records
 from broker.partitions.manager import (
     OffsetLookup,

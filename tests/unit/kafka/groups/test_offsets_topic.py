@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from broker.kafka.groups.model import CommittedOffset, GroupSnapshot, MemberSnapshot
 from broker.kafka.groups.offsets_topic import (
     PartitionContents,
     java_string_hashcode,
@@ -26,7 +27,6 @@ from broker.kafka.groups.records import (
     offset_key,
     offset_value,
 )
-from broker.kafka.groups.state import CommittedOffset, GroupSnapshot, MemberSnapshot
 
 SNAPSHOT = GroupSnapshot(
     group_id="g",

@@ -9,8 +9,7 @@ import itertools
 
 from kio.schema.errors import ErrorCode
 
-from broker.kafka.groups.state import (
-    ClassicGroup,
+from broker.kafka.groups.model import (
     CommittedOffset,
     GroupSettings,
     GroupSnapshot,
@@ -20,6 +19,7 @@ from broker.kafka.groups.state import (
     MemberSnapshot,
     SyncAnswer,
 )
+from broker.kafka.groups.state import ClassicGroup
 
 SESSION_MS = 10_000
 REBALANCE_MS = 30_000
