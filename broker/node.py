@@ -310,6 +310,7 @@ class Node:
             data=replicas,
             admin=self._require_gateway(),
             image=lambda: self.metadata.image,
+            on_fatal=self._on_fatal,
         )
         self._group_inspector = GroupInspector(lambda: self.metadata.image)
         self._group_metrics = GroupMetrics(self.registry, self._groups, self._group_inspector)

@@ -147,6 +147,7 @@ class GroupCoordinator:
         clock_ms: Callable[[], int] = monotonic_ms,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         member_id_factory: Callable[[str], str] = new_member_id,
+        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.settings = settings
@@ -156,6 +157,7 @@ class GroupCoordinator:
         self._clock_ms = clock_ms
         self._wall_clock_ms = wall_clock_ms
         self._new_member_id = member_id_factory
+        self._on_fatal = on_fatal
         self._partitions: dict[int, _OffsetsPartition] = {}
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
         self._next_request_id = 0
@@ -168,6 +170,7 @@ class GroupCoordinator:
     async def start(self) -> None:
         assert self._loop_task is None, "start() once"
         self._loop_task = asyncio.create_task(self._run(), name="group-coordinator")
+        self._loop_task.add_done_callback(self._report_crash)
 
     async def close(self) -> None:
         tasks = [t for t in (self._loop_task, self._creating) if t is not None]
@@ -192,7 +195,20 @@ class GroupCoordinator:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._report_crash)
         return task
+
+    def _report_crash(self, task: asyncio.Task[Any]) -> None:
+        """A task of the coordinator that died of an error (a broken invariant): groups
+        would hang unanswered, so the node is told to stop (STYLE §4: programmer errors
+        crash the node)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert error is not None
+        log.critical("groups.task_crashed", task=task.get_name(), reason=repr(error))
+        if self._on_fatal is not None:
+            self._on_fatal(error)
 
     # -- leadership ------------------------------------------------------------------------------
 
@@ -220,6 +236,7 @@ class GroupCoordinator:
                 state.load_task = asyncio.create_task(
                     self._load(state), name=f"load-{OFFSETS_TOPIC}-{partition_id}"
                 )
+                state.load_task.add_done_callback(self._report_crash)
                 log.info("groups.loading", partition=partition_id, leader_epoch=leader_epoch)
 
     def _unload(self, partition_id: int) -> None:
