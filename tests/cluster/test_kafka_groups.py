@@ -226,21 +226,30 @@ class AiokafkaWorker(Worker):
 
 
 class ConfluentWorker(Worker):
+    instance_id: str | None = None  # group.instance.id: a static member (KIP-345)
+    revocations = 0  # rebalances that took partitions from this member
+
     def consume(self) -> None:
         import confluent_kafka
 
-        consumer = confluent_kafka.Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": self.group,
-                "client.id": self.name,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": SESSION_TIMEOUT_MS,
-                "heartbeat.interval.ms": 1000,
-            }
-        )
-        consumer.subscribe([self.topic])
+        settings = {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.group,
+            "client.id": self.name,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": 1000,
+        }
+        if self.instance_id is not None:
+            settings["group.instance.id"] = self.instance_id
+        consumer = confluent_kafka.Consumer(settings)
+
+        def on_revoke(_: object, partitions: list[Any]) -> None:
+            if partitions:
+                self.revocations += 1
+
+        consumer.subscribe([self.topic], on_revoke=on_revoke)
         try:
             while not self.stopping.is_set():
                 messages = consumer.consume(num_messages=40, timeout=POLL_S)
@@ -721,3 +730,47 @@ def test_kcat_balanced_consumer_commits_and_a_second_run_resumes_after_them(
     )
     ends = {p: max(o for q, o, _ in first if q == p) + 1 for p in range(PARTITIONS)}
     assert fetch_offsets(cluster.nodes[coordinator].client_port, group, topic) == ends
+
+
+# -- static membership ---------------------------------------------------------------------------
+
+
+def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
+    cluster: LocalCluster,
+) -> None:
+    """KIP-345 with librdkafka's group.instance.id: a static member that closes (no
+    LeaveGroup) and comes back within its session takes its place and partitions back; the
+    other member is not rebalanced."""
+    pytest.importorskip("confluent_kafka")
+    topic, group = "static-events", "static-group"
+    create_topic(cluster, topic)
+
+    def static_worker(name: str, instance_id: str) -> ConfluentWorker:
+        worker = ConfluentWorker(cluster, topic, group, name)
+        worker.instance_id = instance_id
+        worker.start()
+        return worker
+
+    steady = static_worker("static-1", "instance-1")
+    restarting = static_worker("static-2", "instance-2")
+    try:
+        wait_for(
+            lambda: assigned_exactly_once([steady, restarting]),
+            deadline_s=DEADLINE_S,
+            what="two static members sharing the partitions",
+        )
+        before = (steady.assignment, restarting.assignment)
+        revocations = steady.revocations  # the group may have formed in two generations
+        restarting.stop()
+        restarting = static_worker("static-2-again", "instance-2")
+        wait_for(
+            lambda: restarting.assignment == before[1],
+            deadline_s=DEADLINE_S,
+            what="the restarted static member owning its partitions again",
+        )
+        assert steady.assignment == before[0]
+        assert steady.revocations == revocations, "the steady member was rebalanced"
+    finally:
+        for worker in (steady, restarting):
+            if worker.is_alive():
+                worker.stop()

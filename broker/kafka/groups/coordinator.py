@@ -479,6 +479,7 @@ class GroupCoordinator:
         protocol_type: str | None,
         protocol_name: str | None,
         assignments: dict[str, bytes],
+        instance_id: str | None = None,
     ) -> SyncAnswer:
         _, group = self._group(group_id, create=False)
         if group is None:
@@ -492,25 +493,29 @@ class GroupCoordinator:
             protocol_name,
             assignments,
             self._clock_ms(),
+            instance_id,
         )
         self._deliver(group)
         answer = await self._await_answer(request_id, future)
         assert isinstance(answer, SyncAnswer), answer
         return answer
 
-    def heartbeat(self, group_id: str, member_id: str, generation_id: int) -> KafkaError:
+    def heartbeat(
+        self, group_id: str, member_id: str, generation_id: int, instance_id: str | None = None
+    ) -> KafkaError:
         _, group = self._group(group_id, create=False)
         if group is None:
             return KafkaError.unknown_member_id
-        error = group.heartbeat(member_id, generation_id, self._clock_ms())
+        error = group.heartbeat(member_id, generation_id, self._clock_ms(), instance_id)
         self._deliver(group)
         return error
 
-    def leave(self, group_id: str, member_ids: list[str]) -> list[KafkaError]:
+    def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> list[KafkaError]:
+        """members: (member id, group instance id or None)."""
         _, group = self._group(group_id, create=False)
         if group is None:
-            return [KafkaError.unknown_member_id for _ in member_ids]
-        errors = group.leave(member_ids, self._clock_ms())
+            return [KafkaError.unknown_member_id for _ in members]
+        errors = group.leave(members, self._clock_ms())
         self._deliver(group)
         return errors
 
@@ -520,13 +525,14 @@ class GroupCoordinator:
         member_id: str,
         generation_id: int,
         offsets: dict[tuple[str, int], CommittedOffset],
+        instance_id: str | None = None,
     ) -> KafkaError:
         """One code for the whole commit: stored (acks=all) or not at all."""
         state, group = self._group(group_id, create=generation_id < 0)
         if group is None:
             # a generation of a group this coordinator does not know (Kafka answers the same)
             return KafkaError.illegal_generation
-        error = group.check_commit(member_id, generation_id, self._clock_ms())
+        error = group.check_commit(member_id, generation_id, self._clock_ms(), instance_id)
         self._deliver(group)
         if error is not KafkaError.none or not offsets:
             return error

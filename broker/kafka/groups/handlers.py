@@ -180,6 +180,7 @@ async def handle_sync_group(services: BrokerServices, context: RequestContext, r
             getattr(request, "protocol_type", None),
             getattr(request, "protocol_name", None),
             assignments,
+            getattr(request, "group_instance_id", None),
         )
     except CoordinatorError as error:
         answer = SyncAnswer(request.member_id, error.error)
@@ -200,7 +201,10 @@ async def handle_heartbeat(services: BrokerServices, context: RequestContext, re
     try:
         _check_group_id(request.group_id)
         error = _coordinator(services).heartbeat(
-            request.group_id, request.member_id, int(request.generation_id)
+            request.group_id,
+            request.member_id,
+            int(request.generation_id),
+            getattr(request, "group_instance_id", None),
         )
     except CoordinatorError as refusal:
         error = refusal.error
@@ -217,7 +221,7 @@ async def handle_leave_group(
     top_error = KafkaError.none
     try:
         _check_group_id(request.group_id)
-        errors = _coordinator(services).leave(request.group_id, [m for m, _ in identities])
+        errors = _coordinator(services).leave(request.group_id, identities)
     except CoordinatorError as refusal:
         top_error = refusal.error
         errors = [refusal.error for _ in identities]
@@ -273,6 +277,7 @@ async def handle_offset_commit(
             request.member_id,
             int(request.generation_id_or_member_epoch),
             offsets,
+            getattr(request, "group_instance_id", None),
         )
     except CoordinatorError as refusal:
         outcome = refusal.error

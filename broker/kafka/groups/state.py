@@ -85,6 +85,7 @@ class ClassicGroup:
     state_timestamp_ms: int = 0
     members: dict[str, Member] = field(default_factory=dict)
     pending_members: dict[str, int] = field(default_factory=dict)  # id -> expiry (ms)
+    static_members: dict[str, str] = field(default_factory=dict)  # instance id -> member id
     offsets: dict[tuple[str, int], CommittedOffset] = field(default_factory=dict)
     _join_phase: _JoinPhase | None = None
     _pending_sync: set[str] = field(default_factory=set)
@@ -155,6 +156,10 @@ class ClassicGroup:
             f"join phase {self._join_phase} in state {self.state.value}"
         )
         assert self._pending_sync <= set(self.members), "a pending sync of a non-member"
+        for instance_id, member_id in self.static_members.items():
+            static = self.members.get(member_id)
+            assert static is not None, f"instance {instance_id} maps to a non-member"
+            assert static.group_instance_id == instance_id, f"instance {instance_id} mismatched"
 
     def _transition_to(self, state: GroupState, now_ms: int) -> None:
         assert state in LEGAL_TRANSITIONS[self.state], f"{self.state} -> {state}"
@@ -207,6 +212,10 @@ class ClassicGroup:
             refuse(ErrorCode.coordinator_not_available)
         elif not self._supports(request.protocol_type, request.protocols):
             refuse(ErrorCode.inconsistent_group_protocol)
+        elif self._fenced(request.group_instance_id, request.member_id, joining=True):
+            refuse(ErrorCode.fenced_instance_id)
+        elif request.member_id == UNKNOWN_MEMBER_ID and request.group_instance_id is not None:
+            self._join_static_member(request_id, request, now_ms)
         elif request.member_id == UNKNOWN_MEMBER_ID:
             self._join_unknown_member(request_id, request, now_ms)
         elif request.member_id in self.pending_members:
@@ -227,6 +236,57 @@ class ClassicGroup:
             self._answer(request_id, JoinAnswer(member_id, ErrorCode.member_id_required))
             return
         self._add_member_and_rebalance(request_id, request, member_id, now_ms)
+
+    def _fenced(self, instance_id: str | None, member_id: str, joining: bool = False) -> bool:
+        """KIP-345: a static member's instance id belongs to the member id it last joined
+        with; an older incarnation using another id is fenced (a new one joins with none)."""
+        if instance_id is None or instance_id not in self.static_members:
+            return False
+        if joining and member_id == UNKNOWN_MEMBER_ID:
+            return False
+        return self.static_members[instance_id] != member_id
+
+    def _join_static_member(self, request_id: int, request: JoinRequest, now_ms: int) -> None:
+        """KIP-345: a static member joins without MEMBER_ID_REQUIRED; one that restarts
+        takes its old entry over under a new id, and a Stable group keeps its generation and
+        assignment (no rebalance) when the member's protocols are unchanged."""
+        instance_id = request.group_instance_id
+        assert instance_id is not None
+        old_id = self.static_members.get(instance_id)
+        if old_id is None:
+            self.static_members[instance_id] = request.new_member_id
+            self._add_member_and_rebalance(request_id, request, request.new_member_id, now_ms)
+            return
+        member = self._replace_static_member(old_id, request.new_member_id, now_ms)
+        unchanged = member.protocols == request.protocols
+        if self.state is GroupState.STABLE and unchanged:
+            member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
+            self._answer(request_id, self._join_answer(member))
+            self._writes.append(self.snapshot(now_ms))  # the new member id, for a successor
+        else:
+            self._update_member_and_rebalance(request_id, member, request, now_ms)
+
+    def _replace_static_member(self, old_id: str, new_id: str, now_ms: int) -> Member:
+        member = self.members.pop(old_id)
+        fenced_join, fenced_sync = member.join_request, member.sync_request
+        member.join_request = member.sync_request = NO_REQUEST
+        if fenced_join != NO_REQUEST:
+            self._answer(fenced_join, JoinAnswer(old_id, ErrorCode.fenced_instance_id))
+        if fenced_sync != NO_REQUEST:
+            self._answer(fenced_sync, SyncAnswer(old_id, ErrorCode.fenced_instance_id))
+        member.member_id = new_id
+        self.members[new_id] = member
+        assert member.group_instance_id is not None
+        self.static_members[member.group_instance_id] = new_id
+        if self.leader_id == old_id:
+            self.leader_id = new_id
+        if old_id in self._pending_sync:
+            self._pending_sync.discard(old_id)
+            self._pending_sync.add(new_id)
+        if self._stored_assignment and old_id in self._stored_assignment:
+            self._stored_assignment[new_id] = self._stored_assignment.pop(old_id)
+        del now_ms
+        return member
 
     def _join_known_member(self, request_id: int, request: JoinRequest, now_ms: int) -> None:
         member = self.members[request.member_id]
@@ -371,6 +431,9 @@ class ClassicGroup:
 
     def _remove_member(self, member_id: str) -> None:
         member = self.members.pop(member_id)
+        instance_id = member.group_instance_id
+        if instance_id is not None and self.static_members.get(instance_id) == member_id:
+            del self.static_members[instance_id]
         if member.awaiting_join:
             self._answer(member.join_request, JoinAnswer(member_id, ErrorCode.unknown_member_id))
         if member.awaiting_sync:
@@ -406,12 +469,15 @@ class ClassicGroup:
         protocol_name: str | None,
         assignments: dict[str, bytes],
         now_ms: int,
+        instance_id: str | None = None,
     ) -> None:
         def refuse(error: ErrorCode) -> None:
             self._answer(request_id, SyncAnswer(member_id, error))
 
         if self.state is GroupState.DEAD:
             return refuse(ErrorCode.coordinator_not_available)
+        if self._fenced(instance_id, member_id):
+            return refuse(ErrorCode.fenced_instance_id)
         member = self.members.get(member_id)
         if member is None:
             return refuse(ErrorCode.unknown_member_id)
@@ -483,9 +549,13 @@ class ClassicGroup:
     # -- Heartbeat, LeaveGroup, OffsetCommit checks --------------------------------------------
 
     @_checked
-    def heartbeat(self, member_id: str, generation_id: int, now_ms: int) -> ErrorCode:
+    def heartbeat(
+        self, member_id: str, generation_id: int, now_ms: int, instance_id: str | None = None
+    ) -> ErrorCode:
         if self.state is GroupState.DEAD:
             return ErrorCode.coordinator_not_available
+        if self._fenced(instance_id, member_id):
+            return ErrorCode.fenced_instance_id
         member = self.members.get(member_id)
         if member is None:
             return ErrorCode.unknown_member_id
@@ -499,12 +569,23 @@ class ClassicGroup:
         return ErrorCode.none
 
     @_checked
-    def leave(self, member_ids: list[str], now_ms: int) -> list[ErrorCode]:
-        """LeaveGroup (v3+ names several members): one code per member."""
+    def leave(self, members: list[tuple[str, str | None]], now_ms: int) -> list[ErrorCode]:
+        """LeaveGroup (v3+ names several members, by member id and, for static members,
+        instance id; an empty member id with an instance id removes that static member, as
+        admin tools do): one code per member."""
         if self.state is GroupState.DEAD:
-            return [ErrorCode.coordinator_not_available for _ in member_ids]
+            return [ErrorCode.coordinator_not_available for _ in members]
         errors = []
-        for member_id in member_ids:
+        for member_id, instance_id in members:
+            if instance_id is not None:
+                known = self.static_members.get(instance_id)
+                if known is None:
+                    errors.append(ErrorCode.unknown_member_id)
+                    continue
+                if member_id not in (UNKNOWN_MEMBER_ID, known):
+                    errors.append(ErrorCode.fenced_instance_id)
+                    continue
+                member_id = known
             if member_id in self.pending_members:
                 del self.pending_members[member_id]
                 self._maybe_complete_join(now_ms)
@@ -517,7 +598,9 @@ class ClassicGroup:
         return errors
 
     @_checked
-    def check_commit(self, member_id: str, generation_id: int, now_ms: int) -> ErrorCode:
+    def check_commit(
+        self, member_id: str, generation_id: int, now_ms: int, instance_id: str | None = None
+    ) -> ErrorCode:
         """Whether an OffsetCommit may be stored (Kafka's validateOffsetCommit): members of
         the current generation may commit while Stable or while a rebalance prepares (so they
         commit before giving partitions up); an empty group takes commits from outside group
@@ -526,6 +609,8 @@ class ClassicGroup:
             return ErrorCode.coordinator_not_available
         if generation_id < 0 and self.state is GroupState.EMPTY:
             return ErrorCode.none
+        if self._fenced(instance_id, member_id):
+            return ErrorCode.fenced_instance_id
         if self.state is GroupState.COMPLETING_REBALANCE:
             return ErrorCode.rebalance_in_progress
         member = self.members.get(member_id)
@@ -640,6 +725,8 @@ class ClassicGroup:
                 assignment=stored.assignment,
                 heartbeat_deadline_ms=now_ms + stored.session_timeout_ms,
             )
+            if stored.group_instance_id is not None:
+                group.static_members[stored.group_instance_id] = stored.member_id
         group.leader_id = snapshot.leader if snapshot.leader in group.members else None
         if group.leader_id is None:
             group.leader_id = next(iter(group.members))

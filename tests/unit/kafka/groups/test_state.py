@@ -54,11 +54,12 @@ class Harness:
         protocol_type: str = "consumer",
         session_ms: int = SESSION_MS,
         require_known: bool = True,
+        instance: str | None = None,
     ) -> int:
         request_id = next(self._ids)
         request = JoinRequest(
             member_id=member_id,
-            group_instance_id=None,
+            group_instance_id=instance,
             client_id=name,
             client_host="/127.0.0.1",
             session_timeout_ms=session_ms,
@@ -117,6 +118,14 @@ class Harness:
         assert answer.error is ErrorCode.member_id_required
         self.join(answer.member_id, name=name, **options)  # type: ignore[arg-type]
         return answer.member_id
+
+
+def _new_id(harness: Harness, request_id: int) -> str:
+    """The member id a join without one was given (Harness.join names it name-request)."""
+    answer = harness.answers.get(request_id)
+    if answer is not None:
+        return answer.member_id
+    return next(m for m in harness.group.members if m.endswith(f"-{request_id}"))
 
 
 def stable_group(names: tuple[str, ...] = ("a", "b", "c")) -> tuple[Harness, list[str], int]:
@@ -310,7 +319,7 @@ def test_unknown_members_are_refused_everywhere() -> None:
     assert (
         harness.group.check_commit("x", generation, harness.now_ms) is ErrorCode.unknown_member_id
     )
-    assert harness.group.leave(["x"], harness.now_ms) == [ErrorCode.unknown_member_id]
+    assert harness.group.leave([("x", None)], harness.now_ms) == [ErrorCode.unknown_member_id]
 
 
 # -- rebalances ---------------------------------------------------------------------------------
@@ -318,7 +327,7 @@ def test_unknown_members_are_refused_everywhere() -> None:
 
 def test_a_member_leaving_starts_a_rebalance_the_others_complete_in_a_new_generation() -> None:
     harness, members, generation = stable_group()
-    assert harness.group.leave([members[2]], harness.now_ms) == [ErrorCode.none]
+    assert harness.group.leave([(members[2], None)], harness.now_ms) == [ErrorCode.none]
     assert harness.group.state is GroupState.PREPARING_REBALANCE
     rejoins = [harness.join(m, name=m.split("-")[0]) for m in members[:2]]
     # every remaining member rejoined: the join phase ends without waiting for its timeout
@@ -330,7 +339,9 @@ def test_a_member_leaving_starts_a_rebalance_the_others_complete_in_a_new_genera
 def test_leave_names_several_members_and_answers_each() -> None:
     """KIP-345: LeaveGroup v3+ carries a batch of members."""
     harness, members, _ = stable_group()
-    errors = harness.group.leave([members[0], "ghost", members[1]], harness.now_ms)
+    errors = harness.group.leave(
+        [(members[0], None), ("ghost", None), (members[1], None)], harness.now_ms
+    )
     assert errors == [ErrorCode.none, ErrorCode.unknown_member_id, ErrorCode.none]
     assert set(harness.group.members) == {members[2]}
 
@@ -367,7 +378,7 @@ def test_members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropped() -
 
 def test_the_last_member_leaving_empties_the_group_and_stores_it() -> None:
     harness, members, generation = stable_group(("a",))
-    harness.group.leave(members, harness.now_ms)
+    harness.group.leave([(m, None) for m in members], harness.now_ms)
     assert harness.group.state is GroupState.EMPTY
     assert harness.group.generation_id == generation + 1
     (snapshot,) = harness.group.take_writes()
@@ -464,9 +475,14 @@ def test_random_histories_keep_the_invariants_and_answer_every_request_at_most_o
             action = rng.randrange(7)
             group = harness.group
             if action == 0 or not known:
-                answer = harness.join_answer(harness.join(name=f"c{rng.randrange(4)}"))
-                if answer.error is ErrorCode.member_id_required:
-                    known.append(answer.member_id)
+                instance = f"i{rng.randrange(3)}" if rng.random() < 0.3 else None
+                request_id = harness.join(name=f"c{rng.randrange(4)}", instance=instance)
+                answer = harness.answers.get(request_id)
+                if answer is None or answer.error in (
+                    ErrorCode.member_id_required,
+                    ErrorCode.none,
+                ):
+                    known.append(_new_id(harness, request_id))
             elif action == 1:
                 member = rng.choice(known)
                 harness.join(member, name=member.split("-")[0])
@@ -477,14 +493,14 @@ def test_random_histories_keep_the_invariants_and_answer_every_request_at_most_o
             elif action == 3:
                 group.heartbeat(rng.choice(known), group.generation_id, harness.now_ms)
             elif action == 4:
-                group.leave([rng.choice(known)], harness.now_ms)
+                group.leave([(rng.choice(known), None)], harness.now_ms)
                 harness.collect()
             elif action == 5:
                 error = ErrorCode.none if rng.random() < 0.8 else ErrorCode.not_coordinator
                 harness.store_writes(error)
             else:
                 harness.advance(rng.choice((100, 1_000, DELAY_MS, SESSION_MS)))
-        harness.group.leave(list(harness.group.members), harness.now_ms)
+        harness.group.leave([(m, None) for m in harness.group.members], harness.now_ms)
         harness.store_writes()
         for _ in range(REBALANCE_MS // DELAY_MS + 2):  # delays, pending members run out
             harness.advance(DELAY_MS)
@@ -492,3 +508,73 @@ def test_random_histories_keep_the_invariants_and_answer_every_request_at_most_o
         assert not harness.group.members, f"seed {seed}"
         issued = next(harness._ids) - 1
         assert sorted(harness.answers) == list(range(1, issued + 1)), "a request never answered"
+
+
+# -- static membership (KIP-345) ---------------------------------------------------------------
+
+
+def static_stable_group() -> tuple[Harness, str, str, int]:
+    """A Stable group of a static member (instance "i1") and a dynamic one."""
+    harness = Harness()
+    static = harness.join(name="s", instance="i1")
+    assert static not in harness.answers  # no MEMBER_ID_REQUIRED: it waits for the join phase
+    static_id = "s-1"
+    dynamic = harness.new_member("d")
+    harness.finish_initial_delay()
+    generation = harness.group.generation_id
+    leader = harness.group.leader_id
+    assert leader is not None
+    for member in (static_id, dynamic):
+        assignments = {static_id: b"s", dynamic: b"d"} if member == leader else {}
+        harness.sync(member, generation, assignments)
+    harness.store_writes()
+    assert harness.group.state is GroupState.STABLE
+    return harness, static_id, dynamic, generation
+
+
+def test_a_restarted_static_member_takes_its_place_back_without_a_rebalance() -> None:
+    harness, old_id, dynamic, generation = static_stable_group()
+    answer = harness.join_answer(harness.join(name="s", instance="i1"))
+    assert answer.error is ErrorCode.none
+    assert answer.member_id != old_id
+    assert answer.generation_id == generation
+    assert harness.group.state is GroupState.STABLE
+    assert harness.group.static_members == {"i1": answer.member_id}
+    synced = harness.sync_answer(harness.sync(answer.member_id, generation))
+    assert synced.assignment == b"s"  # its assignment kept
+    assert harness.group.heartbeat(dynamic, generation, harness.now_ms) is ErrorCode.none
+    assert harness.group.heartbeat(old_id, generation, harness.now_ms, "i1") is (
+        ErrorCode.fenced_instance_id
+    )
+    (snapshot,) = harness.group.take_writes()
+    assert {m.member_id for m in snapshot.members} == {answer.member_id, dynamic}
+
+
+def test_a_static_member_back_with_other_protocols_starts_a_rebalance() -> None:
+    harness, _, _, _ = static_stable_group()
+    harness.join(name="s", instance="i1", protocols=(ROUNDROBIN, RANGE))
+    assert harness.group.state is GroupState.PREPARING_REBALANCE
+
+
+def test_static_members_leave_by_instance_id_and_a_stale_id_is_fenced() -> None:
+    harness, static_id, _, _ = static_stable_group()
+    assert harness.group.leave([("stale", "i1")], harness.now_ms) == [ErrorCode.fenced_instance_id]
+    assert harness.group.leave([("", "unknown")], harness.now_ms) == [ErrorCode.unknown_member_id]
+    assert harness.group.leave([("", "i1")], harness.now_ms) == [ErrorCode.none]
+    assert static_id not in harness.group.members
+    assert harness.group.static_members == {}
+
+
+def test_a_loaded_group_knows_its_static_members() -> None:
+    snapshot = GroupSnapshot(
+        "g",
+        "consumer",
+        3,
+        "range",
+        "m1",
+        0,
+        (MemberSnapshot("m1", "i1", "c", "", REBALANCE_MS, SESSION_MS, b"", b""),),
+    )
+    group = ClassicGroup.loaded("g", SETTINGS, snapshot, {}, 0)
+    assert group.static_members == {"i1": "m1"}
+    assert group.heartbeat("m0", 3, 1, "i1") is ErrorCode.fenced_instance_id
