@@ -71,8 +71,6 @@ LOAD_FETCH_MAX_BYTES = 4 * 1024 * 1024
 LOAD_FETCH_WAIT_MS = 500
 LOAD_RETRY_S = 0.2
 TOPIC_CREATION_TIMEOUT_S = 25.0  # the gateway bounds its calls to 10 s forward + 10 s apply
-MAX_GROUP_ID_CHARS = 32_767  # an int16-length string
-MAX_MEMBER_ID_CHARS = 32_767
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +128,14 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+# A member id must fit the offsets topic's int16-length strings whatever the client id.
+MEMBER_ID_CLIENT_PREFIX_MAX_CHARS = 1024
+
+
 def new_member_id(client_id: str) -> str:
-    """Kafka's member ids: the client id, a dash and a random UUID."""
-    return f"{client_id}-{uuid.uuid4()}"
+    """Kafka's member ids: the client id, a dash and a random UUID (the client id cut to
+    MEMBER_ID_CLIENT_PREFIX_MAX_CHARS)."""
+    return f"{client_id[:MEMBER_ID_CLIENT_PREFIX_MAX_CHARS]}-{uuid.uuid4()}"
 
 
 class GroupCoordinator:

@@ -38,6 +38,8 @@ MAX_PARTITIONS_PER_COMMIT = 10_000
 GROUP_TYPE_CLASSIC = "classic"
 NO_OFFSET = -1
 NO_LEADER_EPOCH = -1
+# The offsets topic stores names as int16-length strings (records.py)
+MAX_GROUP_ID_BYTES = 2**15 - 1
 
 
 def _coordinator(services: BrokerServices) -> GroupCoordinator:
@@ -52,8 +54,11 @@ def _coordinator(services: BrokerServices) -> GroupCoordinator:
 def _check_group_id(group_id: str | None) -> None:
     if not group_id:
         raise CoordinatorError(KafkaError.invalid_group_id, "the group id is empty")
-    if len(group_id) > 32_767:
-        raise CoordinatorError(KafkaError.invalid_group_id, "the group id is too long")
+    if len(group_id.encode()) > MAX_GROUP_ID_BYTES:
+        raise CoordinatorError(
+            KafkaError.invalid_group_id,
+            f"the group id has {len(group_id.encode())} bytes; at most {MAX_GROUP_ID_BYTES}",
+        )
 
 
 # -- FindCoordinator ---------------------------------------------------------------------------
@@ -124,6 +129,7 @@ async def handle_join_group(services: BrokerServices, context: RequestContext, r
         rebalance_timeout_ms = session_timeout_ms  # v0: the session timeout bounds a rebalance
     try:
         _check_group_id(request.group_id)
+        _check_join_strings(request)
         coordinator = _coordinator(services)
         client_id = context.client_id or ""
         join = JoinRequest(
@@ -164,6 +170,20 @@ async def handle_join_group(services: BrokerServices, context: RequestContext, r
             for member_id, instance_id, metadata in answer.members
         ),
     )
+
+
+def _check_join_strings(request: Any) -> None:
+    """What a member stores in the offsets topic must fit its int16-length strings (a
+    flexible request's compact strings may be longer)."""
+    values = [request.protocol_type, getattr(request, "group_instance_id", None)]
+    values += [protocol.name for protocol in request.protocols]
+    for value in values:
+        if value is not None and len(value.encode()) > MAX_GROUP_ID_BYTES:
+            raise CoordinatorError(
+                KafkaError.invalid_request,
+                f"a protocol or instance name of {len(value.encode())} bytes; at most "
+                f"{MAX_GROUP_ID_BYTES}",
+            )
 
 
 # -- SyncGroup ---------------------------------------------------------------------------------

@@ -566,3 +566,23 @@ async def test_offset_fetch_v1_puts_a_group_error_on_every_partition() -> None:
     )
     fetched = await fixture.call(ApiKey.OFFSET_FETCH, 1, group_id=elsewhere, topics=(wanted,))
     assert fetched.topics[0].partitions[0].error_code is KafkaError.not_coordinator
+
+
+async def test_names_too_long_for_the_offsets_topic_are_refused() -> None:
+    fixture, coordinator, _ = groups_fixture()
+    group = group_led_by(1)
+    await loaded(fixture, coordinator, group)
+    fields = join_fields(9, group, "")
+    fields["protocol_type"] = "x" * 40_000  # a compact string may be this long
+    body = await fixture.call(ApiKey.JOIN_GROUP, 9, **fields)
+    assert body.error_code is KafkaError.invalid_request
+    too_long_group = await fixture.call(ApiKey.JOIN_GROUP, 9, **join_fields(9, "g" * 40_000, ""))
+    assert too_long_group.error_code is KafkaError.invalid_group_id
+
+
+def test_member_ids_stay_short_whatever_the_client_id() -> None:
+    from broker.kafka.groups.coordinator import new_member_id
+
+    member_id = new_member_id("c" * 30_000)
+    assert len(member_id) == 1024 + 1 + 36
+    assert member_id.startswith("c" * 1024 + "-")
