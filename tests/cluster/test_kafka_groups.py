@@ -774,3 +774,55 @@ def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
         for worker in (steady, restarting):
             if worker.is_alive():
                 worker.stop()
+
+
+# -- a live group while its coordinator is SIGKILLed ---------------------------------------------
+
+
+def test_a_live_group_carries_on_when_its_coordinator_is_sigkilled(cluster: LocalCluster) -> None:
+    """Two confluent-kafka members read and commit; the coordinator's node (which also leads
+    some of the topic's partitions) is SIGKILLed. The members find the new coordinator, which
+    loaded the group from __consumer_offsets, and go on: every record produced after the
+    kill is read, no partition skips an offset, and commits keep being acknowledged."""
+    topic, group = "live-failover-events", "live-failover-group"
+    create_topic(cluster, topic)
+    phase_a = produce(cluster, topic, "a")
+    pytest.importorskip("confluent_kafka")
+    # kafka-python is not used here: after a leader change it validates its position with
+    # OffsetForLeaderEpoch (KIP-320), which this broker does not serve yet, and stops fetching
+    workers = start_workers(cluster, ConfluentWorker, topic, group, ["live-1", "live-2"])
+    coordinator = None
+    try:
+        wait_for(lambda: assigned_exactly_once(workers), deadline_s=DEADLINE_S, what="assigned")
+        wait_until_read(workers, phase_a, "phase a read")
+        coordinator = wait_for(
+            lambda: find_coordinator(cluster.nodes[1].client_port, group),
+            deadline_s=DEADLINE_S,
+            what="the coordinator",
+        )
+        committed_before = group_commits(workers)
+        cluster.kill(coordinator)
+        phase_b = produce(cluster, topic, "b")
+        wait_until_read(workers, phase_b, "phase b read after the coordinator died")
+        wait_for(
+            lambda: any(
+                group_commits(workers).get(p, 0) > committed_before.get(p, 0)
+                for p in range(PARTITIONS)
+            ),
+            deadline_s=DEADLINE_S,
+            what="a commit acknowledged by the new coordinator",
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
+        if coordinator is not None:
+            cluster.start(coordinator)
+            wait_for(
+                lambda: cluster.nodes[coordinator].get("/v1/status/ready")[0] == 200,
+                deadline_s=DEADLINE_S,
+                what="the killed node back",
+            )
+    everything = received(workers)
+    for partition in range(PARTITIONS):
+        resumed_at(everything, partition)  # asserts no offset was skipped
+    assert {v for _, _, v in phase_b} <= {v for _, _, v in everything}
