@@ -29,6 +29,7 @@ class ApiKey(enum.IntEnum):
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
     CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
     DESCRIBE_CLUSTER = 60
 
     @property
@@ -65,6 +66,7 @@ SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.SYNC_GROUP: (0, 5),
     ApiKey.DESCRIBE_GROUPS: (0, 6),  # 6: GROUP_ID_NOT_FOUND for an unknown group
     ApiKey.LIST_GROUPS: (0, 5),  # 4+: states filter; 5: types filter
+    ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.API_VERSIONS: (0, 4),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 6),

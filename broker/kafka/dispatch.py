@@ -52,6 +52,7 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.SYNC_GROUP: groups.handle_sync_group,
     ApiKey.DESCRIBE_GROUPS: groups.handle_describe_groups,
     ApiKey.LIST_GROUPS: groups.handle_list_groups,
+    ApiKey.DELETE_GROUPS: groups.handle_delete_groups,
 }
 
 

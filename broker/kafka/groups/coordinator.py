@@ -555,6 +555,27 @@ class GroupCoordinator:
             log.warning("groups.commit_failed", group=group_id, error=error.name, reason=message)
         return error
 
+    async def delete_group(self, group_id: str) -> KafkaError:
+        """DeleteGroups of one group: an empty group is dropped and tombstones for its
+        metadata and every committed offset are written (acks=all), so a successor does not
+        load it again."""
+        state, group = self._group(group_id, create=False)
+        if group is None:
+            return KafkaError.group_id_not_found
+        error = group.delete(self._clock_ms())
+        if error is not KafkaError.none:
+            return error
+        state.groups.pop(group_id, None)
+        tombstones = [Record(group_key(group_id), None, (), self._wall_clock_ms())]
+        tombstones += [
+            Record(offset_key(group_id, topic, partition), None, (), self._wall_clock_ms())
+            for topic, partition in sorted(group.offsets)
+        ]
+        error, message = await self._append(state.partition_id, tombstones)
+        if error is not KafkaError.none:
+            log.warning("groups.delete_failed", group=group_id, error=error.name, reason=message)
+        return error
+
     def committed_offsets(
         self, group_id: str, partitions: Iterable[tuple[str, int]] | None
     ) -> dict[tuple[str, int], CommittedOffset]:

@@ -412,6 +412,26 @@ def _fetched_group(
     )
 
 
+# -- DeleteGroups ------------------------------------------------------------------------------
+
+
+async def handle_delete_groups(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    names = list(request.groups_names)
+    results = []
+    for group_id in names:
+        try:
+            _check_group_id(group_id)
+            if len(names) > MAX_KEYS_PER_REQUEST:
+                raise CoordinatorError(KafkaError.invalid_request, "too many groups")
+            error = await _coordinator(services).delete_group(group_id)
+        except CoordinatorError as refusal:
+            error = refusal.error
+        results.append(context.build("DeletableGroupResult", group_id=group_id, error_code=error))
+    return context.build("DeleteGroupsResponse", throttle_time=0, results=tuple(results))
+
+
 # -- DescribeGroups, ListGroups ----------------------------------------------------------------
 
 

@@ -621,6 +621,17 @@ class ClassicGroup:
         member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
         return ErrorCode.none
 
+    @_checked
+    def delete(self, now_ms: int) -> ErrorCode:
+        """DeleteGroups: only an empty group goes (Kafka's NON_EMPTY_GROUP otherwise); it is
+        Dead from then on, and the shell writes the tombstones."""
+        if self.state is GroupState.DEAD:
+            return ErrorCode.group_id_not_found
+        if self.state is not GroupState.EMPTY or self.members or self.pending_members:
+            return ErrorCode.non_empty_group
+        self._transition_to(GroupState.DEAD, now_ms)
+        return ErrorCode.none
+
     def apply_commits(self, offsets: dict[tuple[str, int], CommittedOffset]) -> None:
         self.offsets.update(offsets)
 

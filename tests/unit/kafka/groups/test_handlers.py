@@ -586,3 +586,31 @@ def test_member_ids_stay_short_whatever_the_client_id() -> None:
     member_id = new_member_id("c" * 30_000)
     assert len(member_id) == 1024 + 1 + 36
     assert member_id.startswith("c" * 1024 + "-")
+
+
+async def test_delete_groups_drops_an_empty_group_and_writes_tombstones() -> None:
+    fixture, coordinator, log = groups_fixture()
+    empty, busy = group_led_by(1, "empty"), group_led_by(1, "busy")
+    await loaded(fixture, coordinator, empty)
+    await commit(fixture, empty, "", -1, {("orders", 0): 4, ("orders", 1): 2})
+    await join(fixture, coordinator, busy)
+    body = await fixture.call(ApiKey.DELETE_GROUPS, 2, groups_names=(empty, busy, "unknown-x"))
+    assert [(r.group_id, r.error_code) for r in body.results] == [
+        (empty, KafkaError.none),
+        (busy, KafkaError.non_empty_group),
+        (
+            "unknown-x",
+            KafkaError.group_id_not_found
+            if partition_for("unknown-x", OFFSETS_PARTITIONS) % 3 + 1 == 1
+            else KafkaError.not_coordinator,
+        ),
+    ]
+    assert await fetch_offsets(fixture, empty) == (KafkaError.none, {})
+    stored = log.contents(partition_for(empty, OFFSETS_PARTITIONS))
+    assert stored.offsets.get(empty, {}) == {}  # the tombstones won
+    assert empty not in stored.groups
+
+    successor_fixture, successor, _ = groups_fixture(log)
+    await loaded(successor_fixture, successor, empty)
+    listed = await successor_fixture.call(ApiKey.LIST_GROUPS, 4, states_filter=())
+    assert empty not in [g.group_id for g in listed.groups]
