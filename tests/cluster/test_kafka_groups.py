@@ -699,11 +699,12 @@ def test_a_member_killed_without_leaving_is_expired_after_its_session_timeout(
 # -- kcat ----------------------------------------------------------------------------------------
 
 
-def test_kcat_balanced_consumer_commits_and_a_second_run_resumes_after_them(
+def test_kcat_group_commits_a_second_run_resumes_and_a_deleted_group_starts_over(
     cluster: LocalCluster,
 ) -> None:
     """kcat -G (librdkafka's KafkaConsumer, auto-commit): the first run reads every record
-    and commits on exit; the second, in the same group, starts at the commits."""
+    and commits on exit; the second, in the same group, starts at the commits. Once the
+    group is deleted (DeleteGroups from confluent-kafka's admin client) a third reads all."""
     kcat = shutil.which("kcat")
     if kcat is None:
         pytest.skip("kcat is not installed")
@@ -730,6 +731,12 @@ def test_kcat_balanced_consumer_commits_and_a_second_run_resumes_after_them(
     )
     ends = {p: max(o for q, o, _ in first if q == p) + 1 for p in range(PARTITIONS)}
     assert fetch_offsets(cluster.nodes[coordinator].client_port, group, topic) == ends
+
+    # DeleteGroups through an admin client: the commits are gone, a new run reads everything
+    confluent_admin = pytest.importorskip("confluent_kafka.admin")
+    admin = confluent_admin.AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    admin.delete_consumer_groups([group])[group].result(timeout=DEADLINE_S)
+    assert run() == first
 
 
 # -- static membership ---------------------------------------------------------------------------
