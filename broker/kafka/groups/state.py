@@ -17,7 +17,10 @@ States and their legal transitions (Kafka's GroupState for the classic protocol)
   COMPLETING_REBALANCE -> PREPARING_REBALANCE   a member joins, leaves, expires or the
                                         sync deadline passes
   STABLE -> PREPARING_REBALANCE         a member joins with new protocols, leaves or expires
-  any -> DEAD                           the coordinator unloads the group
+  any -> DEAD                           the coordinator unloads the group, or DeleteGroups
+                                        deletes an empty one
+Static members (KIP-345) that restart take their entry back under a new member id; a Stable
+group stays Stable when their protocols are unchanged.
 """
 
 from __future__ import annotations
