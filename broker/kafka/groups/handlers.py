@@ -158,7 +158,7 @@ async def handle_join_group(services: BrokerServices, context: RequestContext, r
         if answer.protocol_name is not None or nullable_protocol
         else "",
         leader=answer.leader,
-        skip_assignment=False,
+        skip_assignment=answer.skip_assignment,
         member_id=answer.member_id,
         members=tuple(
             context.build(

@@ -74,6 +74,8 @@ class JoinAnswer:
     leader: str = ""
     # (member id, group instance id, metadata for the chosen protocol): for the leader only
     members: tuple[tuple[str, str | None, bytes], ...] = ()
+    # JoinGroup v9: a static leader back in a Stable group keeps the current assignment
+    skip_assignment: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,7 +264,9 @@ class ClassicGroup:
         unchanged = member.protocols == request.protocols
         if self.state is GroupState.STABLE and unchanged:
             member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
-            self._answer(request_id, self._join_answer(member))
+            answer = self._join_answer(member)
+            skip = member.member_id == self.leader_id
+            self._answer(request_id, dataclasses.replace(answer, skip_assignment=skip))
             self._writes.append(self.snapshot(now_ms))  # the new member id, for a successor
         else:
             self._update_member_and_rebalance(request_id, member, request, now_ms)

@@ -537,6 +537,7 @@ def test_a_restarted_static_member_takes_its_place_back_without_a_rebalance() ->
     answer = harness.join_answer(harness.join(name="s", instance="i1"))
     assert answer.error is ErrorCode.none
     assert answer.member_id != old_id
+    assert answer.skip_assignment is (harness.group.leader_id == answer.member_id)
     assert answer.generation_id == generation
     assert harness.group.state is GroupState.STABLE
     assert harness.group.static_members == {"i1": answer.member_id}
