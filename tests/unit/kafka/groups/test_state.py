@@ -461,7 +461,7 @@ def test_unloading_answers_waiting_members_not_coordinator() -> None:
 # -- random histories --------------------------------------------------------------------------
 
 
-def test_random_histories_keep_the_invariants_and_answer_every_request_at_most_once() -> None:
+def test_random_histories_keep_the_invariants_and_answer_every_request_exactly_once() -> None:
     """Seeded random joins, syncs, heartbeats, leaves, stores (some failing) and clock
     moves; every call asserts the group's invariants, Harness.collect that no request is
     answered twice. Then everyone leaves and the group must end Empty."""
