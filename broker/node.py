@@ -22,6 +22,10 @@ from prometheus_client import CollectorRegistry
 from broker.api.facade import NoLeaderError, QuorumDescription
 from broker.api.http import build_app
 from broker.controller_gateway import CONTROLLER_REQUEST_KINDS, ControllerGateway
+from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinator
+from broker.kafka.groups.inspect import GroupInspector
+from broker.kafka.groups.metrics import GroupMetrics
+from broker.kafka.groups.model import GroupSettings
 from broker.kafka.producers import ProducerIdAllocator
 from broker.kafka.server import KafkaServer
 from broker.kafka.services import BrokerServices
@@ -84,6 +88,9 @@ class Node:
         self._native: NativeProtocolHandler | None = None
         self.data_plane: DataPlane | None = None
         self._kafka_server: KafkaServer | None = None  # the Kafka protocol on CLIENT
+        self._groups: GroupCoordinator | None = None  # consumer groups on the Kafka protocol
+        self._group_inspector: GroupInspector | None = None  # groups for HTTP and metrics
+        self._group_metrics: GroupMetrics | None = None
         self._runtime: QuorumRuntime | None = None
         self._transport: PeerTransport | None = None
         self._rpc_server: RpcServer | None = None
@@ -178,6 +185,10 @@ class Node:
             await self._controller_service.start()
         if self._replicas is not None:
             await self._replicas.start()
+        if self._groups is not None:
+            await self._groups.start()
+        if self._group_metrics is not None:
+            await self._group_metrics.start()
         if self._kafka_server is not None:
             await self._kafka_server.start()
         await self._start_http()
@@ -197,6 +208,7 @@ class Node:
             self.registry,
             admin=self._require_gateway(),
             data=self.data_plane,
+            groups=None if self._groups is None else self._group_inspector,
             admin_token=self.config.admin_token,
         )
         self._http_runner = web.AppRunner(app, access_log=None)
@@ -289,6 +301,24 @@ class Node:
         self.data_plane = DataPlane(
             self._replicas, lambda: self.metadata.image, self._request_broker
         )
+        self._groups = GroupCoordinator(
+            config.node_id,
+            CoordinatorSettings(
+                offsets_topic_partitions=config.offsets_topic_num_partitions,
+                offsets_topic_replication_factor=config.offsets_topic_replication_factor,
+                group=GroupSettings(
+                    initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+                    min_session_timeout_ms=config.group_min_session_timeout_ms,
+                    max_session_timeout_ms=config.group_max_session_timeout_ms,
+                ),
+            ),
+            data=replicas,
+            admin=self._require_gateway(),
+            image=lambda: self.metadata.image,
+            on_fatal=self._on_fatal,
+        )
+        self._group_inspector = GroupInspector(lambda: self.metadata.image)
+        self._group_metrics = GroupMetrics(self.registry, self._groups, self._group_inspector)
         services = BrokerServices(
             config.node_id,
             replicas,
@@ -298,6 +328,7 @@ class Node:
             lambda: runtime.leader_id,
             producer_ids=ProducerIdAllocator(lambda: lifecycle.state.broker_epoch),
             broker_config=config.raw,
+            groups=self._groups,
         )
         self._kafka_server = KafkaServer(*config.client_listener, services)
 
@@ -339,6 +370,10 @@ class Node:
             await self._lifecycle.close()
         if self._kafka_server is not None:
             await self._kafka_server.close()
+        if self._group_metrics is not None:
+            await self._group_metrics.close()
+        if self._groups is not None:
+            await self._groups.close()
         if self._replicas is not None:
             await self._replicas.close()
         if self._controller_service is not None:

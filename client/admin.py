@@ -309,6 +309,15 @@ class AdminClient:
     def topic_configs(self, topic: str) -> list[dict[str, Any]]:
         return self._list("topics", topic, "configs")
 
+    def consumer_groups(self) -> list[dict[str, Any]]:
+        return self._list("consumer-groups")
+
+    def consumer_group(self, group_id: str) -> dict[str, Any]:
+        return self._object("consumer-groups", group_id)
+
+    def consumer_group_lags(self, group_id: str) -> list[dict[str, Any]]:
+        return self._list("consumer-groups", group_id, "lags")
+
     def create_topic(
         self,
         name: str,

@@ -62,6 +62,8 @@ from client.rendering import (
     partition_row,
     render_broker_list,
     render_cluster_info,
+    render_group_description,
+    render_group_list,
     render_table,
     render_topic_description,
     render_topic_list,
@@ -341,6 +343,19 @@ def cmd_topic_describe(args: argparse.Namespace) -> int:
     }
     text = render_topic_description(topic, configs, rows, filtered=filtered)
     return _write_answer(args, answer, text)
+
+
+def cmd_group_list(args: argparse.Namespace) -> int:
+    groups = admin_client(args).consumer_groups()
+    return _write_answer(args, groups, render_group_list(groups))
+
+
+def cmd_group_describe(args: argparse.Namespace) -> int:
+    client = admin_client(args)
+    group = client.consumer_group(args.group)
+    lags = client.consumer_group_lags(args.group)
+    answer = {"group": group, "lags": lags}
+    return _write_answer(args, answer, render_group_description(group, lags))
 
 
 def cmd_topic_delete(args: argparse.Namespace) -> int:
@@ -729,6 +744,18 @@ def _add_topic(commands: Any, admin: argparse.ArgumentParser) -> None:
     _add_topic_data(actions)
 
 
+def _add_group(commands: Any, admin: argparse.ArgumentParser) -> None:
+    group = commands.add_parser("group", help="consumer groups: list, describe with lag")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    list_ = actions.add_parser("list", parents=[admin], help="consumer group ids")
+    list_.set_defaults(handler=cmd_group_list)
+    describe = actions.add_parser(
+        "describe", parents=[admin], help="partitions, committed offsets, lag, members"
+    )
+    describe.add_argument("group", metavar="GROUP")
+    describe.set_defaults(handler=cmd_group_describe)
+
+
 def _add_broker(commands: Any, admin: argparse.ArgumentParser) -> None:
     broker = commands.add_parser("broker", help="registered brokers")
     actions = broker.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -858,6 +885,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quorum(commands, admin)
     _add_kv(commands, admin)
     _add_topic(commands, admin)
+    _add_group(commands, admin)
     _add_broker(commands, admin)
     _add_cluster(commands, admin)
     _add_chaos(commands)

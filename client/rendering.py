@@ -113,6 +113,56 @@ def render_topic_list(topics: Sequence[Mapping[str, Any]]) -> str:
     return "".join(f"{name}\n" for name in sorted(str(t.get("topic_name")) for t in topics))
 
 
+# --- consumer groups ----------------------------------------------------------------------------
+
+GROUP_DESCRIBE_HEADERS = (
+    "GROUP",
+    "TOPIC",
+    "PARTITION",
+    "CURRENT-OFFSET",
+    "LOG-END-OFFSET",
+    "LAG",
+    "CONSUMER-ID",
+    "HOST",
+    "CLIENT-ID",
+)
+
+
+def render_group_list(groups: Sequence[Mapping[str, Any]]) -> str:
+    """kafka-consumer-groups.sh --list: one group id per line, sorted."""
+    return "".join(
+        f"{g}\n" for g in sorted(str(group.get("consumer_group_id")) for group in groups)
+    )
+
+
+def _offset_text(value: Any) -> str:
+    return "-" if value is None or (isinstance(value, int) and value < 0) else str(value)
+
+
+def render_group_description(group: Mapping[str, Any], lags: Sequence[Mapping[str, Any]]) -> str:
+    """kafka-consumer-groups.sh --describe: a state line, then one row per partition. The
+    host of a member is not known to the brokers yet: "-"."""
+    group_id = str(group.get("consumer_group_id"))
+    header = f"Consumer group '{group_id}' is {group.get('state')}.\n\n"
+    rows = [
+        (
+            group_id,
+            str(lag.get("topic_name")),
+            str(lag.get("partition_id")),
+            _offset_text(lag.get("current_offset")),
+            _offset_text(lag.get("log_end_offset")),
+            _offset_text(lag.get("lag")),
+            str(lag.get("consumer_id") or "-"),
+            "-",
+            str(lag.get("client_id") or "-"),
+        )
+        for lag in sorted(
+            lags, key=lambda item: (str(item.get("topic_name")), int(item.get("partition_id", 0)))
+        )
+    ]
+    return header + render_table(GROUP_DESCRIBE_HEADERS, rows)
+
+
 # --- brokers and the cluster ------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ cluster on one host and differ from Kafka's on purpose (docs/configuration.md li
   - broker.heartbeat.interval.ms 200 (Kafka: 2000)
   - broker.session.timeout.ms 1000 (Kafka: 9000)
   - replica.lag.time.max.ms 5000 (Kafka: 30000)
+  - offsets.topic.num.partitions 6 (Kafka: 50; each partition is a log and a replica to
+    fetch on every broker, too many for Python brokers sharing a few cores)
 On machines with slow disks or across a WAN, raise the first two (see deploy/README.md).
 
 This module only parses and checks; it does no I/O beyond reading the one file it is given.
@@ -48,6 +50,11 @@ LOG_FLUSH_INTERVAL_MESSAGES_DEFAULT = 2**63 - 1  # never by count: rely on repli
 SNAPSHOT_INTERVAL_RECORDS_DEFAULT = 20_000
 TICK_MS_DEFAULT = 10
 LOG_LEVEL_DEFAULT = "info"
+OFFSETS_TOPIC_NUM_PARTITIONS_DEFAULT = 6  # Kafka: 50
+OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT = 3
+GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT = 3_000
+GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT = 6_000
+GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT = 1_800_000
 
 # Bounds on values (STYLE.md §5: bound everything).
 TIMEOUT_MS_MAX = 3_600_000
@@ -176,6 +183,31 @@ KEYS: tuple[KeySpec, ...] = (
         LOG_FLUSH_INTERVAL_MESSAGES_DEFAULT,
         "fsync a partition log after this many records",
     ),
+    _spec(
+        "offsets.topic.num.partitions",
+        OFFSETS_TOPIC_NUM_PARTITIONS_DEFAULT,
+        "partitions of __consumer_offsets, created when a group coordinator is first looked up",
+    ),
+    _spec(
+        "offsets.topic.replication.factor",
+        OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT,
+        "replication factor of __consumer_offsets (lowered to the broker count if fewer)",
+    ),
+    _spec(
+        "group.initial.rebalance.delay.ms",
+        GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT,
+        "how long an empty group waits for more members before its first generation",
+    ),
+    _spec(
+        "group.min.session.timeout.ms",
+        GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT,
+        "smallest session timeout a group member may ask for",
+    ),
+    _spec(
+        "group.max.session.timeout.ms",
+        GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT,
+        "largest session timeout a group member may ask for",
+    ),
     _spec("http.admin.token", None, "when set, the admin API requires this bearer token"),
     _spec("broker.rack", None, "rack of this broker, for rack-aware replica placement"),
     _spec(
@@ -234,6 +266,11 @@ class NodeConfig:
     snapshot_interval_records: int
     tick_ms: int
     log_level: str
+    offsets_topic_num_partitions: int
+    offsets_topic_replication_factor: int
+    group_initial_rebalance_delay_ms: int
+    group_min_session_timeout_ms: int
+    group_max_session_timeout_ms: int
 
     @property
     def is_controller(self) -> bool:
@@ -378,6 +415,11 @@ class NodeConfig:
             raise ConfigError(
                 f"broker.session.timeout.ms {self.broker_session_timeout_ms} must be greater "
                 f"than broker.heartbeat.interval.ms {self.broker_heartbeat_interval_ms}"
+            )
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
+            raise ConfigError(
+                f"group.min.session.timeout.ms {self.group_min_session_timeout_ms} is larger "
+                f"than group.max.session.timeout.ms {self.group_max_session_timeout_ms}"
             )
 
     def _validate_replication(self) -> None:
@@ -550,6 +592,21 @@ def _build(raw: dict[str, str]) -> NodeConfig:
         ),
         tick_ms=_parse_int(raw, "raft.tick.ms", 1, TICK_MS_MAX),
         log_level=_parse_choice(raw, "log.level", LOG_LEVELS),
+        offsets_topic_num_partitions=_parse_int(
+            raw, "offsets.topic.num.partitions", 1, NUM_PARTITIONS_MAX
+        ),
+        offsets_topic_replication_factor=_parse_int(
+            raw, "offsets.topic.replication.factor", 1, REPLICATION_FACTOR_MAX
+        ),
+        group_initial_rebalance_delay_ms=_parse_int(
+            raw, "group.initial.rebalance.delay.ms", 0, TIMEOUT_MS_MAX
+        ),
+        group_min_session_timeout_ms=_parse_int(
+            raw, "group.min.session.timeout.ms", 1, TIMEOUT_MS_MAX
+        ),
+        group_max_session_timeout_ms=_parse_int(
+            raw, "group.max.session.timeout.ms", 1, TIMEOUT_MS_MAX
+        ),
     )
 
 

@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from broker.api.bodies import MAX_REQUEST_BODY_BYTES, read_json_body, too_large
+from broker.api.consumer_groups import GROUPS, consumer_group_routes
 from broker.api.errors import (
     ApiError,
     ErrorCode,
@@ -41,6 +42,7 @@ from broker.api.quorum import replication_body, status_body
 from broker.api.records import DATA, RECORDS_CLUSTER_ID, record_routes
 from broker.api.rest_v3 import ADMIN, ADMIN_TIMEOUT_SECONDS, admin_routes
 from broker.api.validation import parse_kv_put_body, validate_kv_key
+from broker.kafka.groups.inspect import GroupInspector
 from kraft.controller.errors import ControllerError
 
 log = structlog.get_logger(__name__)
@@ -255,6 +257,7 @@ def build_app(
     *,
     admin: AdminFacade | None = None,
     data: DataPlaneFacade | None = None,
+    groups: GroupInspector | None = None,
     admin_token: str | None = None,
     quorum_timeout_seconds: float = QUORUM_REQUEST_TIMEOUT_SECONDS,
 ) -> web.Application:
@@ -281,8 +284,14 @@ def build_app(
     app[ADMIN] = admin
     app[ADMIN_TIMEOUT_SECONDS] = quorum_timeout_seconds
     app[DATA] = data
+    app[GROUPS] = groups
     app[RECORDS_CLUSTER_ID] = node.cluster_id
-    for method, path, handler in (*ROUTES, *admin_routes(), *record_routes()):
+    for method, path, handler in (
+        *ROUTES,
+        *admin_routes(),
+        *record_routes(),
+        *consumer_group_routes(),
+    ):
         if method == "GET":
             app.router.add_get(path, handler)  # also answers HEAD
         else:

@@ -12,6 +12,8 @@ from typing import Any
 from broker.api.errors import RETRY_AFTER_SECONDS, ErrorCode
 from broker.api.openapi_admin import SCHEMAS as ADMIN_SCHEMAS
 from broker.api.openapi_admin import admin_paths
+from broker.api.openapi_groups import SCHEMAS as GROUP_SCHEMAS
+from broker.api.openapi_groups import group_paths
 from broker.api.openapi_records import SCHEMAS as RECORD_SCHEMAS
 from broker.api.openapi_records import record_paths
 from broker.api.validation import MAX_KV_KEY_CHARS, MAX_KV_VALUE_BYTES
@@ -300,7 +302,7 @@ def openapi_document() -> dict[str, Any]:
                 "broker/api/errors.py."
             ),
         },
-        "paths": {**copy.deepcopy(_PATHS), **admin_paths(), **record_paths()},
+        "paths": {**copy.deepcopy(_PATHS), **admin_paths(), **record_paths(), **group_paths()},
         "components": {
             "schemas": {
                 "Error": _object(
@@ -308,6 +310,7 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 **copy.deepcopy(ADMIN_SCHEMAS),
                 **copy.deepcopy(RECORD_SCHEMAS),
+                **copy.deepcopy(GROUP_SCHEMAS),
             },
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
         },

@@ -16,6 +16,15 @@ class ApiKey(enum.IntEnum):
     FETCH = 1
     LIST_OFFSETS = 2
     METADATA = 3
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
@@ -23,6 +32,7 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
     DESCRIBE_CLUSTER = 60
 
@@ -51,6 +61,16 @@ SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.FETCH: (4, 16),  # 13+: topic ids; 15+: replica state (consumers send -1)
     ApiKey.LIST_OFFSETS: (1, 8),  # 7: MAX_TIMESTAMP (-3); 8: EARLIEST_LOCAL (-4); 9: tiered
     ApiKey.METADATA: (0, 12),  # 13: top-level error code only
+    ApiKey.OFFSET_COMMIT: (2, 9),  # classic groups: v9's member epoch is the generation
+    ApiKey.OFFSET_FETCH: (1, 9),  # 8+: several groups; 10: topic ids
+    ApiKey.FIND_COORDINATOR: (0, 4),  # 4+: several keys; 6: share groups
+    ApiKey.JOIN_GROUP: (0, 9),  # 4+: MEMBER_ID_REQUIRED first (KIP-394)
+    ApiKey.HEARTBEAT: (0, 4),
+    ApiKey.LEAVE_GROUP: (0, 5),  # 3+: several members
+    ApiKey.SYNC_GROUP: (0, 5),
+    ApiKey.DESCRIBE_GROUPS: (0, 6),  # 6: GROUP_ID_NOT_FOUND for an unknown group
+    ApiKey.LIST_GROUPS: (0, 5),  # 4+: states filter; 5: types filter
+    ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.API_VERSIONS: (0, 4),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 6),

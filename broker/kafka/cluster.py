@@ -16,6 +16,7 @@ from broker.kafka.apis import SUPPORTED_VERSIONS, ApiKey
 from broker.kafka.codec import ZERO_UUID, topic_id_text
 from broker.kafka.context import AUTHORIZED_OPERATIONS_OMITTED, RequestContext
 from broker.kafka.errors import KafkaError
+from broker.kafka.groups.offsets_topic import OFFSETS_TOPIC
 from broker.kafka.services import BrokerServices
 from kraft.controller.errors import InvalidTopicNameError
 from kraft.controller.image import BrokerRegistration, MetadataImage, TopicImage
@@ -28,6 +29,10 @@ ENDPOINT_TYPE_BROKER = 1
 
 
 # -- ApiVersions -----------------------------------------------------------------------------
+
+
+# Kafka marks these internal in Metadata (clients leave them out of pattern subscriptions).
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC})
 
 
 def api_versions_answer(context: RequestContext, error: KafkaError) -> Any:
@@ -186,7 +191,7 @@ def _topic_answer(context: RequestContext, topic: TopicImage, live_ids: set[int]
         error_code=KafkaError.none,
         name=topic.name,
         topic_id=topic.topic_id,
-        is_internal=False,
+        is_internal=topic.name in INTERNAL_TOPICS,  # pattern subscriptions skip these
         partitions=tuple(partitions),
         topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from broker.partitions.manager import (
     OffsetLookup,
@@ -16,6 +16,9 @@ from broker.partitions.manager import (
     ReplicaSettings,
 )
 from kraft.controller.image import MetadataImage
+
+if TYPE_CHECKING:  # the coordinator needs the protocols above
+    from broker.kafka.groups.coordinator import GroupCoordinator
 
 
 class DataOperations(Protocol):
@@ -86,3 +89,4 @@ class BrokerServices:
     # empty: what data.settings shows is all that is known.
     broker_config: Mapping[str, str] = field(default_factory=dict)
     producer_ids: ProducerIds | None = None  # InitProducerId (None: COORDINATOR_NOT_AVAILABLE)
+    groups: GroupCoordinator | None = None  # consumer groups (None: not served)

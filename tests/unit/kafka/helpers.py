@@ -163,6 +163,7 @@ class Fixture:
     data: FakeData = field(default_factory=FakeData)
     controller: int | None = 1
     broker_config: dict[str, str] = field(default_factory=dict)  # the node's configuration
+    groups: Any = None  # a GroupCoordinator, for the consumer-group APIs
     admin: FakeAdmin = field(init=False)
 
     def __post_init__(self) -> None:
@@ -178,6 +179,7 @@ class Fixture:
             cluster_id=lambda: CLUSTER_ID,
             controller_id=lambda: self.controller,
             broker_config=self.broker_config,
+            groups=self.groups,
         )
 
     async def call(self, api_key: ApiKey, version: int, **fields: Any) -> Any:

@@ -29,7 +29,7 @@ def test_every_advertised_version_has_a_handler_and_kio_schemas() -> None:
         (struct.pack(">hhih", 9999, 0, 1, -1), "api key 9999 version 0 is not served"),
         (struct.pack(">hhih", 3, 99, 1, -1), "api key 3 version 99 is not served"),
         (struct.pack(">hhih", 0, 2, 1, -1), "api key 0 version 2 is not served"),
-        (struct.pack(">hhih", 11, 5, 1, -1), "api key 11 version 5 is not served"),  # JoinGroup
+        (struct.pack(">hhih", 11, 10, 1, -1), "api key 11 version 10 is not served"),  # JoinGroup
         (struct.pack(">hhih", 3, 1, 1, -1) + b"\xff\xff\xff\x7f", "does not parse"),
         (struct.pack(">hhih", 3, 1, 1, -1) + b"\x00\x00\x00\x00zz", "2 bytes after its end"),
         (struct.pack(">hhih", 3, 9, 1, -1) + b"\x00", "does not parse"),
