@@ -342,21 +342,22 @@ class ChaosCluster:
         return [node for node in self.nodes.values() if node.is_running() and not node.paused]
 
     def fully_in_sync(self, topics: list[str]) -> bool:
-        """Every partition of `topics` has a leader and all its replicas in its ISR, as a
-        running node sees it."""
-        for node in self.running():
-            view = metadata_view(node.rpc_port, topics)
-            if view is None:
-                continue
-            return all(
-                bool(view.get(topic))
-                and all(
-                    p["leader"] >= 0 and len(p["isr"]) == len(p["replicas"])
-                    for p in view[topic].values()
-                )
-                for topic in topics
+        """Every partition of `topics` has a leader and all its replicas in its ISR, as every
+        running node that answers sees it (at least one must). One node's view is not
+        enough: a node just restarted may still answer from an old image in which all was
+        in sync (kraft chaos --mixed, seed 201: a wipe then struck while another replica's
+        data was already gone)."""
+        views = [metadata_view(node.rpc_port, topics) for node in self.running()]
+        answered = [view for view in views if view is not None]
+        return bool(answered) and all(
+            bool(view.get(topic))
+            and all(
+                p["leader"] >= 0 and len(p["isr"]) == len(p["replicas"])
+                for p in view[topic].values()
             )
-        return False
+            for view in answered
+            for topic in topics
+        )
 
     def controller_id(self) -> int | None:
         """The active controller as a majority of running nodes report it."""
