@@ -38,6 +38,10 @@ from kraft.controller.image import PartitionRegistration
 
 REPLICA_LAG_TIME_MAX_MS = 30_000  # Kafka's replica.lag.time.max.ms default
 MAX_PENDING_PRODUCES = 10_000
+# A follower the controller refused to add (INELIGIBLE_REPLICA: fenced, shutting down, or a
+# stale broker epoch) is not proposed again for this long: its fetches come every few ms,
+# and each would otherwise send another doomed AlterPartition (seen in kraft chaos runs).
+INELIGIBLE_EXPANSION_BACKOFF_MS = 500
 
 
 class TooManyPendingProducesError(Exception):
@@ -107,6 +111,8 @@ class PartitionLeaderState:
         self._completed: list[ProduceCompletion] = []
         self._next_produce_id = 0
         self.resigned = False
+        self._now_ms = now_ms  # the latest time a tick or a fetch brought
+        self._expansion_refused_until_ms: dict[int, int] = {}  # replica -> ms
 
     # -- read-only views -------------------------------------------------------------------
 
@@ -237,6 +243,7 @@ class PartitionLeaderState:
                 ReplicationError.OFFSET_OUT_OF_RANGE,
                 leader_log_start_offset,
             )
+        self._now_ms = max(self._now_ms, now_ms)
         self._update_follower(replica_id, replica_epoch, fetch_offset, now_ms)
         self.maybe_advance_high_watermark()
         self._maybe_expand_isr(replica_id)
@@ -363,6 +370,7 @@ class PartitionLeaderState:
         """Time passed: propose removing ISR members that lag longer than
         replica.lag.time.max.ms (Kafka's maybeShrinkIsr)."""
         self._check_leading()
+        self._now_ms = max(self._now_ms, now_ms)
         if not self._may_propose():
             return
         lagging = [r for r in self.committed_isr if self._is_out_of_sync(r, now_ms)]
@@ -386,6 +394,8 @@ class PartitionLeaderState:
         """A follower that has everything below the high watermark and our epoch's start
         rejoins the ISR (Kafka's maybeExpandIsr)."""
         if replica_id in self.maximal_isr or not self._may_propose():
+            return
+        if self._now_ms < self._expansion_refused_until_ms.get(replica_id, 0):
             return
         follower_end = self.followers[replica_id].log_end_offset
         assert follower_end is not None, "expansion considered before a consistent fetch"
@@ -434,6 +444,10 @@ class PartitionLeaderState:
         if reason in (AlterPartitionRejection.STALE_EPOCH, AlterPartitionRejection.NOT_LEADER):
             self._rejected_awaiting_metadata = True
             return
+        if reason is AlterPartitionRejection.INELIGIBLE_REPLICA:
+            until_ms = self._now_ms + INELIGIBLE_EXPANSION_BACKOFF_MS
+            for replica in set(request.new_isr) - set(self.committed_isr):
+                self._expansion_refused_until_ms[replica] = until_ms
         self.in_flight_alter_partition = None
         self._alter_partition_unsent = False
 

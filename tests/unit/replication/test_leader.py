@@ -14,6 +14,7 @@ from broker.replication import (
     ReplicationError,
     TooManyPendingProducesError,
 )
+from broker.replication.leader import INELIGIBLE_EXPANSION_BACKOFF_MS
 from tests.unit.replication.helpers import LAG_TIME_MS, LeaderFixture, log_of, registration
 from tests.unit.replication.memory_log import MemoryLog
 
@@ -238,6 +239,24 @@ def test_refusal_for_an_ineligible_replica_is_dropped_at_once() -> None:
 
     assert leader.state.in_flight_alter_partition is None
     assert leader.state.maximal_isr == {1, 2}
+
+
+def test_a_refused_replica_is_proposed_again_only_after_a_backoff() -> None:
+    """Its fetches keep coming every few ms; each must not send another doomed request."""
+    leader = LeaderFixture(MemoryLog(), isr=(1, 2))
+    leader.fetch(2, 0)
+    leader.fetch(3, 0, replica_epoch=3, now_ms=1_000)
+    request = leader.state.take_alter_partition()
+    assert request is not None
+    leader.state.on_alter_partition_rejected(request, AlterPartitionRejection.INELIGIBLE_REPLICA)
+
+    leader.fetch(3, 0, replica_epoch=3, now_ms=1_000 + INELIGIBLE_EXPANSION_BACKOFF_MS - 1)
+    during_backoff = leader.state.take_alter_partition()
+    leader.fetch(3, 0, replica_epoch=3, now_ms=1_000 + INELIGIBLE_EXPANSION_BACKOFF_MS)
+    after_backoff = leader.state.take_alter_partition()
+
+    assert during_backoff is None
+    assert after_backoff is not None and 3 in after_backoff.new_isr
 
 
 def test_committed_registration_settles_the_in_flight_request() -> None:
