@@ -89,12 +89,18 @@ class PartitionLog:
         self._active_created_ms = clock_ms()
         self._is_closed = False
         self._is_failed = False
-        if not directory.exists():
-            directory.mkdir(parents=True)
-            fsync_directory(directory.parent)
-        self.epoch_cache = LeaderEpochCache(directory)
         try:
+            if not directory.exists():
+                directory.mkdir(parents=True)
+                fsync_directory(directory.parent)
+            self.epoch_cache = LeaderEpochCache(directory)
             self.recovery_report = self._open()
+        except OSError as error:
+            # Opening writes too (recovery, checkpoints): a full disk here is a failed log
+            # directory like any other write, not a stray OSError that left a restarted
+            # broker running with partitions it never opened (kraft chaos --mixed, seed 201).
+            self._close_segments()
+            raise LogWriteError(f"opening the log in {directory} failed: {error}") from error
         except BaseException:
             self._close_segments()
             raise

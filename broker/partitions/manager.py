@@ -292,6 +292,11 @@ class ReplicaManager:
                     "partition.open_failed", topic_id=key[0], partition=key[1], reason=str(error)
                 )
                 self.storage_failed(error)
+            except OSError as error:  # a write outside the log itself (a snapshot file)
+                log.error(
+                    "partition.open_failed", topic_id=key[0], partition=key[1], reason=str(error)
+                )
+                self.storage_failed(LogWriteError(f"opening partition {key}: {error}"))
 
     def _reconcile_partition(self, image: MetadataImage, key: tuple[str, int]) -> None:
         topic_id, partition_id = key

@@ -4,17 +4,19 @@ and the leader-epoch cache is rebuilt above the cut."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
-from broker.log import LogConfig, PartitionLog
+from broker.log import LogConfig, LogWriteError, PartitionLog
 from broker.log.checkpoint import write_single_offset
 from broker.log.log import (
     CLEAN_SHUTDOWN_MARKER_NAME,
     LOG_START_OFFSET_CHECKPOINT_NAME,
     RECOVERY_POINT_CHECKPOINT_NAME,
 )
+from kraft.storage import durable_files
 from tests.unit.log.helpers import CLOCK_MS, make_batch, open_log, read_all, segment_files
 
 ONE_SEGMENT_CONFIG = LogConfig(index_interval_bytes=200)
@@ -286,3 +288,22 @@ def test_truncate_fully_restarts_the_log_and_survives_reopen(tmp_path: Path) -> 
     assert (log.log_start_offset, log.log_end_offset) == (500, 502)
     assert log.leader_epoch_entries() == [(4, 500)]
     log.close()
+
+
+def test_a_full_disk_while_opening_is_a_log_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening writes (checkpoints): ENOSPC there must reach the broker as a failed log
+    directory, which stops it, not as a stray OSError (kraft chaos --mixed, seed 201: a
+    broker restarted onto a full disk kept running with partitions it never opened)."""
+    log = open_log(tmp_path / "p-0")
+    log.append_as_leader(make_batch(3), leader_epoch=0)
+    log.close()
+
+    def disk_full(descriptor: int, data: memoryview | bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(durable_files, "write_all", disk_full)
+
+    with pytest.raises(LogWriteError, match="No space left on device"):
+        open_log(tmp_path / "p-0")
