@@ -1,0 +1,341 @@
+"""The cluster through the Kafka wire protocol, measured with confluent-kafka (librdkafka, a C
+client, so the client is not the bottleneck), against three combined node processes on
+loopback; an RF=3 topic, --record-bytes records (1 KiB by default).
+
+Phases, each printed as it ends:
+- produce throughput, acks=all: one Producer sends keyless records as fast as its queue
+  takes them for --seconds, then flushes; records/s and MB/s of acknowledged records. Once
+  with librdkafka's default batching, once with linger.ms=5 and batch.size=1 MiB;
+- end-to-end latency at a fixed rate (--rate records/s, acks=all, linger.ms=0): the send
+  time (wall clock, ns) is in each record's value, a consumer assigned at the end of every
+  partition reads it; p50/p99/max from send to receipt;
+- consume throughput: one Consumer reads every partition from the start to the high
+  watermark (assigned; with --group it subscribes in a fresh consumer group instead);
+  records/s and MB/s.
+
+    .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
+        [--partitions 3] [--group] [--phases produce,latency,consume]
+
+Benchmarks never assert: every figure is printed, errors are counted and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import structlog
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.cluster.dataplane import (  # noqa: E402
+    create_topic,
+    wait_for_partition,
+    wait_until_ready,
+)
+from tests.cluster.harness import LocalCluster  # noqa: E402
+
+TOPIC = "kafka-bench"
+LATENCY_TOPIC = "kafka-bench-latency"
+PHASES = ("produce", "latency", "consume")
+# How long a flush or the end of a phase may take before the benchmark gives up on it
+DRAIN_DEADLINE_S = 120.0
+POLL_TIMEOUT_S = 0.5
+CONSUME_BATCH = 10_000
+# librdkafka's default linger (5 ms since 1.9) would add itself to every latency sample
+LATENCY_PRODUCER = {"acks": "all", "linger.ms": 0}
+SECOND_BATCHING = {"linger.ms": 5, "batch.size": 1024 * 1024}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def bootstrap(cluster: LocalCluster) -> str:
+    return ",".join(f"127.0.0.1:{node.client_port}" for node in cluster.nodes.values())
+
+
+class Deliveries:
+    """Counts acknowledged and failed records (librdkafka's delivery reports)."""
+
+    def __init__(self) -> None:
+        self.acknowledged = 0
+        self.failed = 0
+        self.first_error: object = None
+
+    def __call__(self, error: object, message: object) -> None:
+        if error is None:
+            self.acknowledged += 1
+            return
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = error
+
+
+class TimedDeliveries(Deliveries):
+    """Also the milliseconds from each send (the ns timestamp in the value) to its
+    acknowledgement."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latencies_ms: list[float] = []
+
+    def __call__(self, error: object, message: Any) -> None:
+        super().__call__(error, message)
+        if error is None:
+            sent_ns = int.from_bytes(message.value()[:8], "big")
+            self.latencies_ms.append((time.time_ns() - sent_ns) / 1e6)
+
+
+def produce_throughput(
+    cluster: LocalCluster, seconds: float, record_bytes: int, extra: dict[str, Any]
+) -> tuple[Deliveries, float]:
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap(cluster), "acks": "all", **extra}
+    )
+    value = b"x" * record_bytes
+    deliveries = Deliveries()
+    produce = producer.produce
+    started = time.perf_counter()
+    stop = started + seconds
+    while time.perf_counter() < stop:
+        for _ in range(1000):
+            try:
+                produce(TOPIC, value, on_delivery=deliveries)
+            except BufferError:  # the local queue is full: serve delivery reports, go on
+                producer.poll(0.005)
+        producer.poll(0)
+    left = producer.flush(DRAIN_DEADLINE_S)
+    elapsed = time.perf_counter() - started
+    if left:
+        print(f"  ({left} records still unacknowledged after the flush deadline)")
+    return deliveries, elapsed
+
+
+def end_to_end_latency(
+    cluster: LocalCluster, rate: int, seconds: float, record_bytes: int, partitions: int
+) -> tuple[list[float], TimedDeliveries]:
+    """Milliseconds from the send (the ns timestamp in the value) to the consumer's receipt."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap(cluster),
+            "group.id": "kafka-bench-assign-only",  # required by the client; no group is used
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 500,
+        }
+    )
+    # start at each partition's high watermark, so every record read is one sent below
+    consumer.assign(
+        [
+            confluent_kafka.TopicPartition(
+                LATENCY_TOPIC, p, high_watermark(consumer, LATENCY_TOPIC, p)
+            )
+            for p in range(partitions)
+        ]
+    )
+    done = threading.Event()
+
+    def read() -> None:
+        give_up_at = time.monotonic() + seconds + DRAIN_DEADLINE_S
+        while len(latencies) < total and time.monotonic() < give_up_at and not done.is_set():
+            # poll, not consume(n): consume waits for n records or its timeout
+            message = consumer.poll(POLL_TIMEOUT_S)
+            received_ns = time.time_ns()
+            if message is not None and message.error() is None:
+                sent_ns = int.from_bytes(message.value()[:8], "big")
+                latencies.append((received_ns - sent_ns) / 1e6)
+
+    reader = threading.Thread(target=read, name="latency-consumer")
+    reader.start()
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap(cluster), **LATENCY_PRODUCER}
+    )
+    deliveries = TimedDeliveries()
+    padding = b"y" * max(0, record_bytes - 8)
+    interval = 1 / rate
+    started = time.perf_counter()
+    try:
+        for n in range(total):
+            due = started + n * interval
+            while (delay := due - time.perf_counter()) > 0:
+                producer.poll(min(delay, 0.001))
+            producer.produce(
+                LATENCY_TOPIC, time.time_ns().to_bytes(8, "big") + padding, on_delivery=deliveries
+            )
+            producer.poll(0)
+        producer.flush(DRAIN_DEADLINE_S)
+        reader.join(DRAIN_DEADLINE_S)
+    finally:
+        done.set()
+        reader.join()
+        consumer.close()
+    return latencies, deliveries
+
+
+def high_watermark(consumer: Any, topic: str, partition: int) -> int:
+    tp = confluent_kafka.TopicPartition(topic, partition)
+    return int(consumer.get_watermark_offsets(tp, timeout=30)[1])
+
+
+def consume_throughput(
+    cluster: LocalCluster, partitions: int, group: bool
+) -> tuple[int, int, float]:
+    settings: dict[str, Any] = {
+        "bootstrap.servers": bootstrap(cluster),
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    }
+    if group:
+        settings["group.id"] = f"kafka-bench-{uuid.uuid4().hex[:8]}"
+    else:
+        settings["group.id"] = "kafka-bench-assign-only"  # required by the client; unused
+    consumer = confluent_kafka.Consumer(settings)
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(confluent_kafka.TopicPartition(TOPIC, p), timeout=30)[
+                1
+            ]
+            for p in range(partitions)
+        }
+        total = sum(ends.values())
+        if group:
+            consumer.subscribe([TOPIC])
+        else:
+            consumer.assign(
+                [
+                    confluent_kafka.TopicPartition(TOPIC, p, confluent_kafka.OFFSET_BEGINNING)
+                    for p in range(partitions)
+                ]
+            )
+        records = size = 0
+        started = time.perf_counter()
+        give_up_at = time.monotonic() + DRAIN_DEADLINE_S
+        while records < total and time.monotonic() < give_up_at:
+            for message in consumer.consume(CONSUME_BATCH, POLL_TIMEOUT_S):
+                if message.error() is None:
+                    records += 1
+                    size += len(message.value())
+        elapsed = time.perf_counter() - started
+    finally:
+        consumer.close()
+    return records, size, elapsed
+
+
+def rate_line(name: str, records: int, record_bytes: int, elapsed: float) -> str:
+    return (
+        f"{name}: {records / elapsed:,.0f} records/s, "
+        f"{records * record_bytes / elapsed / 1e6:.1f} MB/s "
+        f"({records:,} records in {elapsed:.1f} s)"
+    )
+
+
+def in_sync_topic(cluster: LocalCluster, name: str, partitions: int) -> None:
+    create_topic(cluster.nodes[1], name, partitions=partitions)
+    for partition in range(partitions):
+        wait_for_partition(
+            cluster, name, lambda s: len(s["isr"]) == 3, "an in-sync topic", partition=partition
+        )
+
+
+def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]) -> None:
+    size = args.record_bytes
+    if "produce" in phases:
+        runs: list[tuple[str, dict[str, Any]]] = [
+            ("produce acks=all, librdkafka's default batching", {}),
+            ("produce acks=all, linger.ms=5 batch.size=1MiB", SECOND_BATCHING),
+        ]
+        for name, extra in runs:
+            deliveries, elapsed = produce_throughput(cluster, args.seconds, size, extra)
+            print(rate_line(name, deliveries.acknowledged, size, elapsed), flush=True)
+            report_failures(deliveries)
+    if "latency" in phases:
+        latencies, deliveries = end_to_end_latency(
+            cluster, args.rate, args.seconds, size, args.partitions
+        )
+        if latencies:
+            print(
+                f"end-to-end latency acks=all at {args.rate} records/s: p50 "
+                f"{percentile(latencies, 0.5):.2f} ms, p99 {percentile(latencies, 0.99):.2f} ms, "
+                f"max {max(latencies):.2f} ms, mean {statistics.mean(latencies):.2f} ms "
+                f"({len(latencies):,} records)",
+                flush=True,
+            )
+        else:
+            print("end-to-end latency: no record was received", flush=True)
+        acknowledged = deliveries.latencies_ms
+        if acknowledged:
+            print(
+                f"  of which send to acknowledgement: p50 {percentile(acknowledged, 0.5):.2f} ms, "
+                f"p99 {percentile(acknowledged, 0.99):.2f} ms, max {max(acknowledged):.2f} ms",
+                flush=True,
+            )
+        report_failures(deliveries)
+    if "consume" in phases:
+        records, total_bytes, elapsed = consume_throughput(cluster, args.partitions, args.group)
+        how = "subscribed in a consumer group" if args.group else "assigned"
+        print(
+            f"consume ({how}): {records / elapsed:,.0f} records/s, "
+            f"{total_bytes / elapsed / 1e6:.1f} MB/s ({records:,} records in {elapsed:.1f} s)",
+            flush=True,
+        )
+
+
+def report_failures(deliveries: Deliveries) -> None:
+    if deliveries.failed:
+        print(f"  {deliveries.failed:,} records failed; first error: {deliveries.first_error}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--record-bytes", type=int, default=1024)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--group", action="store_true", help="consume in a consumer group")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    unknown = phases - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
+    if args.record_bytes < 8:
+        parser.error("--record-bytes must be at least 8 (the latency timestamp)")
+    # the harness's own rpc requests would log every connection they close
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    with tempfile.TemporaryDirectory(prefix="kraft-kafka-bench-") as root:
+        cluster = LocalCluster(Path(root))
+        try:
+            cluster.up()
+            wait_until_ready(cluster)
+            for name in (TOPIC, LATENCY_TOPIC):
+                in_sync_topic(cluster, name, args.partitions)
+            pids = ", ".join(
+                f"node {n.node_id} pid {n.process.pid}"
+                for n in cluster.nodes.values()
+                if n.process is not None
+            )
+            print(
+                f"RF=3, {args.partitions} partitions, {args.record_bytes}-byte records, "
+                f"confluent-kafka {confluent_kafka.__version__}, librdkafka "
+                f"{confluent_kafka.libversion()[0]} ({pids})",
+                flush=True,
+            )
+            run_phases(cluster, args, phases)
+        finally:
+            cluster.close()
+
+
+if __name__ == "__main__":
+    main()
