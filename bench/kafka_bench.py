@@ -14,7 +14,10 @@ Phases, each printed as it ends:
   records/s and MB/s.
 
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
-        [--partitions 3] [--group] [--phases produce,latency,consume]
+        [--partitions 3] [--group] [--phases produce,latency,consume] [--fill-records N]
+        [--partition-fetch-bytes B]
+
+(--phases consume alone first writes --fill-records records, untimed, then reads them.)
 
 Benchmarks never assert: every figure is printed, errors are counted and printed.
 """
@@ -98,20 +101,27 @@ class TimedDeliveries(Deliveries):
 
 
 def produce_throughput(
-    cluster: LocalCluster, seconds: float, record_bytes: int, extra: dict[str, Any]
+    cluster: LocalCluster,
+    seconds: float,
+    record_bytes: int,
+    extra: dict[str, Any],
+    max_records: int | None = None,
 ) -> tuple[Deliveries, float]:
+    """Sends for `seconds` or until `max_records` are sent, whichever comes first."""
     producer = confluent_kafka.Producer(
         {"bootstrap.servers": bootstrap(cluster), "acks": "all", **extra}
     )
     value = b"x" * record_bytes
     deliveries = Deliveries()
     produce = producer.produce
+    left_to_send = sys.maxsize if max_records is None else max_records
     started = time.perf_counter()
     stop = started + seconds
-    while time.perf_counter() < stop:
-        for _ in range(1000):
+    while time.perf_counter() < stop and left_to_send > 0:
+        for _ in range(min(1000, left_to_send)):
             try:
                 produce(TOPIC, value, on_delivery=deliveries)
+                left_to_send -= 1
             except BufferError:  # the local queue is full: serve delivery reports, go on
                 producer.poll(0.005)
         producer.poll(0)
@@ -190,13 +200,15 @@ def high_watermark(consumer: Any, topic: str, partition: int) -> int:
 
 
 def consume_throughput(
-    cluster: LocalCluster, partitions: int, group: bool
+    cluster: LocalCluster, partitions: int, group: bool, partition_fetch_bytes: int | None
 ) -> tuple[int, int, float]:
     settings: dict[str, Any] = {
         "bootstrap.servers": bootstrap(cluster),
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
     }
+    if partition_fetch_bytes is not None:
+        settings["max.partition.fetch.bytes"] = partition_fetch_bytes
     if group:
         settings["group.id"] = f"kafka-bench-{uuid.uuid4().hex[:8]}"
     else:
@@ -283,7 +295,11 @@ def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]
             )
         report_failures(deliveries)
     if "consume" in phases:
-        records, total_bytes, elapsed = consume_throughput(cluster, args.partitions, args.group)
+        if "produce" not in phases:  # something to read: --fill-records, not timed
+            produce_throughput(cluster, DRAIN_DEADLINE_S, size, {}, args.fill_records)
+        records, total_bytes, elapsed = consume_throughput(
+            cluster, args.partitions, args.group, args.partition_fetch_bytes
+        )
         how = "subscribed in a consumer group" if args.group else "assigned"
         print(
             f"consume ({how}): {records / elapsed:,.0f} records/s, "
@@ -305,6 +321,17 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--group", action="store_true", help="consume in a consumer group")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    parser.add_argument(
+        "--partition-fetch-bytes",
+        type=int,
+        help="the consumer's max.partition.fetch.bytes (librdkafka's default: 1 MiB)",
+    )
+    parser.add_argument(
+        "--fill-records",
+        type=int,
+        default=1_000_000,
+        help="records written before the consume phase when the produce phase is skipped",
+    )
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     unknown = phases - set(PHASES)

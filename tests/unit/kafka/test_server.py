@@ -84,6 +84,31 @@ async def test_answers_keep_the_request_order_while_a_fetch_is_parked(
     writer.close()
 
 
+async def test_a_large_answer_arrives_whole_between_small_ones(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    """A fetch answer larger than the socket takes at once (256 KiB) is written whole, and
+    the stream stays a sequence of frames in request order."""
+    server, data = served
+    records = bytes(range(256)) * 1024
+    data.inner.fetch_records[("orders", 0)] = records
+    data.release.set()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    partition = {**one_partition(), "partition_max_bytes": len(records)}
+    fetch_body = request(ApiKey.FETCH, 11, **fetch_fields(11, "orders", [partition]))
+    writer.write(metadata_request(1))
+    writer.write(frame(encode_request(ApiKey.FETCH, 11, fetch_body, correlation_id=2)))
+    writer.write(metadata_request(3))
+    await writer.drain()
+    answers = [await read_answer(reader) for _ in range(3)]
+    assert all(answer is not None for answer in answers)
+    assert [struct.unpack_from(">i", a)[0] for a in answers if a] == [1, 2, 3]
+    fetch_answer = answers[1]
+    assert fetch_answer is not None and len(fetch_answer) > len(records)
+    assert records in fetch_answer, "the stored bytes, untouched"
+    writer.close()
+
+
 @pytest.mark.parametrize(
     "bad",
     [
