@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -179,8 +180,7 @@ def end_to_end_latency(
     try:
         for n in range(total):
             due = started + n * interval
-            while (delay := due - time.perf_counter()) > 0:
-                producer.poll(min(delay, 0.001))
+            wait_until(due, producer)
             producer.produce(
                 LATENCY_TOPIC, time.time_ns().to_bytes(8, "big") + padding, on_delivery=deliveries
             )
@@ -192,6 +192,17 @@ def end_to_end_latency(
         reader.join()
         consumer.close()
     return latencies, deliveries
+
+
+def wait_until(due: float, producer: Any) -> None:
+    """Serves delivery reports until `due` (perf_counter). librdkafka's poll takes whole
+    milliseconds (poll(0.0004) returns at once): the last fraction is slept, not spun, so
+    the benchmark does not burn a core the brokers need."""
+    while (delay := due - time.perf_counter()) > 0:
+        if delay >= 0.001:
+            producer.poll(int(delay * 1000) / 1000)
+        else:
+            time.sleep(delay)
 
 
 def high_watermark(consumer: Any, topic: str, partition: int) -> int:
@@ -261,6 +272,29 @@ def in_sync_topic(cluster: LocalCluster, name: str, partitions: int) -> None:
         )
 
 
+def broker_cpu_seconds(cluster: LocalCluster) -> float:
+    """User and system CPU the node processes used so far (Linux /proc; 0 elsewhere)."""
+    total_ticks = 0
+    for node in cluster.nodes.values():
+        if node.process is None:
+            continue
+        try:
+            fields = Path(f"/proc/{node.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total_ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_line(cpu_seconds: float, records: int, elapsed: float) -> str:
+    if cpu_seconds <= 0 or records <= 0:
+        return "  (brokers' CPU not measured)"
+    return (
+        f"  brokers' CPU: {cpu_seconds:.1f} s in {elapsed:.1f} s (of {os.cpu_count()} cores), "
+        f"{cpu_seconds / records * 1e6:.0f} us per record"
+    )
+
+
 def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]) -> None:
     size = args.record_bytes
     if "produce" in phases:
@@ -269,13 +303,20 @@ def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]
             ("produce acks=all, linger.ms=5 batch.size=1MiB", SECOND_BATCHING),
         ]
         for name, extra in runs:
+            cpu_before = broker_cpu_seconds(cluster)
             deliveries, elapsed = produce_throughput(cluster, args.seconds, size, extra)
             print(rate_line(name, deliveries.acknowledged, size, elapsed), flush=True)
+            cpu = broker_cpu_seconds(cluster) - cpu_before
+            print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
             report_failures(deliveries)
     if "latency" in phases:
+        cpu_before = broker_cpu_seconds(cluster)
+        started = time.perf_counter()
         latencies, deliveries = end_to_end_latency(
             cluster, args.rate, args.seconds, size, args.partitions
         )
+        cpu = broker_cpu_seconds(cluster) - cpu_before
+        elapsed = time.perf_counter() - started
         if latencies:
             print(
                 f"end-to-end latency acks=all at {args.rate} records/s: p50 "
@@ -293,19 +334,23 @@ def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]
                 f"p99 {percentile(acknowledged, 0.99):.2f} ms, max {max(acknowledged):.2f} ms",
                 flush=True,
             )
+        print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
         report_failures(deliveries)
     if "consume" in phases:
         if "produce" not in phases:  # something to read: --fill-records, not timed
             produce_throughput(cluster, DRAIN_DEADLINE_S, size, {}, args.fill_records)
+        cpu_before = broker_cpu_seconds(cluster)
         records, total_bytes, elapsed = consume_throughput(
             cluster, args.partitions, args.group, args.partition_fetch_bytes
         )
+        cpu = broker_cpu_seconds(cluster) - cpu_before
         how = "subscribed in a consumer group" if args.group else "assigned"
         print(
             f"consume ({how}): {records / elapsed:,.0f} records/s, "
             f"{total_bytes / elapsed / 1e6:.1f} MB/s ({records:,} records in {elapsed:.1f} s)",
             flush=True,
         )
+        print(cpu_line(cpu, records, elapsed), flush=True)
 
 
 def report_failures(deliveries: Deliveries) -> None:
