@@ -2,19 +2,22 @@
 client, so the client is not the bottleneck), against three combined node processes on
 loopback; an RF=3 topic, --record-bytes records (1 KiB by default).
 
-Phases, each printed as it ends:
+Phases, in this order, each printed as it ends:
+- end-to-end latency at a fixed rate (--rate records/s, acks=all, linger.ms=0): the send
+  time (wall clock, ns) is in each record's value, a consumer assigned at the end of every
+  partition reads it; p50/p99/max from send to receipt, and from send to acknowledgement.
+  First, on a quiet cluster: after the throughput phases the nodes' page cache writes
+  gigabytes back to the disk, which would be measured too;
 - produce throughput, acks=all: one Producer sends keyless records as fast as its queue
   takes them for --seconds, then flushes; records/s and MB/s of acknowledged records. Once
   with librdkafka's default batching, once with linger.ms=5 and batch.size=1 MiB;
-- end-to-end latency at a fixed rate (--rate records/s, acks=all, linger.ms=0): the send
-  time (wall clock, ns) is in each record's value, a consumer assigned at the end of every
-  partition reads it; p50/p99/max from send to receipt;
 - consume throughput: one Consumer reads every partition from the start to the high
   watermark (assigned; with --group it subscribes in a fresh consumer group instead);
   records/s and MB/s.
+Each phase also prints the CPU time the three node processes used during it.
 
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
-        [--partitions 3] [--group] [--phases produce,latency,consume] [--fill-records N]
+        [--partitions 3] [--group] [--phases latency,produce,consume] [--fill-records N]
         [--partition-fetch-bytes B]
 
 (--phases consume alone first writes --fill-records records, untimed, then reads them.)
@@ -50,7 +53,7 @@ from tests.cluster.harness import LocalCluster  # noqa: E402
 
 TOPIC = "kafka-bench"
 LATENCY_TOPIC = "kafka-bench-latency"
-PHASES = ("produce", "latency", "consume")
+PHASES = ("latency", "produce", "consume")
 # How long a flush or the end of a phase may take before the benchmark gives up on it
 DRAIN_DEADLINE_S = 120.0
 POLL_TIMEOUT_S = 0.5
@@ -296,61 +299,70 @@ def cpu_line(cpu_seconds: float, records: int, elapsed: float) -> str:
 
 
 def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]) -> None:
-    size = args.record_bytes
-    if "produce" in phases:
-        runs: list[tuple[str, dict[str, Any]]] = [
-            ("produce acks=all, librdkafka's default batching", {}),
-            ("produce acks=all, linger.ms=5 batch.size=1MiB", SECOND_BATCHING),
-        ]
-        for name, extra in runs:
-            cpu_before = broker_cpu_seconds(cluster)
-            deliveries, elapsed = produce_throughput(cluster, args.seconds, size, extra)
-            print(rate_line(name, deliveries.acknowledged, size, elapsed), flush=True)
-            cpu = broker_cpu_seconds(cluster) - cpu_before
-            print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
-            report_failures(deliveries)
+    # latency first, on a quiet cluster (see the module docstring)
     if "latency" in phases:
-        cpu_before = broker_cpu_seconds(cluster)
-        started = time.perf_counter()
-        latencies, deliveries = end_to_end_latency(
-            cluster, args.rate, args.seconds, size, args.partitions
-        )
-        cpu = broker_cpu_seconds(cluster) - cpu_before
-        elapsed = time.perf_counter() - started
-        if latencies:
-            print(
-                f"end-to-end latency acks=all at {args.rate} records/s: p50 "
-                f"{percentile(latencies, 0.5):.2f} ms, p99 {percentile(latencies, 0.99):.2f} ms, "
-                f"max {max(latencies):.2f} ms, mean {statistics.mean(latencies):.2f} ms "
-                f"({len(latencies):,} records)",
-                flush=True,
-            )
-        else:
-            print("end-to-end latency: no record was received", flush=True)
-        acknowledged = deliveries.latencies_ms
-        if acknowledged:
-            print(
-                f"  of which send to acknowledgement: p50 {percentile(acknowledged, 0.5):.2f} ms, "
-                f"p99 {percentile(acknowledged, 0.99):.2f} ms, max {max(acknowledged):.2f} ms",
-                flush=True,
-            )
-        print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
-        report_failures(deliveries)
+        latency_phase(cluster, args)
+    if "produce" in phases:
+        produce_phase(cluster, args)
     if "consume" in phases:
         if "produce" not in phases:  # something to read: --fill-records, not timed
-            produce_throughput(cluster, DRAIN_DEADLINE_S, size, {}, args.fill_records)
+            produce_throughput(cluster, DRAIN_DEADLINE_S, args.record_bytes, {}, args.fill_records)
+        consume_phase(cluster, args)
+
+
+def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
+    cpu_before = broker_cpu_seconds(cluster)
+    started = time.perf_counter()
+    latencies, deliveries = end_to_end_latency(
+        cluster, args.rate, args.seconds, args.record_bytes, args.partitions
+    )
+    cpu = broker_cpu_seconds(cluster) - cpu_before
+    elapsed = time.perf_counter() - started
+    name = f"end-to-end latency acks=all at {args.rate} records/s"
+    if latencies:
+        print(f"{name}: {latency_figures(latencies)} ({len(latencies):,} records)", flush=True)
+    else:
+        print(f"{name}: no record was received", flush=True)
+    if deliveries.latencies_ms:
+        print(f"  send to acknowledgement: {latency_figures(deliveries.latencies_ms)}", flush=True)
+    print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
+    report_failures(deliveries)
+
+
+def latency_figures(milliseconds: list[float]) -> str:
+    return (
+        f"p50 {percentile(milliseconds, 0.5):.2f} ms, p99 {percentile(milliseconds, 0.99):.2f} "
+        f"ms, max {max(milliseconds):.2f} ms, mean {statistics.mean(milliseconds):.2f} ms"
+    )
+
+
+def produce_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
+    runs: list[tuple[str, dict[str, Any]]] = [
+        ("produce acks=all, librdkafka's default batching", {}),
+        ("produce acks=all, linger.ms=5 batch.size=1MiB", SECOND_BATCHING),
+    ]
+    for name, extra in runs:
         cpu_before = broker_cpu_seconds(cluster)
-        records, total_bytes, elapsed = consume_throughput(
-            cluster, args.partitions, args.group, args.partition_fetch_bytes
-        )
+        deliveries, elapsed = produce_throughput(cluster, args.seconds, args.record_bytes, extra)
         cpu = broker_cpu_seconds(cluster) - cpu_before
-        how = "subscribed in a consumer group" if args.group else "assigned"
-        print(
-            f"consume ({how}): {records / elapsed:,.0f} records/s, "
-            f"{total_bytes / elapsed / 1e6:.1f} MB/s ({records:,} records in {elapsed:.1f} s)",
-            flush=True,
-        )
-        print(cpu_line(cpu, records, elapsed), flush=True)
+        print(rate_line(name, deliveries.acknowledged, args.record_bytes, elapsed), flush=True)
+        print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
+        report_failures(deliveries)
+
+
+def consume_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
+    cpu_before = broker_cpu_seconds(cluster)
+    records, total_bytes, elapsed = consume_throughput(
+        cluster, args.partitions, args.group, args.partition_fetch_bytes
+    )
+    cpu = broker_cpu_seconds(cluster) - cpu_before
+    how = "subscribed in a consumer group" if args.group else "assigned"
+    print(
+        f"consume ({how}): {records / elapsed:,.0f} records/s, "
+        f"{total_bytes / elapsed / 1e6:.1f} MB/s ({records:,} records in {elapsed:.1f} s)",
+        flush=True,
+    )
+    print(cpu_line(cpu, records, elapsed), flush=True)
 
 
 def report_failures(deliveries: Deliveries) -> None:
