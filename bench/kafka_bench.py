@@ -17,8 +17,8 @@ Phases, in this order, each printed as it ends:
 Each phase also prints the CPU time the three node processes used during it.
 
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
-        [--partitions 3] [--group] [--phases latency,produce,consume] [--fill-records N]
-        [--partition-fetch-bytes B]
+        [--latency-linger-ms 0] [--partitions 3] [--group] [--phases latency,produce,consume]
+        [--fill-records N] [--partition-fetch-bytes B]
 
 (--phases consume alone first writes --fill-records records, untimed, then reads them.)
 
@@ -58,8 +58,9 @@ PHASES = ("latency", "produce", "consume")
 DRAIN_DEADLINE_S = 120.0
 POLL_TIMEOUT_S = 0.5
 CONSUME_BATCH = 10_000
-# librdkafka's default linger (5 ms since 1.9) would add itself to every latency sample
-LATENCY_PRODUCER = {"acks": "all", "linger.ms": 0}
+# librdkafka's default linger (5 ms since 1.9) would add itself to every latency sample;
+# --latency-linger-ms sets another
+LATENCY_LINGER_MS = 0
 SECOND_BATCHING = {"linger.ms": 5, "batch.size": 1024 * 1024}
 
 
@@ -137,7 +138,12 @@ def produce_throughput(
 
 
 def end_to_end_latency(
-    cluster: LocalCluster, rate: int, seconds: float, record_bytes: int, partitions: int
+    cluster: LocalCluster,
+    rate: int,
+    seconds: float,
+    record_bytes: int,
+    partitions: int,
+    linger_ms: float,
 ) -> tuple[list[float], TimedDeliveries]:
     """Milliseconds from the send (the ns timestamp in the value) to the consumer's receipt."""
     total = int(rate * seconds)
@@ -174,7 +180,7 @@ def end_to_end_latency(
     reader = threading.Thread(target=read, name="latency-consumer")
     reader.start()
     producer = confluent_kafka.Producer(
-        {"bootstrap.servers": bootstrap(cluster), **LATENCY_PRODUCER}
+        {"bootstrap.servers": bootstrap(cluster), "acks": "all", "linger.ms": linger_ms}
     )
     deliveries = TimedDeliveries()
     padding = b"y" * max(0, record_bytes - 8)
@@ -314,11 +320,14 @@ def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     cpu_before = broker_cpu_seconds(cluster)
     started = time.perf_counter()
     latencies, deliveries = end_to_end_latency(
-        cluster, args.rate, args.seconds, args.record_bytes, args.partitions
+        cluster, args.rate, args.seconds, args.record_bytes, args.partitions, args.latency_linger_ms
     )
     cpu = broker_cpu_seconds(cluster) - cpu_before
     elapsed = time.perf_counter() - started
-    name = f"end-to-end latency acks=all at {args.rate} records/s"
+    name = (
+        f"end-to-end latency acks=all at {args.rate} records/s, linger.ms="
+        f"{args.latency_linger_ms:g}"
+    )
     if latencies:
         print(f"{name}: {latency_figures(latencies)} ({len(latencies):,} records)", flush=True)
     else:
@@ -376,6 +385,7 @@ def main() -> None:
     parser.add_argument("--record-bytes", type=int, default=1024)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--latency-linger-ms", type=float, default=LATENCY_LINGER_MS)
     parser.add_argument("--group", action="store_true", help="consume in a consumer group")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
     parser.add_argument(
