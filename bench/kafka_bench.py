@@ -18,7 +18,7 @@ Each phase also prints the CPU time the three node processes used during it.
 
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
         [--latency-linger-ms 0] [--partitions 3] [--group] [--phases latency,produce,consume]
-        [--fill-records N] [--partition-fetch-bytes B]
+        [--fill-records N] [--partition-fetch-bytes B] [--min-insync-replicas N]
 
 (--phases consume alone first writes --fill-records records, untimed, then reads them.)
 
@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -273,8 +274,13 @@ def rate_line(name: str, records: int, record_bytes: int, elapsed: float) -> str
     )
 
 
-def in_sync_topic(cluster: LocalCluster, name: str, partitions: int) -> None:
-    create_topic(cluster.nodes[1], name, partitions=partitions)
+def in_sync_topic(
+    cluster: LocalCluster, name: str, partitions: int, min_insync_replicas: int | None
+) -> None:
+    configs = {}
+    if min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(min_insync_replicas)
+    create_topic(cluster.nodes[1], name, partitions=partitions, configs=configs)
     for partition in range(partitions):
         wait_for_partition(
             cluster, name, lambda s: len(s["isr"]) == 3, "an in-sync topic", partition=partition
@@ -295,6 +301,35 @@ def broker_cpu_seconds(cluster: LocalCluster) -> float:
     return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
+ISR_SHRINKS = "kafka_server_replicamanager_isrshrinks_total"
+ISR_EXPANDS = "kafka_server_replicamanager_isrexpands_total"
+
+
+def isr_changes(cluster: LocalCluster) -> tuple[int, int]:
+    """ISR shrinks and expands so far, summed over the nodes (their /metrics)."""
+    shrinks = expands = 0
+    for node in cluster.running():
+        with urllib.request.urlopen(node.http_url + "/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == ISR_SHRINKS:
+                shrinks += int(float(value))
+            elif name == ISR_EXPANDS:
+                expands += int(float(value))
+    return shrinks, expands
+
+
+def isr_line(before: tuple[int, int], after: tuple[int, int]) -> str:
+    shrinks, expands = after[0] - before[0], after[1] - before[1]
+    if not shrinks and not expands:
+        return "  ISR: all three replicas in sync throughout"
+    return (
+        f"  ISR: {shrinks} shrinks, {expands} expands during the phase (acks=all waited for "
+        "the replicas in the ISR of the moment: a lagging follower was dropped, then caught up)"
+    )
+
+
 def cpu_line(cpu_seconds: float, records: int, elapsed: float) -> str:
     if cpu_seconds <= 0 or records <= 0:
         return "  (brokers' CPU not measured)"
@@ -312,7 +347,10 @@ def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]
         produce_phase(cluster, args)
     if "consume" in phases:
         if "produce" not in phases:  # something to read: --fill-records, not timed
-            produce_throughput(cluster, DRAIN_DEADLINE_S, args.record_bytes, {}, args.fill_records)
+            filled, _ = produce_throughput(
+                cluster, DRAIN_DEADLINE_S, args.record_bytes, {}, args.fill_records
+            )
+            print(f"(wrote {filled.acknowledged:,} records to read)", flush=True)
         consume_phase(cluster, args)
 
 
@@ -351,11 +389,12 @@ def produce_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
         ("produce acks=all, linger.ms=5 batch.size=1MiB", SECOND_BATCHING),
     ]
     for name, extra in runs:
-        cpu_before = broker_cpu_seconds(cluster)
+        cpu_before, isr_before = broker_cpu_seconds(cluster), isr_changes(cluster)
         deliveries, elapsed = produce_throughput(cluster, args.seconds, args.record_bytes, extra)
         cpu = broker_cpu_seconds(cluster) - cpu_before
         print(rate_line(name, deliveries.acknowledged, args.record_bytes, elapsed), flush=True)
         print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
+        print(isr_line(isr_before, isr_changes(cluster)), flush=True)
         report_failures(deliveries)
 
 
@@ -385,6 +424,12 @@ def main() -> None:
     parser.add_argument("--record-bytes", type=int, default=1024)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        help="the topics' min.insync.replicas (the cluster's default: 1); 3 makes every "
+        "acks=all record wait for all three replicas even when a follower lags",
+    )
     parser.add_argument("--latency-linger-ms", type=float, default=LATENCY_LINGER_MS)
     parser.add_argument("--group", action="store_true", help="consume in a consumer group")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
@@ -414,7 +459,7 @@ def main() -> None:
             cluster.up()
             wait_until_ready(cluster)
             for name in (TOPIC, LATENCY_TOPIC):
-                in_sync_topic(cluster, name, args.partitions)
+                in_sync_topic(cluster, name, args.partitions, args.min_insync_replicas)
             pids = ", ".join(
                 f"node {n.node_id} pid {n.process.pid}"
                 for n in cluster.nodes.values()
