@@ -325,8 +325,9 @@ def isr_line(before: tuple[int, int], after: tuple[int, int]) -> str:
     if not shrinks and not expands:
         return "  ISR: all three replicas in sync throughout"
     return (
-        f"  ISR: {shrinks} shrinks, {expands} expands during the phase (acks=all waited for "
-        "the replicas in the ISR of the moment: a lagging follower was dropped, then caught up)"
+        f"  ISR: {shrinks} shrinks, {expands} expands during the phase (a follower not caught "
+        "up for replica.lag.time.max.ms left the ISR; meanwhile acks=all waited for fewer "
+        "replicas, or was refused below min.insync.replicas and retried)"
     )
 
 
