@@ -19,6 +19,7 @@ Each phase also prints the CPU time the three node processes used during it.
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
         [--latency-linger-ms 0] [--partitions 3] [--group] [--phases latency,produce,consume]
         [--fill-records N] [--partition-fetch-bytes B] [--min-insync-replicas N]
+        [--node-config KEY=VALUE ...]
 
 (--phases consume alone first writes --fill-records records, untimed, then reads them.)
 
@@ -431,6 +432,13 @@ def main() -> None:
         help="the topics' min.insync.replicas (the cluster's default: 1); 3 makes every "
         "acks=all record wait for all three replicas even when a follower lags",
     )
+    parser.add_argument(
+        "--node-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a node configuration key for all three nodes (repeatable)",
+    )
     parser.add_argument("--latency-linger-ms", type=float, default=LATENCY_LINGER_MS)
     parser.add_argument("--group", action="store_true", help="consume in a consumer group")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
@@ -450,12 +458,15 @@ def main() -> None:
     unknown = phases - set(PHASES)
     if unknown:
         parser.error(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
+    if any("=" not in item for item in args.node_config):
+        parser.error("--node-config takes KEY=VALUE")
     if args.record_bytes < 8:
         parser.error("--record-bytes must be at least 8 (the latency timestamp)")
     # the harness's own rpc requests would log every connection they close
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     with tempfile.TemporaryDirectory(prefix="kraft-kafka-bench-") as root:
-        cluster = LocalCluster(Path(root))
+        overrides = dict(item.split("=", 1) for item in args.node_config)
+        cluster = LocalCluster(Path(root), extra_config=overrides)
         try:
             cluster.up()
             wait_until_ready(cluster)
