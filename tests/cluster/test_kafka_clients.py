@@ -199,7 +199,9 @@ async def test_aiokafka_creates_produces_acks_all_and_consumes_every_record_in_o
         await admin.create_topics(
             [NewTopic("aio-orders", num_partitions=PARTITIONS, replication_factor=3)]
         )
-        assert "aio-orders" in await admin.list_topics()
+        async with asyncio.timeout(DEADLINE_S):  # the node asked may learn of it a bit later
+            while "aio-orders" not in await admin.list_topics():
+                await asyncio.sleep(0.05)
     finally:
         await admin.close()
     producer = AIOKafkaProducer(
@@ -268,7 +270,8 @@ def kcat(cluster: LocalCluster, *args: str, stdin: str | None = None) -> str:
 
 
 def create_topic_with_kafka_python(cluster: LocalCluster, name: str, partitions: int) -> None:
-    """kcat has no admin commands: the topic comes from kafka-python's admin client."""
+    """kcat has no admin commands: the topic comes from kafka-python's admin client; returns
+    once every node's metadata has a leader for every partition."""
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap(cluster), request_timeout_ms=30_000)
@@ -276,6 +279,16 @@ def create_topic_with_kafka_python(cluster: LocalCluster, name: str, partitions:
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=3)])
     finally:
         admin.close()
+
+    def led_everywhere() -> bool:
+        states = [
+            partition_state(node, name, partition)
+            for node in cluster.nodes.values()
+            for partition in range(partitions)
+        ]
+        return all(state is not None and state["leader"] >= 0 for state in states)
+
+    wait_for(led_everywhere, deadline_s=DEADLINE_S, what=f"{name} led, as every node sees it")
 
 
 @needs_kcat
@@ -418,6 +431,8 @@ def test_a_produce_with_a_corrupt_batch_answers_corrupt_message(cluster: LocalCl
 
         def leader_of_partition() -> int | None:
             [topic] = admin.describe_topics(["corrupt"])
+            if not topic["partitions"]:  # the node asked does not know the topic yet
+                return None
             leader = int(topic["partitions"][0]["leader_id"])
             return leader if leader >= 0 else None
 
