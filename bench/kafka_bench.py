@@ -60,6 +60,7 @@ PHASES = ("latency", "produce", "consume")
 DRAIN_DEADLINE_S = 120.0
 POLL_TIMEOUT_S = 0.5
 CONSUME_BATCH = 10_000
+GROUP_JOIN_DEADLINE_S = 30.0
 # librdkafka's default linger (5 ms since 1.9) would add itself to every latency sample;
 # --latency-linger-ms sets another
 LATENCY_LINGER_MS = 0
@@ -228,22 +229,14 @@ def consume_throughput(
         "bootstrap.servers": bootstrap(cluster),
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        # without a group the client still wants an id; no group request is sent for it
+        "group.id": f"kafka-bench-{uuid.uuid4().hex[:8]}" if group else "kafka-bench-assign",
     }
     if partition_fetch_bytes is not None:
         settings["max.partition.fetch.bytes"] = partition_fetch_bytes
-    if group:
-        settings["group.id"] = f"kafka-bench-{uuid.uuid4().hex[:8]}"
-    else:
-        settings["group.id"] = "kafka-bench-assign-only"  # required by the client; unused
     consumer = confluent_kafka.Consumer(settings)
     try:
-        ends = {
-            p: consumer.get_watermark_offsets(confluent_kafka.TopicPartition(TOPIC, p), timeout=30)[
-                1
-            ]
-            for p in range(partitions)
-        }
-        total = sum(ends.values())
+        total = sum(high_watermark(consumer, TOPIC, p) for p in range(partitions))
         if group:
             consumer.subscribe([TOPIC])
         else:
@@ -254,16 +247,28 @@ def consume_throughput(
                 ]
             )
         records = size = 0
+        first_error = None
         started = time.perf_counter()
         give_up_at = time.monotonic() + DRAIN_DEADLINE_S
+        join_by = time.monotonic() + GROUP_JOIN_DEADLINE_S
         while records < total and time.monotonic() < give_up_at:
             for message in consumer.consume(CONSUME_BATCH, POLL_TIMEOUT_S):
                 if message.error() is None:
                     records += 1
                     size += len(message.value())
+                elif first_error is None:
+                    first_error = message.error()
+            if group and not records and time.monotonic() > join_by and not consumer.assignment():
+                print(
+                    f"  no partition assigned to the group within {GROUP_JOIN_DEADLINE_S:.0f} s "
+                    f"(does the cluster serve consumer groups?); first error: {first_error}"
+                )
+                break
         elapsed = time.perf_counter() - started
     finally:
         consumer.close()
+    if first_error is not None:
+        print(f"  the consumer reported errors; the first: {first_error}")
     return records, size, elapsed
 
 
