@@ -17,9 +17,9 @@ Phases, in this order, each printed as it ends:
 Each phase also prints the CPU time the three node processes used during it.
 
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
-        [--latency-linger-ms 0] [--partitions 3] [--group] [--phases latency,produce,consume]
-        [--fill-records N] [--partition-fetch-bytes B] [--min-insync-replicas N]
-        [--node-config KEY=VALUE ...]
+        [--latency-linger-ms 0] [--latency-without-consumer] [--partitions 3] [--group]
+        [--phases latency,produce,consume] [--fill-records N] [--partition-fetch-bytes B]
+        [--min-insync-replicas N] [--node-config KEY=VALUE ...]
 
 (--phases consume alone first writes --fill-records records, untimed, then reads them.)
 
@@ -147,41 +147,17 @@ def end_to_end_latency(
     record_bytes: int,
     partitions: int,
     linger_ms: float,
+    with_consumer: bool = True,
 ) -> tuple[list[float], TimedDeliveries]:
-    """Milliseconds from the send (the ns timestamp in the value) to the consumer's receipt."""
+    """Milliseconds from the send (the ns timestamp in the value) to the consumer's receipt
+    (none without the consumer), and the producer's deliveries with their own latencies."""
     total = int(rate * seconds)
     latencies: list[float] = []
-    consumer = confluent_kafka.Consumer(
-        {
-            "bootstrap.servers": bootstrap(cluster),
-            "group.id": "kafka-bench-assign-only",  # required by the client; no group is used
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 500,
-        }
-    )
-    # start at each partition's high watermark, so every record read is one sent below
-    consumer.assign(
-        [
-            confluent_kafka.TopicPartition(
-                LATENCY_TOPIC, p, high_watermark(consumer, LATENCY_TOPIC, p)
-            )
-            for p in range(partitions)
-        ]
-    )
     done = threading.Event()
-
-    def read() -> None:
-        give_up_at = time.monotonic() + seconds + DRAIN_DEADLINE_S
-        while len(latencies) < total and time.monotonic() < give_up_at and not done.is_set():
-            # poll, not consume(n): consume waits for n records or its timeout
-            message = consumer.poll(POLL_TIMEOUT_S)
-            received_ns = time.time_ns()
-            if message is not None and message.error() is None:
-                sent_ns = int.from_bytes(message.value()[:8], "big")
-                latencies.append((received_ns - sent_ns) / 1e6)
-
-    reader = threading.Thread(target=read, name="latency-consumer")
-    reader.start()
+    reader = None
+    if with_consumer:
+        reader = LatencyReader(cluster, partitions, total, latencies, done)
+        reader.start()
     producer = confluent_kafka.Producer(
         {"bootstrap.servers": bootstrap(cluster), "acks": "all", "linger.ms": linger_ms}
     )
@@ -198,12 +174,63 @@ def end_to_end_latency(
             )
             producer.poll(0)
         producer.flush(DRAIN_DEADLINE_S)
-        reader.join(DRAIN_DEADLINE_S)
+        if reader is not None:
+            reader.join(DRAIN_DEADLINE_S)
     finally:
         done.set()
-        reader.join()
-        consumer.close()
+        if reader is not None:
+            reader.join()
     return latencies, deliveries
+
+
+class LatencyReader(threading.Thread):
+    """A consumer assigned at the end of every partition of the latency topic; appends the
+    milliseconds from each record's send (the ns timestamp in its value) to its receipt."""
+
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        partitions: int,
+        total: int,
+        latencies: list[float],
+        done: threading.Event,
+    ) -> None:
+        super().__init__(name="latency-consumer")
+        self.total = total
+        self.latencies = latencies
+        self.done = done
+        self.consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap(cluster),
+                "group.id": "kafka-bench-assign",  # required by the client; no group is used
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 500,
+            }
+        )
+        # start at each partition's high watermark, so every record read is one sent later
+        self.consumer.assign(
+            [
+                confluent_kafka.TopicPartition(
+                    LATENCY_TOPIC, p, high_watermark(self.consumer, LATENCY_TOPIC, p)
+                )
+                for p in range(partitions)
+            ]
+        )
+
+    def run(self) -> None:
+        try:
+            give_up_at = time.monotonic() + DRAIN_DEADLINE_S
+            while len(self.latencies) < self.total and not self.done.is_set():
+                if time.monotonic() > give_up_at:
+                    break
+                # poll, not consume(n): consume waits for n records or its timeout
+                message = self.consumer.poll(POLL_TIMEOUT_S)
+                received_ns = time.time_ns()
+                if message is not None and message.error() is None:
+                    sent_ns = int.from_bytes(message.value()[:8], "big")
+                    self.latencies.append((received_ns - sent_ns) / 1e6)
+        finally:
+            self.consumer.close()
 
 
 def wait_until(due: float, producer: Any) -> None:
@@ -365,7 +392,13 @@ def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     cpu_before = broker_cpu_seconds(cluster)
     started = time.perf_counter()
     latencies, deliveries = end_to_end_latency(
-        cluster, args.rate, args.seconds, args.record_bytes, args.partitions, args.latency_linger_ms
+        cluster,
+        args.rate,
+        args.seconds,
+        args.record_bytes,
+        args.partitions,
+        args.latency_linger_ms,
+        with_consumer=not args.latency_without_consumer,
     )
     cpu = broker_cpu_seconds(cluster) - cpu_before
     elapsed = time.perf_counter() - started
@@ -373,7 +406,9 @@ def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
         f"end-to-end latency acks=all at {args.rate} records/s, linger.ms="
         f"{args.latency_linger_ms:g}"
     )
-    if latencies:
+    if args.latency_without_consumer:
+        print(f"{name}: no consumer (--latency-without-consumer)", flush=True)
+    elif latencies:
         print(f"{name}: {latency_figures(latencies)} ({len(latencies):,} records)", flush=True)
     else:
         print(f"{name}: no record was received", flush=True)
@@ -445,6 +480,12 @@ def main() -> None:
         help="a node configuration key for all three nodes (repeatable)",
     )
     parser.add_argument("--latency-linger-ms", type=float, default=LATENCY_LINGER_MS)
+    parser.add_argument(
+        "--latency-without-consumer",
+        action="store_true",
+        help="only the producer's send-to-acknowledgement latency, as bench/produce_consume.py "
+        "measures it",
+    )
     parser.add_argument("--group", action="store_true", help="consume in a consumer group")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
     parser.add_argument(
