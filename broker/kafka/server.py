@@ -29,6 +29,9 @@ MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION = 64
 MAX_CONNECTIONS = 1000
 RESPONSE_WRITE_TIMEOUT_MS = 30_000
 CLOSE_TIMEOUT_S = 1.0
+# Answers already done are written together up to this many bytes (one send, see
+# _write_answers); a larger answer goes alone, never copied into a bigger buffer.
+COALESCE_LIMIT_BYTES = 64 * 1024
 
 
 class KafkaServer:
@@ -132,22 +135,60 @@ class KafkaServer:
 async def _write_answers(
     answers: asyncio.Queue[asyncio.Task[bytes | Outcome]], writer: asyncio.StreamWriter
 ) -> str:
-    """Writes each answer in request order; returns why the connection must close."""
+    """Writes each answer in request order; returns why the connection must close.
+
+    Answers already done behind the one awaited leave in the same write, up to
+    COALESCE_LIMIT_BYTES: on loopback every send also runs the receiver's side of TCP and its
+    wake-up, and acks=all produces completed by one high watermark move are answered
+    together (14 % fewer sends on a node at 1,000 single-record produces/s,
+    docs/benchmarks.md)."""
+    # taken from the queue but not written yet: the in-flight bound is the queue's plus one
+    waiting: asyncio.Task[bytes | Outcome] | None = None
     while True:
-        task = await answers.get()
+        task = waiting if waiting is not None else await answers.get()
+        waiting = None
         answer = await task
-        if answer is Outcome.NO_RESPONSE:
-            continue
-        if answer is Outcome.CLOSE_CONNECTION:
-            return "closed after a failed request (acks=0 produce error or server error)"
-        writer.write(frame(answer))
-        try:
-            async with asyncio.timeout(RESPONSE_WRITE_TIMEOUT_MS / 1000):
-                await writer.drain()
-        except TimeoutError:
-            return f"the client read no answer for {RESPONSE_WRITE_TIMEOUT_MS} ms"
-        except ConnectionError as error:
-            return f"the client went away: {error}"
+        frames: list[bytes] = []
+        buffered_bytes = 0
+        while True:
+            if answer is Outcome.CLOSE_CONNECTION:
+                await _send(writer, frames)  # what came before still goes out, in order
+                return "closed after a failed request (acks=0 produce error or server error)"
+            if answer is not Outcome.NO_RESPONSE:
+                assert isinstance(answer, bytes)
+                frames.append(frame(answer))
+                buffered_bytes += len(answer)
+            if answers.empty():
+                break
+            following = answers.get_nowait()
+            if not following.done() or (
+                buffered_bytes + _size_bytes(following.result()) > COALESCE_LIMIT_BYTES
+            ):
+                waiting = following  # awaited (or written alone) first in the next round
+                break
+            answer = following.result()
+        error = await _send(writer, frames)
+        if error is not None:
+            return error
+
+
+def _size_bytes(answer: bytes | Outcome) -> int:
+    return len(answer) if isinstance(answer, bytes) else 0
+
+
+async def _send(writer: asyncio.StreamWriter, frames: list[bytes]) -> str | None:
+    """Writes the frames as one buffer; the reason to close the connection, or None."""
+    if not frames:
+        return None
+    writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+    try:
+        async with asyncio.timeout(RESPONSE_WRITE_TIMEOUT_MS / 1000):
+            await writer.drain()
+    except TimeoutError:
+        return f"the client read no answer for {RESPONSE_WRITE_TIMEOUT_MS} ms"
+    except ConnectionError as error:
+        return f"the client went away: {error}"
+    return None
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -1,17 +1,22 @@
 """Unmodified Kafka clients against real node processes, on the CLIENT listener (issue 6,
-phase 1): kafka-python and confluent-kafka (librdkafka) create a topic with their admin
-clients, produce with acks=all and read every record back, in order, with a consumer
-assigned to the partitions (no consumer groups yet). Then bad input at the protocol level:
-each kind closes or answers its own connection while the node keeps serving another.
+phase 1): kafka-python, aiokafka and confluent-kafka (librdkafka) create a topic with their
+admin clients, produce with acks=all and read every record back, in order, with a consumer
+assigned to the partitions; kcat (Debian's librdkafka tool) lists
+the metadata, produces lines and reads them back. Then bad input at the protocol level: each
+kind closes or answers its own connection while the node keeps serving another.
 
-kafka-python enables idempotence by default, and its producer here keeps that default
-(InitProducerId and the producer state are tested in test_kafka_idempotence.py).
+Producers are idempotent (kafka-python's default; aiokafka's asked for); InitProducerId and the producer state are tested in test_kafka_idempotence.py, consumer
+groups in test_kafka_groups.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 import socket
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from broker.log.batch import CRC_POSITION, Record, build_batch
+from tests.cluster.dataplane import partition_state
 from tests.cluster.harness import LocalCluster, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -177,6 +183,159 @@ def test_confluent_kafka_creates_produces_acks_all_and_consumes_every_record_in_
     assert received == expected
 
 
+# -- aiokafka ----------------------------------------------------------------------------------
+
+
+async def test_aiokafka_creates_produces_acks_all_and_consumes_every_record_in_order(
+    cluster: LocalCluster,
+) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(cluster), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic("aio-orders", num_partitions=PARTITIONS, replication_factor=3)]
+        )
+        async with asyncio.timeout(DEADLINE_S):  # the node asked may learn of it a bit later
+            while "aio-orders" not in await admin.list_topics():
+                await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap(cluster),
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=30_000,
+    )
+    sent = values("aio")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send("aio-orders", key=str(n % PARTITIONS).encode(), value=value)
+            for n, value in enumerate(sent)
+        ]
+        async with asyncio.timeout(DEADLINE_S):
+            metadata = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    expected: dict[int, list[bytes]] = {}
+    for value, record in zip(sent, metadata, strict=True):
+        expected.setdefault(record.partition, []).append(value)
+        assert record.offset == len(expected[record.partition]) - 1, "offsets are dense"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap(cluster), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition("aio-orders", p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        received: dict[int, list[bytes]] = {}
+        give_up_at = time.monotonic() + DEADLINE_S
+        while sum(map(len, received.values())) < RECORDS and time.monotonic() < give_up_at:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                for record in records:
+                    assert record.offset == len(received.get(tp.partition, [])), "in order"
+                    received.setdefault(tp.partition, []).append(record.value)
+    finally:
+        await consumer.stop()
+    assert received == expected
+
+
+# -- kcat (librdkafka's command-line tool, from Debian) ----------------------------------------
+
+KCAT = shutil.which("kcat")
+needs_kcat = pytest.mark.skipif(
+    KCAT is None, reason="kcat is not installed (scripts/bootstrap installs Debian's package)"
+)
+KCAT_TIMEOUT_S = 60.0
+
+
+def kcat(cluster: LocalCluster, *args: str, stdin: str | None = None) -> str:
+    """kcat's standard output; fails the test, with kcat's standard error, unless it exits 0."""
+    assert KCAT is not None
+    finished = subprocess.run(
+        [KCAT, "-b", bootstrap(cluster), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=KCAT_TIMEOUT_S,
+        check=False,
+    )
+    assert finished.returncode == 0, f"kcat {' '.join(args)}: {finished.stderr}"
+    return finished.stdout
+
+
+def create_topic_with_kafka_python(cluster: LocalCluster, name: str, partitions: int) -> None:
+    """kcat has no admin commands: the topic comes from kafka-python's admin client; returns
+    once every node's metadata has a leader for every partition."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(cluster), request_timeout_ms=30_000)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=3)])
+    finally:
+        admin.close()
+
+    def led_everywhere() -> bool:
+        states = [
+            partition_state(node, name, partition)
+            for node in cluster.nodes.values()
+            for partition in range(partitions)
+        ]
+        return all(state is not None and state["leader"] >= 0 for state in states)
+
+    wait_for(led_everywhere, deadline_s=DEADLINE_S, what=f"{name} led, as every node sees it")
+
+
+@needs_kcat
+def test_kcat_lists_our_brokers_and_the_topic_with_its_leaders(cluster: LocalCluster) -> None:
+    create_topic_with_kafka_python(cluster, "kcat-listed", PARTITIONS)
+
+    def listing_with_leaders() -> dict[str, object] | None:
+        listing: dict[str, object] = json.loads(kcat(cluster, "-L", "-J", "-t", "kcat-listed"))
+        [topic] = listing["topics"]  # type: ignore[misc]
+        partitions = topic.get("partitions", [])
+        ready = len(partitions) == PARTITIONS and all(p["leader"] >= 0 for p in partitions)
+        return listing if ready else None
+
+    listing = wait_for(listing_with_leaders, deadline_s=DEADLINE_S, what="every leader")
+    brokers = {broker["id"]: broker["name"] for broker in listing["brokers"]}  # type: ignore[attr-defined]
+    assert brokers == {
+        node.node_id: f"127.0.0.1:{node.client_port}" for node in cluster.nodes.values()
+    }
+    assert listing["controllerid"] in brokers
+    [topic] = listing["topics"]  # type: ignore[misc]
+    assert topic["topic"] == "kcat-listed"
+    for entry in topic["partitions"]:
+        state = partition_state(cluster.nodes[1], "kcat-listed", entry["partition"])
+        assert state is not None
+        assert entry["leader"] == state["leader"]
+        assert [replica["id"] for replica in entry["replicas"]] == state["replicas"]
+        assert sorted(isr["id"] for isr in entry["isrs"]) == sorted(state["isr"])
+
+
+@needs_kcat
+def test_kcat_produces_lines_acks_all_and_reads_them_back_in_order(
+    cluster: LocalCluster,
+) -> None:
+    create_topic_with_kafka_python(cluster, "kcat-lines", PARTITIONS)
+    lines = [f"line-{n:04d}" for n in range(RECORDS)]
+    # keyless lines spread over the partitions; kcat exits once every one is acknowledged
+    kcat(cluster, "-P", "-t", "kcat-lines", "-X", "acks=all", stdin="\n".join(lines) + "\n")
+    read = kcat(cluster, "-C", "-t", "kcat-lines", "-o", "beginning", "-e", "-J")
+    received: dict[int, list[str]] = {}
+    for message in map(json.loads, read.splitlines()):
+        partition_received = received.setdefault(message["partition"], [])
+        assert message["offset"] == len(partition_received), "dense offsets, in order"
+        partition_received.append(message["payload"])
+    assert sorted(line for values in received.values() for line in values) == lines
+    for partition_lines in received.values():
+        assert partition_lines == sorted(partition_lines), "each partition keeps the send order"
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 
@@ -271,6 +430,8 @@ def test_a_produce_with_a_corrupt_batch_answers_corrupt_message(cluster: LocalCl
 
         def leader_of_partition() -> int | None:
             [topic] = admin.describe_topics(["corrupt"])
+            if not topic["partitions"]:  # the node asked does not know the topic yet
+                return None
             leader = int(topic["partitions"][0]["leader_id"])
             return leader if leader >= 0 else None
 

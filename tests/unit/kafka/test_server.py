@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from broker.kafka.apis import ApiKey
+from broker.kafka.context import Outcome
 from broker.kafka.framing import frame
-from broker.kafka.server import KafkaServer
+from broker.kafka.server import COALESCE_LIMIT_BYTES, KafkaServer, _write_answers
 from broker.partitions.manager import PartitionFetch, PartitionFetchResult
 from tests.unit.kafka.helpers import Fixture, encode_request, request
 from tests.unit.kafka.test_data_apis import fetch_fields, one_partition
@@ -84,6 +85,31 @@ async def test_answers_keep_the_request_order_while_a_fetch_is_parked(
     writer.close()
 
 
+async def test_a_large_answer_arrives_whole_between_small_ones(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    """A fetch answer larger than the socket takes at once (256 KiB) is written whole, and
+    the stream stays a sequence of frames in request order."""
+    server, data = served
+    records = bytes(range(256)) * 1024
+    data.inner.fetch_records[("orders", 0)] = records
+    data.release.set()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    partition = {**one_partition(), "partition_max_bytes": len(records)}
+    fetch_body = request(ApiKey.FETCH, 11, **fetch_fields(11, "orders", [partition]))
+    writer.write(metadata_request(1))
+    writer.write(frame(encode_request(ApiKey.FETCH, 11, fetch_body, correlation_id=2)))
+    writer.write(metadata_request(3))
+    await writer.drain()
+    answers = [await read_answer(reader) for _ in range(3)]
+    assert all(answer is not None for answer in answers)
+    assert [struct.unpack_from(">i", a)[0] for a in answers if a] == [1, 2, 3]
+    fetch_answer = answers[1]
+    assert fetch_answer is not None and len(fetch_answer) > len(records)
+    assert records in fetch_answer, "the stored bytes, untouched"
+    writer.close()
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -129,3 +155,45 @@ async def test_close_ends_open_connections_and_parked_requests(
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+class RecordingWriter:
+    """A StreamWriter stand-in that keeps every write, to count the sends."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    async def drain(self) -> None:
+        return None
+
+
+async def _answered(answer: bytes | Outcome) -> bytes | Outcome:
+    return answer
+
+
+async def write_all_answers(answers: list[bytes | Outcome]) -> tuple[list[bytes], str]:
+    """Runs _write_answers over tasks already done; returns the writes and why it stopped."""
+    queue: asyncio.Queue[asyncio.Task[bytes | Outcome]] = asyncio.Queue(maxsize=len(answers))
+    for answer in answers:
+        queue.put_nowait(asyncio.create_task(_answered(answer)))
+    await asyncio.sleep(0)  # every task runs to its end
+    writer = RecordingWriter()
+    reason = await asyncio.wait_for(_write_answers(queue, writer), TIMEOUT_S)  # type: ignore[arg-type]
+    return writer.writes, reason
+
+
+async def test_answers_already_done_leave_in_one_write_in_request_order() -> None:
+    small = [struct.pack(">i", n) + b"answer" for n in range(5)]
+    writes, reason = await write_all_answers([*small, Outcome.CLOSE_CONNECTION])
+    assert writes == [b"".join(frame(answer) for answer in small)]
+    assert "closed after a failed request" in reason
+
+
+async def test_an_answer_over_the_coalescing_limit_is_written_alone() -> None:
+    large = b"L" * (COALESCE_LIMIT_BYTES + 1)
+    answers: list[bytes | Outcome] = [b"first-01", large, Outcome.NO_RESPONSE, b"after-02"]
+    writes, _ = await write_all_answers([*answers, Outcome.CLOSE_CONNECTION])
+    assert writes == [frame(b"first-01"), frame(large), frame(b"after-02")]
