@@ -2,7 +2,8 @@
 acks=all producer writes unique values to a 3-partition RF=3 topic while a consumer group of
 two members reads and commits; meanwhile the node leading partition 0 and the node
 coordinating the group are SIGKILLed, one at a time, and restarted (when one node is both,
-the next leader of partition 0 is the second victim). In the end:
+another node leading a partition is the second victim; the group id is picked so that each
+case is tested on purpose). In the end:
 
 - every acknowledged value is stored exactly once (the partitions are read back in full);
 - the group has read every acknowledged value; a value read twice is counted, not refused
@@ -40,7 +41,6 @@ from tests.cluster.test_kafka_groups import (
 from tests.cluster.test_kafka_idempotence import (
     bootstrap,
     create_topic,
-    isr_of,
     metadata_leader,
     stored_batches,
 )
@@ -52,6 +52,7 @@ PARTITIONS = 3
 RECORDS = 1200
 CHUNKS = 4  # one before the first kill, one in flight at each kill, one after
 DEADLINE_S = 60.0
+MAX_GROUP_CANDIDATES = 200  # group ids tried for a coordinator where the test wants it
 
 Stored = dict[tuple[int, int], bytes]  # (partition, offset) -> value
 
@@ -188,6 +189,15 @@ def leaders(cluster: LocalCluster, topic: str) -> dict[int, int | None]:
     return {p: metadata_leader(cluster, topic, p) for p in range(PARTITIONS)}
 
 
+def another_leader(cluster: LocalCluster, topic: str, not_node: int) -> int:
+    """A node other than `not_node` that leads a partition of the topic (preferred leaders
+    spread the topic's partitions over the nodes)."""
+    current = leaders(cluster, topic).values()
+    others = [leader for leader in current if leader is not None and leader != not_node]
+    assert others, f"node {not_node} leads every partition of {topic}"
+    return others[0]
+
+
 def committed_offsets(cluster: LocalCluster, group: str, topic: str) -> dict[int, int] | None:
     """The group's committed offsets as its coordinator answers OffsetFetch (None: no answer)."""
     coordinator = coordinator_of(cluster, group)
@@ -207,6 +217,31 @@ def committed_offsets(cluster: LocalCluster, group: str, topic: str) -> dict[int
     return {
         int(p.partition_index): int(p.committed_offset) for t in body.topics for p in t.partitions
     }
+
+
+def settled(cluster: LocalCluster) -> bool:
+    """Every partition of every topic (__consumer_offsets too) is led by its preferred
+    replica with every replica in sync: the controller moves no leader until a node dies."""
+    port = cluster.running()[0].client_port
+    body = kafka_call(port, ApiKey.METADATA, 4, topics=None, allow_auto_topic_creation=False)
+    partitions = [p for t in body.topics for p in t.partitions]
+    return bool(partitions) and all(
+        int(p.leader_id) == int(p.replica_nodes[0])
+        and {int(n) for n in p.isr_nodes} == set(cluster.nodes)
+        for p in partitions
+    )
+
+
+def group_placed(cluster: LocalCluster, topic: str, prefix: str, coinciding: bool) -> str:
+    """A group id whose coordinator is (coinciding) or is not the leader of partition 0:
+    both cases of the scenario, on purpose rather than by chance of the group id's hash."""
+    leader = metadata_leader(cluster, topic, 0)
+    port = cluster.running()[0].client_port
+    for n in range(MAX_GROUP_CANDIDATES):
+        group = f"{prefix}-{n}"
+        if (find_coordinator(port, group) == leader) == coinciding:
+            return group
+    raise AssertionError(f"no group id coordinated {'on' if coinciding else 'off'} node {leader}")
 
 
 def stored(cluster: LocalCluster, topic: str) -> tuple[Stored, dict[int, int]]:
@@ -273,17 +308,24 @@ def kill_and_restart(
         what=f"node {victim} back",
     )
     wait_for(
-        lambda: all(isr_of(cluster, topic, p) == set(cluster.nodes) for p in range(PARTITIONS)),
+        lambda: settled(cluster),
         deadline_s=DEADLINE_S,
-        what=f"node {victim} back in every ISR",
+        what=f"node {victim} back in every ISR and leading what it prefers to lead",
     )
 
 
 def run_failover(
-    cluster: LocalCluster, producer_kind: str, worker_kind: type[Worker], name: str
+    cluster: LocalCluster,
+    producer_kind: str,
+    worker_kind: type[Worker],
+    name: str,
+    *,
+    coinciding: bool,
 ) -> None:
-    topic, group = f"failover-{name}", f"failover-{name}-group"
+    topic = f"failover-{name}"
     create_topic(cluster, topic, PARTITIONS)
+    wait_for(lambda: settled(cluster), deadline_s=DEADLINE_S, what="leaders settled")
+    group = group_placed(cluster, topic, f"{topic}-group", coinciding)
     values = [f"{name}-{n:05d}".encode() for n in range(RECORDS)]
     size = RECORDS // CHUNKS
     chunks = [values[n * size : (n + 1) * size] for n in range(CHUNKS)]
@@ -305,16 +347,12 @@ def run_failover(
         coordinator = wait_for(
             lambda: coordinator_of(cluster, group), deadline_s=DEADLINE_S, what="coordinator"
         )
+        assert (coordinator == first) == coinciding, "placed by group_placed, nothing moved"
         producer.send(chunks[1])
         kill_and_restart(cluster, first, topic, group, producer, 2 * size)
         victims.append(first)
-        if coordinator == first:
-            # the same node led partition 0 and the group: kill the next leader of partition 0
-            second = wait_for(
-                lambda: metadata_leader(cluster, topic, 0), deadline_s=DEADLINE_S, what="leader"
-            )
-        else:
-            second = coordinator
+        # the same node led partition 0 and the group: another node leading a partition dies
+        second = another_leader(cluster, topic, first) if coordinator == first else coordinator
         producer.send(chunks[2])
         kill_and_restart(cluster, second, topic, group, producer, 3 * size)
         victims.append(second)
@@ -356,12 +394,21 @@ def run_failover(
 def test_confluent_producer_and_kafka_python_group_survive_leader_and_coordinator_kills(
     cluster: LocalCluster,
 ) -> None:
+    """The leader of partition 0 dies, then (on another node) the group's coordinator."""
     pytest.importorskip("confluent_kafka")
-    run_failover(cluster, "confluent-kafka", KafkaPythonWorker, "ck-kp")
+    run_failover(cluster, "confluent-kafka", KafkaPythonWorker, "ck-kp", coinciding=False)
+
+
+def test_kafka_python_producer_and_group_survive_a_node_leading_both_then_the_next_leader(
+    cluster: LocalCluster,
+) -> None:
+    """One node leads partition 0 and coordinates the group; it dies, then another leader:
+    kafka-python consumers validate their position after each leader change."""
+    run_failover(cluster, "kafka-python", KafkaPythonWorker, "kp-kp", coinciding=True)
 
 
 def test_kafka_python_producer_and_confluent_group_survive_leader_and_coordinator_kills(
     cluster: LocalCluster,
 ) -> None:
     pytest.importorskip("confluent_kafka")
-    run_failover(cluster, "kafka-python", ConfluentWorker, "kp-ck")
+    run_failover(cluster, "kafka-python", ConfluentWorker, "kp-ck", coinciding=True)
