@@ -13,7 +13,8 @@ case is tested on purpose). In the end:
 
 kafka-python consumers validate their position with OffsetForLeaderEpoch after each leader
 change (KIP-320) and stop fetching a partition until it is answered: reading everything
-shows broker/kafka/epochs.py at work.
+shows broker/kafka/epochs.py at work. Last, the OffsetForLeaderEpoch answers themselves
+across a leader change, over raw requests.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any, Protocol
 import pytest
 
 from broker.kafka.apis import ApiKey
+from broker.kafka.errors import KafkaError
 from broker.log import iter_records
+from broker.log.batch import Record, build_batch
 from tests.cluster.harness import LocalCluster, wait_for
 from tests.cluster.test_kafka_groups import (
     ConfluentWorker,
@@ -42,6 +45,7 @@ from tests.cluster.test_kafka_idempotence import (
     bootstrap,
     create_topic,
     metadata_leader,
+    produce_raw,
     stored_batches,
 )
 from tests.unit.kafka.helpers import nested
@@ -412,3 +416,114 @@ def test_kafka_python_producer_and_confluent_group_survive_leader_and_coordinato
 ) -> None:
     pytest.importorskip("confluent_kafka")
     run_failover(cluster, "kafka-python", ConfluentWorker, "kp-ck", coinciding=True)
+
+
+# -- OffsetForLeaderEpoch across a leader change, over raw requests ---------------------------
+
+
+def leader_and_epoch(cluster: LocalCluster, topic: str) -> tuple[int, int] | None:
+    """(leader, leader epoch) of partition 0 as a running node's Metadata v9 has it."""
+    wanted = nested(ApiKey.METADATA, 9, "MetadataRequestTopic", name=topic)
+    port = cluster.running()[0].client_port
+    body = kafka_call(
+        port,
+        ApiKey.METADATA,
+        9,
+        topics=(wanted,),
+        allow_auto_topic_creation=False,
+        include_cluster_authorized_operations=False,
+        include_topic_authorized_operations=False,
+    )
+    [partition] = [p for p in body.topics[0].partitions if int(p.partition_index) == 0]
+    leader = int(partition.leader_id)
+    return None if leader < 0 else (leader, int(partition.leader_epoch))
+
+
+def end_offset(
+    cluster: LocalCluster, node: int, topic: str, current_epoch: int, epoch: int
+) -> tuple[int, int, int]:
+    """(error code, leader epoch, end offset) of an OffsetForLeaderEpoch v4 for partition 0."""
+    api = ApiKey.OFFSET_FOR_LEADER_EPOCH
+    wanted = nested(
+        api,
+        4,
+        "OffsetForLeaderTopic",
+        topic=topic,
+        partitions=(
+            nested(
+                api,
+                4,
+                "OffsetForLeaderPartition",
+                partition=0,
+                current_leader_epoch=current_epoch,
+                leader_epoch=epoch,
+            ),
+        ),
+    )
+    body = kafka_call(cluster.nodes[node].client_port, api, 4, replica_id=-1, topics=(wanted,))
+    [answer] = body.topics[0].partitions
+    return int(answer.error_code), int(answer.leader_epoch), int(answer.end_offset)
+
+
+def produce_values(cluster: LocalCluster, topic: str, count: int) -> int:
+    """One acks=all batch of `count` records to partition 0 (retried while leadership
+    moves); its base offset."""
+    batch = build_batch([Record(None, b"x", (), 0) for _ in range(count)])
+
+    def attempt() -> int | None:
+        found = leader_and_epoch(cluster, topic)
+        if found is None:
+            return None
+        code, base_offset = produce_raw(cluster.nodes[found[0]].client_port, topic, batch)
+        return base_offset + 1 if code == 0 else None  # +1: offset 0 is truthy this way
+
+    return wait_for(attempt, deadline_s=DEADLINE_S, what="a produce acknowledged") - 1
+
+
+def test_offset_for_leader_epoch_names_where_each_epoch_ended_after_a_leader_change(
+    cluster: LocalCluster,
+) -> None:
+    """The answers kafka-python and librdkafka validate their positions with: the new leader
+    knows where the old epoch ended and that its own runs to the log end; a consumer with an
+    old or a future epoch is fenced; only the leader answers."""
+    topic = "epochs-raw"
+    create_topic(cluster, topic, 1)
+    wait_for(lambda: settled(cluster), deadline_s=DEADLINE_S, what="leaders settled")
+    assert produce_values(cluster, topic, 10) == 0
+    first, first_epoch = wait_for(
+        lambda: leader_and_epoch(cluster, topic), deadline_s=DEADLINE_S, what="leader"
+    )
+    follower = next(node for node in cluster.nodes if node != first)
+    assert end_offset(cluster, first, topic, first_epoch, first_epoch) == (0, first_epoch, 10)
+    assert end_offset(cluster, first, topic, -1, first_epoch + 1) == (0, -1, -1)
+    future = end_offset(cluster, first, topic, first_epoch + 1, first_epoch)
+    assert future[0] == KafkaError.unknown_leader_epoch
+    not_leader = end_offset(cluster, follower, topic, first_epoch, first_epoch)
+    assert not_leader[0] == KafkaError.not_leader_or_follower
+    unknown = end_offset(cluster, first, "no-such-topic", -1, 0)
+    assert unknown[0] == KafkaError.unknown_topic_or_partition
+
+    cluster.kill(first)
+    try:
+        second, second_epoch = wait_for(
+            lambda: (found := leader_and_epoch(cluster, topic)) and found[0] != first and found,
+            deadline_s=DEADLINE_S,
+            what="a new leader",
+        )
+        assert second_epoch > first_epoch
+        assert produce_values(cluster, topic, 5) == 10
+        assert end_offset(cluster, second, topic, second_epoch, first_epoch) == (
+            0,
+            first_epoch,
+            10,
+        ), "the old epoch ended where the new one starts"
+        assert end_offset(cluster, second, topic, second_epoch, second_epoch) == (
+            0,
+            second_epoch,
+            15,
+        ), "the current epoch runs to the log end"
+        stale = end_offset(cluster, second, topic, first_epoch, first_epoch)
+        assert stale[0] == KafkaError.fenced_leader_epoch
+    finally:
+        cluster.start(first)
+        wait_for(lambda: settled(cluster), deadline_s=DEADLINE_S, what="node back, settled")
