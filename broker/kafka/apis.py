@@ -29,6 +29,7 @@ class ApiKey(enum.IntEnum):
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     CREATE_PARTITIONS = 37
@@ -76,6 +77,7 @@ SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.DELETE_TOPICS: (1, 6),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),  # v0 is gone from Kafka 4 (and kio)
     ApiKey.ALTER_CONFIGS: (0, 2),
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),  # consumers only (KIP-320); 0-1 gone in Kafka 4
     ApiKey.INIT_PRODUCER_ID: (0, 5),  # idempotent only; 6: two-phase commit (KIP-939)
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from broker.kafka import admin, cluster, configs, data, producers
+from broker.kafka import admin, cluster, configs, data, epochs, producers
 from broker.kafka.apis import ApiKey, is_supported
 from broker.kafka.codec import BodyDecodeError, decode_request, encode_response, is_flexible
 from broker.kafka.context import Outcome, RequestContext
@@ -42,6 +42,7 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.CREATE_TOPICS: admin.handle_create_topics,
     ApiKey.DELETE_TOPICS: admin.handle_delete_topics,
     ApiKey.INIT_PRODUCER_ID: producers.handle_init_producer_id,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: epochs.handle_offset_for_leader_epoch,
     ApiKey.CREATE_PARTITIONS: admin.handle_create_partitions,
     ApiKey.DESCRIBE_CONFIGS: configs.handle_describe_configs,
     ApiKey.ALTER_CONFIGS: configs.handle_alter_configs,

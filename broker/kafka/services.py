@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from broker.partitions.manager import (
+    EpochEndOffset,
     OffsetLookup,
     PartitionFetch,
     PartitionFetchResult,
@@ -44,6 +45,10 @@ class DataOperations(Protocol):
     ) -> list[PartitionFetchResult]: ...
 
     def list_offset(self, topic: str, partition_id: int, timestamp_ms: int) -> OffsetLookup: ...
+
+    def end_offset_for_epoch(
+        self, topic: str, partition_id: int, current_leader_epoch: int, leader_epoch: int
+    ) -> EpochEndOffset: ...
 
 
 class AdminOperations(Protocol):

@@ -163,6 +163,17 @@ class OffsetLookup:
     leader_epoch: int = -1
 
 
+@dataclass(frozen=True, slots=True)
+class EpochEndOffset:
+    """An OffsetsForLeaderEpoch answer for one partition: the largest epoch at or below the
+    one asked about and where it ended (-1, -1: undefined)."""
+
+    error_code: ErrorCode
+    error_message: str | None = None
+    leader_epoch: int = UNDEFINED_EPOCH
+    end_offset: int = -1
+
+
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
@@ -985,6 +996,31 @@ class ReplicaManager:
             leader_id=self.broker_id,
             leader_epoch=leader.leader_epoch,
         )
+
+    # -- leader epochs -----------------------------------------------------------------------
+
+    def end_offset_for_epoch(
+        self, topic: str, partition_id: int, current_leader_epoch: int, leader_epoch: int
+    ) -> EpochEndOffset:
+        """A consumer's OffsetsForLeaderEpoch lookup (KIP-320), answered by the leader only,
+        with the current leader epoch checked as a consumer's fetch checks it; the epoch
+        cache lookup is the one followers truncate by (PartitionLog.end_offset_for_epoch)."""
+        partition = self.find(topic, partition_id)
+        leader = None if partition is None else partition.leader
+        if partition is None or leader is None:
+            return EpochEndOffset(*self._unknown_or_not_leader(topic, partition_id))
+        fenced = None
+        if 0 <= current_leader_epoch < leader.leader_epoch:
+            fenced = ErrorCode.FENCED_LEADER_EPOCH, f"leader epoch {current_leader_epoch} is old"
+        elif current_leader_epoch > leader.leader_epoch:
+            fenced = (
+                ErrorCode.UNKNOWN_LEADER_EPOCH,
+                f"leader epoch {current_leader_epoch} is unknown here",
+            )
+        if fenced is not None:
+            return EpochEndOffset(*fenced)
+        found_epoch, end_offset = partition.log.end_offset_for_epoch(leader_epoch)
+        return EpochEndOffset(ErrorCode.NONE, leader_epoch=found_epoch, end_offset=end_offset)
 
     # -- views -------------------------------------------------------------------------------
 
