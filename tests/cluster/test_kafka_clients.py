@@ -5,7 +5,8 @@ assigned to the partitions; kcat (Debian's librdkafka tool) lists
 the metadata, produces lines and reads them back. Then bad input at the protocol level: each
 kind closes or answers its own connection while the node keeps serving another.
 
-Producers are idempotent (kafka-python's default; aiokafka's asked for); InitProducerId and the producer state are tested in test_kafka_idempotence.py, consumer
+Producers are idempotent (kafka-python's default; aiokafka's asked for);
+InitProducerId and the producer state are tested in test_kafka_idempotence.py, consumer
 groups in test_kafka_groups.py.
 """
 

@@ -33,6 +33,7 @@ from broker.log import iter_records
 from broker.log.batch import Record, build_batch
 from tests.cluster.harness import LocalCluster, wait_for
 from tests.cluster.test_kafka_groups import (
+    AiokafkaWorker,
     ConfluentWorker,
     KafkaPythonWorker,
     Worker,
@@ -416,6 +417,15 @@ def test_kafka_python_producer_and_confluent_group_survive_leader_and_coordinato
 ) -> None:
     pytest.importorskip("confluent_kafka")
     run_failover(cluster, "kafka-python", ConfluentWorker, "kp-ck", coinciding=True)
+
+
+def test_confluent_producer_and_aiokafka_group_survive_leader_and_coordinator_kills(
+    cluster: LocalCluster,
+) -> None:
+    """aiokafka's heartbeat treats COORDINATOR_LOAD_IN_PROGRESS as fatal: a coordinator
+    still loading the group answers heartbeats NONE, as Kafka does."""
+    pytest.importorskip("confluent_kafka")
+    run_failover(cluster, "confluent-kafka", AiokafkaWorker, "ck-aio", coinciding=False)
 
 
 # -- OffsetForLeaderEpoch across a leader change, over raw requests ---------------------------

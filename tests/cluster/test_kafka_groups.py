@@ -795,8 +795,8 @@ def test_a_live_group_carries_on_when_its_coordinator_is_sigkilled(cluster: Loca
     create_topic(cluster, topic)
     phase_a = produce(cluster, topic, "a")
     pytest.importorskip("confluent_kafka")
-    # kafka-python is not used here: after a leader change it validates its position with
-    # OffsetForLeaderEpoch (KIP-320), which this broker does not serve yet, and stops fetching
+    # librdkafka here; kafka-python and aiokafka groups go through coordinator and leader
+    # kills in tests/cluster/test_kafka_failover.py
     workers = start_workers(cluster, ConfluentWorker, topic, group, ["live-1", "live-2"])
     coordinator = None
     try:

@@ -507,7 +507,15 @@ class GroupCoordinator:
     def heartbeat(
         self, group_id: str, member_id: str, generation_id: int, instance_id: str | None = None
     ) -> KafkaError:
-        _, group = self._group(group_id, create=False)
+        """Kafka's handleHeartbeat: while the group's partition is still loading the answer
+        is NONE, blindly (aiokafka, for one, treats COORDINATOR_LOAD_IN_PROGRESS on a
+        heartbeat as fatal and its consumer dies when the coordinator moves)."""
+        try:
+            _, group = self._group(group_id, create=False)
+        except CoordinatorError as refusal:
+            if refusal.error is KafkaError.coordinator_load_in_progress:
+                return KafkaError.none
+            raise
         if group is None:
             return KafkaError.unknown_member_id
         error = group.heartbeat(member_id, generation_id, self._clock_ms(), instance_id)
