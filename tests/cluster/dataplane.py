@@ -182,6 +182,15 @@ def read_values(node: NodeProcess, topic: str, partition: int = 0) -> list[tuple
         offset = records[-1][0] + 1
 
 
+def values_read(node: NodeProcess, topic: str, partition: int = 0) -> list[bytes] | None:
+    """The values below the high watermark, as read from `node`; None while it cannot answer
+    (leadership moving): for wait_for."""
+    try:
+        return [value for _, value in read_values(node, topic, partition)]
+    except (AssertionError, OSError, TimeoutError, ConnectionError):
+        return None
+
+
 def partition_dir(node: NodeProcess, topic: str, partition: int = 0) -> Path:
     return node.directory / "data" / f"{topic}-{partition}"
 

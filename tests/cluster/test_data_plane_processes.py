@@ -30,6 +30,7 @@ from tests.cluster.dataplane import (
     read_values,
     request,
     stored_offsets,
+    values_read,
     wait_for_partition,
     wait_until_ready,
 )
@@ -205,7 +206,7 @@ def test_a_last_isr_member_that_lost_its_log_never_leads_and_an_eligible_replica
         new_leader = node(local, back["leader"])
         # a leader's high watermark moves once every ISR member fetched in its epoch
         wait_for(
-            lambda: [v for _, v in read_values(new_leader, "precious")] == expected,
+            lambda: values_read(new_leader, "precious") == expected,
             what="every acknowledged record below the high watermark",
         )
 
@@ -297,10 +298,7 @@ def test_a_killed_partition_leader_is_replaced_and_rejoins_as_follower_and_prefe
     # every acknowledged record survived the leader's SIGKILL; the new leader's high
     # watermark reaches them once every ISR member fetched in its epoch
     wait_for(
-        lambda: (
-            [v for _, v in read_values(new_leader, "failover")]
-            == [f"r{n}".encode() for n in range(20)]
-        ),
+        lambda: values_read(new_leader, "failover") == [f"r{n}".encode() for n in range(20)],
         what="every acknowledged record below the new leader's high watermark",
     )
     assert produce(new_leader, "failover", batch_of(b"after"))["error_code"] == 0
@@ -412,14 +410,20 @@ def test_a_leader_restarted_at_once_with_a_wiped_log_does_not_lead_and_loses_not
         "--ignore-formatted",
     )
     cluster.start(leader_id)  # well within the broker session: never fenced
+    first_epoch = state["leader_epoch"]
+    assert isinstance(first_epoch, int)
     back = wait_for_partition(
         cluster,
         "wiped",
-        lambda s: sorted(s["isr"]) == [1, 2, 3],
+        # a later leader epoch: the state from before the kill does not count
+        lambda s: sorted(s["isr"]) == [1, 2, 3] and s["leader_epoch"] > first_epoch,
         "the wiped replica back in the ISR",
     )
     expected = [f"w{n}".encode() for n in range(20)]
-    assert [v for _, v in read_values(node(cluster, back["leader"]), "wiped")] == expected
+    wait_for(
+        lambda: values_read(node(cluster, back["leader"]), "wiped") == expected,
+        what="every acknowledged record below the high watermark",
+    )
 
     def identical() -> bool:
         return len({log_bytes(n, "wiped") for n in cluster.running()}) == 1

@@ -146,6 +146,29 @@ def test_caught_up_follower_rejoins_isr() -> None:
     assert request.new_isr_broker_epochs == (-1, -1, 5), "KIP-903: the added member's epoch"
 
 
+def test_a_follower_that_rejoins_gets_a_whole_lag_time_before_it_may_leave_again() -> None:
+    """It has every committed record when it rejoins; without a fresh caught-up time a
+    follower that was out for long would be removed on the next tick, and under load the
+    ISR flapped (bench/kafka_bench.py)."""
+    leader = LeaderFixture(MemoryLog(), isr=(1, 2))
+    leader.append(4)
+    leader.fetch(2, 4)
+    leader.append(4)  # the log end moves on: the follower will be behind it
+    rejoined_ms = 100_000
+    leader.fetch(3, 4, replica_epoch=5, now_ms=rejoined_ms)
+    assert leader.state.take_alter_partition() is not None
+    leader.fetch(2, 8, now_ms=rejoined_ms)  # the other follower keeps up
+    leader.state.on_partition_changed(registration(isr=(1, 2, 3), partition_epoch=2))
+
+    leader.state.tick(rejoined_ms + LAG_TIME_MS)
+    within_lag_time = leader.state.take_alter_partition()
+    leader.state.tick(rejoined_ms + LAG_TIME_MS + 1)
+    past_lag_time = leader.state.take_alter_partition()
+
+    assert within_lag_time is None
+    assert past_lag_time is not None and 3 not in past_lag_time.new_isr
+
+
 def test_follower_below_the_leader_epoch_start_does_not_rejoin() -> None:
     """A member must hold the leader's epoch start, not merely the HW."""
     leader = LeaderFixture(log_of(0, 0, 0, 0), isr=(1, 2), high_watermark=2)  # epoch 1 at 4
