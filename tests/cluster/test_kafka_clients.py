@@ -27,6 +27,7 @@ import pytest
 from broker.log.batch import CRC_POSITION, Record, build_batch
 from tests.cluster.dataplane import partition_state
 from tests.cluster.harness import LocalCluster, wait_for
+from tests.cluster.kafka import bootstrap, ready_cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -38,20 +39,8 @@ SOCKET_TIMEOUT_S = 10.0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(Path(tmp_path_factory.mktemp("kafka-clients")))
-    try:
-        local.up()
-        wait_for(
-            lambda: all(n.get("/v1/status/ready")[0] == 200 for n in local.running()),
-            what="every node ready",
-        )
+    with ready_cluster(Path(tmp_path_factory.mktemp("kafka-clients"))) as local:
         yield local
-    finally:
-        local.close()
-
-
-def bootstrap(cluster: LocalCluster) -> str:
-    return ",".join(f"127.0.0.1:{node.client_port}" for node in cluster.nodes.values())
 
 
 def values(prefix: str) -> list[bytes]:

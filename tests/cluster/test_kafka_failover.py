@@ -32,6 +32,7 @@ from broker.kafka.errors import KafkaError
 from broker.log import iter_records
 from broker.log.batch import Record, build_batch
 from tests.cluster.harness import LocalCluster, wait_for
+from tests.cluster.kafka import bootstrap, ready_cluster
 from tests.cluster.test_kafka_groups import (
     AiokafkaWorker,
     ConfluentWorker,
@@ -43,7 +44,6 @@ from tests.cluster.test_kafka_groups import (
     start_workers,
 )
 from tests.cluster.test_kafka_idempotence import (
-    bootstrap,
     create_topic,
     metadata_leader,
     produce_raw,
@@ -64,19 +64,11 @@ Stored = dict[tuple[int, int], bytes]  # (partition, offset) -> value
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    with ready_cluster(
         Path(tmp_path_factory.mktemp("kafka-failover")),
-        extra_config={"group.initial.rebalance.delay.ms": "1500"},
-    )
-    try:
-        local.up()
-        wait_for(
-            lambda: all(n.get("/v1/status/ready")[0] == 200 for n in local.running()),
-            what="every node ready",
-        )
+        {"group.initial.rebalance.delay.ms": "1500"},
+    ) as local:
         yield local
-    finally:
-        local.close()
 
 
 # -- idempotent producers, driven from the test's thread ----------------------------------------

@@ -30,6 +30,7 @@ import pytest
 
 from broker.kafka.apis import ApiKey
 from tests.cluster.harness import LocalCluster, wait_for
+from tests.cluster.kafka import bootstrap, ready_cluster
 from tests.unit.kafka.helpers import decode_response, encode_request, nested, request
 
 pytestmark = pytest.mark.cluster
@@ -46,23 +47,10 @@ Received = tuple[int, int, bytes]  # partition, offset, value
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(
-        Path(tmp_path_factory.mktemp("kafka-groups")),
-        extra_config={"group.initial.rebalance.delay.ms": "1500"},
-    )
-    try:
-        local.up()
-        wait_for(
-            lambda: all(n.get("/v1/status/ready")[0] == 200 for n in local.running()),
-            what="every node ready",
-        )
+    with ready_cluster(
+        Path(tmp_path_factory.mktemp("kafka-groups")), {"group.initial.rebalance.delay.ms": "1500"}
+    ) as local:
         yield local
-    finally:
-        local.close()
-
-
-def bootstrap(cluster: LocalCluster) -> str:
-    return ",".join(f"127.0.0.1:{node.client_port}" for node in cluster.running())
 
 
 def create_topic(cluster: LocalCluster, topic: str) -> None:
