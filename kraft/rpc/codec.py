@@ -97,7 +97,9 @@ def _enum_decoder(enum_type: type[enum.IntEnum]) -> Decoder:
     members = {member.value: member for member in enum_type}
 
     def decode(value: Any, path: str) -> Any:
-        if type(value) is not int:
+        # A member itself is what encode_message leaves in the wire form (msgpack packs it as
+        # an int); anything else must be a plain int (not a bool).
+        if type(value) is not int and type(value) is not enum_type:
             raise DecodeError(path, f"expected int ({enum_type.__name__}), got {_type_name(value)}")
         member = members.get(value)
         if member is None:
