@@ -334,8 +334,11 @@ class PartitionLeaderState:
         The controller keeps the replicas that left the ISR then as eligible leader replicas
         (ELR), which may lead when no ISR member can: they hold every record below the high
         watermark only because it did not move without them. (acks=1 writes are still taken;
-        consumers see them once the ISR is large enough again.)"""
-        if len(self.committed_isr) < self.min_insync_replicas:
+        consumers see them once the ISR is large enough again.) An ISR holding every replica
+        leaves nobody to be eligible, so a topic with fewer replicas than min.insync.replicas
+        still moves its high watermark (acks=all is refused there, acks=1 is read)."""
+        isr_size = len(self.committed_isr)
+        if isr_size < self.min_insync_replicas and isr_size < len(self.registration.replicas):
             return
         candidate = self.log_end_offset
         for replica in self.maximal_isr:

@@ -42,12 +42,13 @@ class LeaderFixture:
         leader_epoch: int = 1,
         high_watermark: int = 0,
         now_ms: int = 0,
+        replicas: tuple[int, ...] = (1, 2, 3),
     ) -> None:
         self.log = log
         self.log.assign_epoch(leader_epoch)
         self.state = PartitionLeaderState(
             1,
-            registration(isr=isr, leader_epoch=leader_epoch),
+            registration(isr=isr, leader_epoch=leader_epoch, replicas=replicas),
             log.log_end_offset,
             high_watermark,
             now_ms,

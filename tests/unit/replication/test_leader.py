@@ -75,6 +75,17 @@ def test_high_watermark_stays_while_the_isr_is_below_min_insync_replicas() -> No
     assert leader.state.high_watermark == 0
 
 
+def test_high_watermark_moves_when_the_isr_holds_every_replica_below_min_insync() -> None:
+    """RF=1 on a cluster whose min.insync.replicas is 2: no replica could be eligible, so
+    consumers still read acks=1 records."""
+    leader = LeaderFixture(MemoryLog(), isr=(1,), replicas=(1,))
+    leader.state.set_min_insync_replicas(2)
+
+    leader.append(3)
+
+    assert leader.state.high_watermark == 3
+
+
 def test_high_watermark_moves_on_once_min_insync_replicas_is_lowered() -> None:
     leader = LeaderFixture(MemoryLog(), isr=(1,))
     leader.state.set_min_insync_replicas(2)
