@@ -29,6 +29,7 @@ Benchmarks never assert: every figure is printed, errors are counted and printed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import statistics
@@ -64,6 +65,8 @@ GROUP_JOIN_DEADLINE_S = 30.0
 # librdkafka's default linger (5 ms since 1.9) would add itself to every latency sample;
 # --latency-linger-ms sets another
 LATENCY_LINGER_MS = 0
+# Connections, metadata and the consumer's first fetches settle in the first second
+WARMUP_S = 2.0
 SECOND_BATCHING = {"linger.ms": 5, "batch.size": 1024 * 1024}
 
 
@@ -95,17 +98,20 @@ class Deliveries:
 
 class TimedDeliveries(Deliveries):
     """Also the milliseconds from each send (the ns timestamp in the value) to its
-    acknowledgement."""
+    acknowledgement, for records sent from `measured_from_ns` on (warm-up records are
+    counted, not timed)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.latencies_ms: list[float] = []
+        self.measured_from_ns = sys.maxsize  # set when the first measured record is sent
 
     def __call__(self, error: object, message: Any) -> None:
         super().__call__(error, message)
         if error is None:
             sent_ns = int.from_bytes(message.value()[:8], "big")
-            self.latencies_ms.append((time.time_ns() - sent_ns) / 1e6)
+            if sent_ns >= self.measured_from_ns:
+                self.latencies_ms.append((time.time_ns() - sent_ns) / 1e6)
 
 
 def produce_throughput(
@@ -148,15 +154,19 @@ def end_to_end_latency(
     partitions: int,
     linger_ms: float,
     with_consumer: bool = True,
-) -> tuple[list[float], TimedDeliveries]:
-    """Milliseconds from the send (the ns timestamp in the value) to the consumer's receipt
-    (none without the consumer), and the producer's deliveries with their own latencies."""
-    total = int(rate * seconds)
-    latencies: list[float] = []
+    warmup_seconds: float = 0.0,
+) -> tuple[list[tuple[int, float]], TimedDeliveries]:
+    """(send time in ns, milliseconds from the send to the consumer's receipt) for every
+    record sent after the warm-up (none without the consumer), and the producer's deliveries
+    with their own latencies. The warm-up sends at the same rate first, so connections,
+    metadata and the consumer's first fetches are not measured."""
+    warmup = int(rate * warmup_seconds)
+    total = warmup + int(rate * seconds)
+    samples: list[tuple[int, float]] = []
     done = threading.Event()
     reader = None
     if with_consumer:
-        reader = LatencyReader(cluster, partitions, total, latencies, done)
+        reader = LatencyReader(cluster, partitions, total, samples, done)
         reader.start()
     producer = confluent_kafka.Producer(
         {"bootstrap.servers": bootstrap(cluster), "acks": "all", "linger.ms": linger_ms}
@@ -169,8 +179,11 @@ def end_to_end_latency(
         for n in range(total):
             due = started + n * interval
             wait_until(due, producer)
+            sent_ns = time.time_ns()
+            if n == warmup:
+                deliveries.measured_from_ns = sent_ns
             producer.produce(
-                LATENCY_TOPIC, time.time_ns().to_bytes(8, "big") + padding, on_delivery=deliveries
+                LATENCY_TOPIC, sent_ns.to_bytes(8, "big") + padding, on_delivery=deliveries
             )
             producer.poll(0)
         producer.flush(DRAIN_DEADLINE_S)
@@ -180,24 +193,25 @@ def end_to_end_latency(
         done.set()
         if reader is not None:
             reader.join()
-    return latencies, deliveries
+    measured = [(sent, ms) for sent, ms in samples if sent >= deliveries.measured_from_ns]
+    return measured, deliveries
 
 
 class LatencyReader(threading.Thread):
-    """A consumer assigned at the end of every partition of the latency topic; appends the
-    milliseconds from each record's send (the ns timestamp in its value) to its receipt."""
+    """A consumer assigned at the end of every partition of the latency topic; appends each
+    record's send time (the ns timestamp in its value) and the milliseconds to its receipt."""
 
     def __init__(
         self,
         cluster: LocalCluster,
         partitions: int,
         total: int,
-        latencies: list[float],
+        samples: list[tuple[int, float]],
         done: threading.Event,
     ) -> None:
         super().__init__(name="latency-consumer")
         self.total = total
-        self.latencies = latencies
+        self.samples = samples
         self.done = done
         self.consumer = confluent_kafka.Consumer(
             {
@@ -220,7 +234,7 @@ class LatencyReader(threading.Thread):
     def run(self) -> None:
         try:
             give_up_at = time.monotonic() + DRAIN_DEADLINE_S
-            while len(self.latencies) < self.total and not self.done.is_set():
+            while len(self.samples) < self.total and not self.done.is_set():
                 if time.monotonic() > give_up_at:
                     break
                 # poll, not consume(n): consume waits for n records or its timeout
@@ -228,7 +242,7 @@ class LatencyReader(threading.Thread):
                 received_ns = time.time_ns()
                 if message is not None and message.error() is None:
                     sent_ns = int.from_bytes(message.value()[:8], "big")
-                    self.latencies.append((received_ns - sent_ns) / 1e6)
+                    self.samples.append((sent_ns, (received_ns - sent_ns) / 1e6))
         finally:
             self.consumer.close()
 
@@ -249,9 +263,17 @@ def high_watermark(consumer: Any, topic: str, partition: int) -> int:
     return int(consumer.get_watermark_offsets(tp, timeout=30)[1])
 
 
+@dataclasses.dataclass(frozen=True)
+class ConsumeRun:
+    records: int
+    size_bytes: int
+    elapsed_s: float  # from the subscription (or assignment) to the last record
+    joined_s: float  # from the subscription to the first record: the group's join, 1st fetch
+
+
 def consume_throughput(
     cluster: LocalCluster, partitions: int, group: bool, partition_fetch_bytes: int | None
-) -> tuple[int, int, float]:
+) -> ConsumeRun:
     settings: dict[str, Any] = {
         "bootstrap.servers": bootstrap(cluster),
         "enable.auto.commit": False,
@@ -276,11 +298,14 @@ def consume_throughput(
         records = size = 0
         first_error = None
         started = time.perf_counter()
+        first_record_at = None
         give_up_at = time.monotonic() + DRAIN_DEADLINE_S
         join_by = time.monotonic() + GROUP_JOIN_DEADLINE_S
         while records < total and time.monotonic() < give_up_at:
             for message in consumer.consume(CONSUME_BATCH, POLL_TIMEOUT_S):
                 if message.error() is None:
+                    if first_record_at is None:
+                        first_record_at = time.perf_counter()
                     records += 1
                     size += len(message.value())
                 elif first_error is None:
@@ -291,12 +316,13 @@ def consume_throughput(
                     f"(does the cluster serve consumer groups?); first error: {first_error}"
                 )
                 break
-        elapsed = time.perf_counter() - started
+        finished = time.perf_counter()
     finally:
         consumer.close()
     if first_error is not None:
         print(f"  the consumer reported errors; the first: {first_error}")
-    return records, size, elapsed
+    joined = (first_record_at or finished) - started
+    return ConsumeRun(records, size, finished - started, joined)
 
 
 def rate_line(name: str, records: int, record_bytes: int, elapsed: float) -> str:
@@ -391,7 +417,7 @@ def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]
 def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     cpu_before = broker_cpu_seconds(cluster)
     started = time.perf_counter()
-    latencies, deliveries = end_to_end_latency(
+    samples, deliveries = end_to_end_latency(
         cluster,
         args.rate,
         args.seconds,
@@ -399,6 +425,7 @@ def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
         args.partitions,
         args.latency_linger_ms,
         with_consumer=not args.latency_without_consumer,
+        warmup_seconds=args.warmup_seconds,
     )
     cpu = broker_cpu_seconds(cluster) - cpu_before
     elapsed = time.perf_counter() - started
@@ -408,14 +435,26 @@ def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     )
     if args.latency_without_consumer:
         print(f"{name}: no consumer (--latency-without-consumer)", flush=True)
-    elif latencies:
+    elif samples:
+        latencies = [ms for _, ms in samples]
         print(f"{name}: {latency_figures(latencies)} ({len(latencies):,} records)", flush=True)
+        print(f"  slowest second: {slowest_second(samples)}", flush=True)
     else:
         print(f"{name}: no record was received", flush=True)
     if deliveries.latencies_ms:
         print(f"  send to acknowledgement: {latency_figures(deliveries.latencies_ms)}", flush=True)
     print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
     report_failures(deliveries)
+
+
+def slowest_second(samples: list[tuple[int, float]]) -> str:
+    """Where the outliers are: the second of the run whose p99 is the worst."""
+    first = min(sent for sent, _ in samples)
+    by_second: dict[int, list[float]] = {}
+    for sent, ms in samples:
+        by_second.setdefault((sent - first) // 1_000_000_000, []).append(ms)
+    second, worst = max(by_second.items(), key=lambda item: percentile(item[1], 0.99))
+    return f"second {second}: {latency_figures(worst)}"
 
 
 def latency_figures(milliseconds: list[float]) -> str:
@@ -442,17 +481,20 @@ def produce_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
 
 def consume_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     cpu_before = broker_cpu_seconds(cluster)
-    records, total_bytes, elapsed = consume_throughput(
-        cluster, args.partitions, args.group, args.partition_fetch_bytes
-    )
+    run = consume_throughput(cluster, args.partitions, args.group, args.partition_fetch_bytes)
     cpu = broker_cpu_seconds(cluster) - cpu_before
     how = "subscribed in a consumer group" if args.group else "assigned"
+    # as kafka-consumer-perf-test: the fetch rate leaves out the time to the first record
+    # (for a group: the join, with group.initial.rebalance.delay.ms), which is printed apart
+    fetching = max(run.elapsed_s - run.joined_s, 1e-9)
     print(
-        f"consume ({how}): {records / elapsed:,.0f} records/s, "
-        f"{total_bytes / elapsed / 1e6:.1f} MB/s ({records:,} records in {elapsed:.1f} s)",
+        f"consume ({how}): {run.records / fetching:,.0f} records/s, "
+        f"{run.size_bytes / fetching / 1e6:.1f} MB/s ({run.records:,} records in "
+        f"{fetching:.1f} s after {run.joined_s:.2f} s to the first record; "
+        f"{run.size_bytes / run.elapsed_s / 1e6:.1f} MB/s counting that)",
         flush=True,
     )
-    print(cpu_line(cpu, records, elapsed), flush=True)
+    print(cpu_line(cpu, run.records, run.elapsed_s), flush=True)
 
 
 def report_failures(deliveries: Deliveries) -> None:
@@ -480,6 +522,12 @@ def main() -> None:
         help="a node configuration key for all three nodes (repeatable)",
     )
     parser.add_argument("--latency-linger-ms", type=float, default=LATENCY_LINGER_MS)
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=WARMUP_S,
+        help="seconds sent at --rate before the latency is measured",
+    )
     parser.add_argument(
         "--latency-without-consumer",
         action="store_true",

@@ -554,7 +554,7 @@ class ReplicaManager:
             return
         if leader.high_watermark != partition.last_woken_high_watermark:
             partition.last_woken_high_watermark = leader.high_watermark
-            partition.wake_fetches()
+            partition.wake_fetches(replicas=False)
         request = leader.take_alter_partition()
         if request is not None:
             self._spawn(self._alter_partition(partition, leader, request))
@@ -741,6 +741,7 @@ class ReplicaManager:
                 topic, partition_id, ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, str(error_)
             )
         if produce_id is None:  # acks=0
+            self._drain(partition)  # the high watermark moves at once when the ISR is us
             return ProduceResult(ErrorCode.NONE, log_start_offset=partition.log.log_start_offset)
         waiter: asyncio.Future[ProduceCompletion] = asyncio.get_running_loop().create_future()
         partition.produce_waiters[produce_id] = waiter
@@ -796,7 +797,7 @@ class ReplicaManager:
         if fields is not None:
             partition.producers.on_append(fields, base_offset, last_offset)
         leader.on_local_append(partition.log.log_end_offset)
-        partition.wake_fetches()
+        partition.wake_fetches(consumers=False)
         if self.metrics is not None:
             self.metrics.count_produced(
                 partition.topic, last_offset - base_offset + 1, len(records)
@@ -834,7 +835,7 @@ class ReplicaManager:
             if available >= min_bytes or has_error or remaining <= 0 or self._closed:
                 break
             waiters = [
-                partition.new_fetch_waiter()
+                partition.new_fetch_waiter(for_replica=replica_id >= 0)
                 for request in requests
                 if (partition := self.find(request.topic, request.partition)) is not None
             ]

@@ -68,7 +68,9 @@ class Partition:
         self._high_watermark = min(self._read_high_watermark(), log.log_end_offset)
         self._checkpointed_high_watermark = self._high_watermark
         self.last_woken_high_watermark = self._high_watermark
-        self._fetch_waiters: list[asyncio.Future[None]] = []
+        # parked fetches: followers' wait for appends, consumers' for the high watermark
+        self._replica_fetch_waiters: list[asyncio.Future[None]] = []
+        self._consumer_fetch_waiters: list[asyncio.Future[None]] = []
         self.produce_waiters: dict[int, asyncio.Future[ProduceCompletion]] = {}
         self.produce_started_ms: dict[int, int] = {}  # produce id -> when it began waiting
         self.producers = ProducerStateTable()
@@ -114,15 +116,28 @@ class Partition:
 
     # -- long polls --------------------------------------------------------------------------
 
-    def new_fetch_waiter(self) -> asyncio.Future[None]:
-        """A future resolved at the next change a parked fetch may care about (an append,
-        a high watermark move, a role change)."""
+    def new_fetch_waiter(self, for_replica: bool) -> asyncio.Future[None]:
+        """A future resolved at the next change a parked fetch may care about: for a
+        follower's fetch an append, for a consumer's a high watermark move; for both a role
+        change.
+
+        A follower is not woken when only the high watermark moves (Kafka's DelayedFetch
+        neither): it learns the new one from its next fetch, and waking it would cost every
+        acks=all record one more fetch round trip per follower for nothing."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._fetch_waiters.append(waiter)
+        if for_replica:
+            self._replica_fetch_waiters.append(waiter)
+        else:
+            self._consumer_fetch_waiters.append(waiter)
         return waiter
 
-    def wake_fetches(self) -> None:
-        waiters, self._fetch_waiters = self._fetch_waiters, []
+    def wake_fetches(self, replicas: bool = True, consumers: bool = True) -> None:
+        waiters: list[asyncio.Future[None]] = []
+        if replicas:
+            waiters, self._replica_fetch_waiters = self._replica_fetch_waiters, []
+        if consumers:
+            waiters += self._consumer_fetch_waiters
+            self._consumer_fetch_waiters = []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -1,0 +1,110 @@
+"""Parked fetches on a partition leader (Kafka's DelayedFetch): a follower's fetch at the
+log end waits for an append, a consumer's at the high watermark waits for the high watermark
+to move. Each is woken only by what it waits for: at one acks=all record per produce, a
+follower woken by every high watermark move (and a consumer by every append) would read the
+partition again for nothing once per record."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from broker.log.batch import Record, build_batch
+from broker.partitions.manager import PartitionFetch, PartitionFetchResult, ReplicaManager
+from kraft.protocol.errors import ErrorCode
+from kraft.protocol.native import CONSUMER_REPLICA_ID
+from tests.unit.api.images import ImageBuilder
+from tests.unit.partitions.test_end_offset_for_epoch import manager
+
+LONG_WAIT_MS = 30_000
+MAX_BYTES = 1 << 20
+
+
+def fetch(
+    replicas: ReplicaManager, replica_id: int, offset: int
+) -> asyncio.Task[list[PartitionFetchResult]]:
+    request = PartitionFetch("t", 0, offset, MAX_BYTES, current_leader_epoch=0)
+    return asyncio.create_task(replicas.fetch(replica_id, 1, [request], LONG_WAIT_MS, 1, MAX_BYTES))
+
+
+async def append(replicas: ReplicaManager, count: int) -> None:
+    batch = build_batch([Record(None, b"v%d" % i, (), 1_000) for i in range(count)])
+    result = await replicas.produce("t", 0, batch, 1, 5000)
+    assert result.error_code is ErrorCode.NONE, result
+
+
+def count_reads(replicas: ReplicaManager) -> dict[int, int]:
+    """How many times the leader read the partition for each replica id."""
+    reads: dict[int, int] = {}
+    read_all = replicas._read_all
+
+    def counted(replica_id: int, *args: Any) -> Any:
+        reads[replica_id] = reads.get(replica_id, 0) + 1
+        return read_all(replica_id, *args)
+
+    replicas._read_all = counted  # type: ignore[method-assign]
+    return reads
+
+
+async def settle() -> None:
+    """Lets every task woken so far run to its next wait."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_high_watermark_move_answers_parked_consumers_but_not_parked_followers(
+    tmp_path: Path,
+) -> None:
+    builder = ImageBuilder()
+    for broker_id in (1, 2, 3):
+        builder.broker(broker_id)
+    builder.topic("t", [(1, 2, 3)])  # leader 1, ISR 1, 2, 3
+    replicas = manager(builder, tmp_path)
+    replicas._reconcile()
+    await append(replicas, 3)  # offsets 0-2; the high watermark waits for both followers
+    (first,) = await fetch(replicas, 2, 0)
+    assert first.records and first.high_watermark == 0
+    reads = count_reads(replicas)
+    follower_2 = fetch(replicas, 2, 3)  # follower 2 holds offsets 0-2 and waits for more
+    consumer = fetch(replicas, CONSUMER_REPLICA_ID, 0)
+    await settle()
+    assert not follower_2.done() and not consumer.done()
+    assert reads[2] == 1
+
+    follower_3 = fetch(replicas, 3, 3)  # follower 3 too: the high watermark moves to 3
+    (read,) = await asyncio.wait_for(consumer, 5)
+    assert read.records and read.high_watermark == 3
+    await settle()
+    assert not follower_2.done()
+    assert reads[2] == 1, "a high watermark move alone does not wake a follower's fetch"
+
+    await append(replicas, 1)  # offset 3
+    for follower in (follower_2, follower_3):
+        (replicated,) = await asyncio.wait_for(follower, 5)
+        assert replicated.records and replicated.log_end_offset == 4
+    await replicas.close()
+
+
+async def test_an_append_does_not_answer_a_consumer_parked_at_the_high_watermark(
+    tmp_path: Path,
+) -> None:
+    builder = ImageBuilder()
+    for broker_id in (1, 2):
+        builder.broker(broker_id)
+    builder.topic("t", [(1, 2)])
+    replicas = manager(builder, tmp_path)
+    replicas._reconcile()
+    reads = count_reads(replicas)
+    consumer = fetch(replicas, CONSUMER_REPLICA_ID, 0)
+    await settle()
+    await append(replicas, 2)  # not replicated yet: nothing a consumer may read
+    await settle()
+    assert not consumer.done()
+    assert reads[CONSUMER_REPLICA_ID] == 1, "an append alone does not wake a consumer's fetch"
+    await fetch(replicas, 2, 0)
+    follower = fetch(replicas, 2, 2)  # the follower holds both: the high watermark is 2
+    (read,) = await asyncio.wait_for(consumer, 5)
+    assert read.records and read.high_watermark == 2
+    follower.cancel()
+    await replicas.close()
