@@ -414,8 +414,15 @@ def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]
         consume_phase(cluster, args)
 
 
+def client_cpu_seconds() -> float:
+    """User and system CPU of this process (librdkafka's threads included)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     cpu_before = broker_cpu_seconds(cluster)
+    client_before = client_cpu_seconds()
     started = time.perf_counter()
     samples, deliveries = end_to_end_latency(
         cluster,
@@ -444,6 +451,7 @@ def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     if deliveries.latencies_ms:
         print(f"  send to acknowledgement: {latency_figures(deliveries.latencies_ms)}", flush=True)
     print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
+    print(f"  the clients' CPU (this process): {client_cpu_seconds() - client_before:.1f} s")
     report_failures(deliveries)
 
 

@@ -22,6 +22,7 @@ import contextlib
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
 from broker.log.config import MAX_MESSAGE_BYTES
 from broker.partitions.errors import log_error_code, replication_error_code
 from broker.partitions.partition import (
+    CheckpointWritten,
     Partition,
     partition_directory,
     read_topic_id,
@@ -215,6 +217,9 @@ class ReplicaManager:
         self._loops: list[asyncio.Task[None]] = []
         self.fetchers = ReplicaFetchers(self)
         self._closed = False
+        # checkpoint files (high watermarks, producer snapshots) are written here, off the
+        # event loop, one partition after another
+        self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-checkpoints")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -222,10 +227,7 @@ class ReplicaManager:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         self._loops = [
             asyncio.create_task(self._every(TICK_INTERVAL_S, self._tick), name="replica-tick"),
-            asyncio.create_task(
-                self._every(HIGH_WATERMARK_CHECKPOINT_INTERVAL_S, self._checkpoint),
-                name="hw-checkpoint",
-            ),
+            asyncio.create_task(self._checkpoint_loop(), name="hw-checkpoint"),
             asyncio.create_task(
                 self._every(RETENTION_CHECK_INTERVAL_S, self._apply_retention), name="retention"
             ),
@@ -237,6 +239,8 @@ class ReplicaManager:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         await self.fetchers.close()
+        # a checkpoint being written finishes first; the ones below are the last
+        await asyncio.get_running_loop().run_in_executor(None, self._files.shutdown)
         for partition in list(self.partitions.values()):
             self._resign(partition, reason="broker stopping")
             partition.checkpoint_high_watermark()
@@ -374,6 +378,7 @@ class ReplicaManager:
         self._resign(partition, reason="replica removed")
         del self.partitions[(partition.topic_id, partition.partition_id)]
         self._by_name.pop((partition.topic, partition.partition_id), None)
+        partition.discard_pending_checkpoints()
         partition.log.abandon()
         shutil.rmtree(partition.log.directory, ignore_errors=True)
         log.info("partition.deleted", partition=partition.name)
@@ -653,10 +658,24 @@ class ReplicaManager:
             if not waiter.done():
                 waiter.set_result(ProduceCompletion(produce_id, -1, ReplicationError.NOT_LEADER))
 
-    def _checkpoint(self) -> None:
-        for partition in self.partitions.values():
-            partition.checkpoint_high_watermark()
-            partition.snapshot_producer_state()
+    async def _checkpoint_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(HIGH_WATERMARK_CHECKPOINT_INTERVAL_S)
+            jobs = [
+                (partition, job)
+                for partition in self.partitions.values()
+                if (job := partition.checkpoint_job()) is not None
+            ]
+            try:
+                written = await loop.run_in_executor(
+                    self._files, _run_checkpoint_jobs, [job for _, job in jobs]
+                )
+            except Exception:  # a bug in one round must not stop the loop for good
+                log.exception("replicas.loop_failed", action="checkpoint")
+                continue
+            for (partition, _), result in zip(jobs, written, strict=True):
+                partition.checkpoint_written(result)
 
     def _apply_retention(self) -> None:
         for partition in list(self.partitions.values()):
@@ -1063,3 +1082,7 @@ def batches_below(data: bytes, high_watermark: int) -> bytes:
             break
         end += batch.size_bytes
     return data if end == len(data) else bytes(view[:end])
+
+
+def _run_checkpoint_jobs(jobs: list[Callable[[], CheckpointWritten]]) -> list[CheckpointWritten]:
+    return [job() for job in jobs]

@@ -20,6 +20,7 @@ after it:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -79,10 +80,14 @@ def snapshot_offsets(directory: Path) -> list[int]:
     return sorted(offsets)
 
 
-def write_snapshot(directory: Path, table: ProducerStateTable, offset: int) -> None:
-    """The table as of `offset` (the log end), then only the newest snapshots are kept.
-    OSError is the caller's: a missed snapshot only makes the next replay longer."""
-    write_checkpoint(snapshot_path(directory, offset), table.to_rows())
+def write_snapshot(
+    directory: Path, table: ProducerStateTable | Sequence[tuple[int, ...]], offset: int
+) -> None:
+    """The table (or its rows, taken earlier with to_rows()) as of `offset` (the log end),
+    then only the newest snapshots are kept. OSError is the caller's: a missed snapshot
+    only makes the next replay longer."""
+    rows = table.to_rows() if isinstance(table, ProducerStateTable) else table
+    write_checkpoint(snapshot_path(directory, offset), rows)
     for old in snapshot_offsets(directory)[:-MAX_PRODUCER_SNAPSHOTS]:
         snapshot_path(directory, old).unlink(missing_ok=True)
 
