@@ -346,8 +346,9 @@ def in_sync_topic(
         )
 
 
-def broker_cpu_seconds(cluster: LocalCluster) -> float:
-    """User and system CPU the node processes used so far (Linux /proc; 0 elsewhere)."""
+def broker_cpu_seconds(cluster: LocalCluster, system_only: bool = False) -> float:
+    """User and system CPU the node processes used so far (Linux /proc; 0 elsewhere); with
+    system_only, the system (kernel) part alone."""
     total_ticks = 0
     for node in cluster.nodes.values():
         if node.process is None:
@@ -356,7 +357,8 @@ def broker_cpu_seconds(cluster: LocalCluster) -> float:
             fields = Path(f"/proc/{node.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return 0.0
-        total_ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        # utime, stime (fields 14, 15 of stat)
+        total_ticks += (0 if system_only else int(fields[11])) + int(fields[12])
     return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -422,6 +424,7 @@ def client_cpu_seconds() -> float:
 
 def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     cpu_before = broker_cpu_seconds(cluster)
+    system_before = broker_cpu_seconds(cluster, system_only=True)
     client_before = client_cpu_seconds()
     started = time.perf_counter()
     samples, deliveries = end_to_end_latency(
@@ -450,8 +453,13 @@ def latency_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
         print(f"{name}: no record was received", flush=True)
     if deliveries.latencies_ms:
         print(f"  send to acknowledgement: {latency_figures(deliveries.latencies_ms)}", flush=True)
+    system = broker_cpu_seconds(cluster, system_only=True) - system_before
     print(cpu_line(cpu, deliveries.acknowledged, elapsed), flush=True)
-    print(f"  the clients' CPU (this process): {client_cpu_seconds() - client_before:.1f} s")
+    print(
+        f"  of which in the kernel: {system:.1f} s; the clients' CPU (this process): "
+        f"{client_cpu_seconds() - client_before:.1f} s",
+        flush=True,
+    )
     report_failures(deliveries)
 
 

@@ -846,29 +846,69 @@ class ReplicaManager:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait_ms / 1000
+        results = self._read_all(replica_id, replica_epoch, requests, max_bytes)
         while True:
-            results = self._read_all(replica_id, replica_epoch, requests, max_bytes)
             available = sum(len(result.records) for result in results)
             has_error = any(result.error_code is not ErrorCode.NONE for result in results)
-            remaining = deadline - loop.time()
-            if available >= min_bytes or has_error or remaining <= 0 or self._closed:
+            if available >= min_bytes or has_error or loop.time() >= deadline or self._closed:
                 break
-            waiters = [
-                partition.new_fetch_waiter(for_replica=replica_id >= 0)
-                for request in requests
-                if (partition := self.find(request.topic, request.partition)) is not None
-            ]
-            if not waiters:
+            woken = await self._park(replica_id, requests, deadline)
+            if woken is None:  # the time ran out: the last answer, with what is known now
+                results = self._read_all(replica_id, replica_epoch, requests, max_bytes)
                 break
-            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+            # only the partitions that changed are read again (a follower fetching many
+            # idle partitions pays for one per record, not for all of them)
+            for index in woken:
+                budget = max_bytes - (available - len(results[index].records))
+                results[index] = self._read_partition(
+                    replica_id,
+                    replica_epoch,
+                    requests[index],
+                    max(0, min(budget, requests[index].max_bytes)),
+                    monotonic_ms(),
+                )
+                available = sum(len(result.records) for result in results)
         if replica_id < 0 and self.metrics is not None:
             self.metrics.observe_fetch_latency(time.perf_counter() - started)
             for result in results:
                 if result.records:
                     self.metrics.count_fetched(result.topic, len(result.records))
         return results
+
+    async def _park(
+        self, replica_id: int, requests: Sequence[PartitionFetch], deadline: float
+    ) -> list[int] | None:
+        """Waits until one of the requested partitions changes the way this fetch cares
+        about (see Partition.new_fetch_waiter) or `deadline` (loop time) passes; the indexes
+        of the requests whose partition changed, or None when the time ran out."""
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        waiters: list[tuple[int, Partition, asyncio.Future[None]]] = []
+        for index, request in enumerate(requests):
+            partition = self.find(request.topic, request.partition)
+            if partition is not None:
+                waiter = partition.new_fetch_waiter(for_replica=replica_id >= 0)
+                waiter.add_done_callback(wake)
+                waiters.append((index, partition, waiter))
+        if not waiters:
+            return None
+        timer = loop.call_at(deadline, wake)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            for _, partition, waiter in waiters:
+                if not waiter.done():
+                    partition.forget_fetch_waiter(waiter)
+        changed = [
+            index for index, _, waiter in waiters if waiter.done() and not waiter.cancelled()
+        ]
+        return changed or None
 
     def _read_all(
         self,

@@ -139,6 +139,15 @@ class Partition:
             self._consumer_fetch_waiters.append(waiter)
         return waiter
 
+    def forget_fetch_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """A parked fetch that ended otherwise (its time ran out, another partition woke
+        it) leaves: an idle partition long-polled for days must not pile up its waiters."""
+        waiter.cancel()
+        for waiters in (self._replica_fetch_waiters, self._consumer_fetch_waiters):
+            with contextlib.suppress(ValueError):
+                waiters.remove(waiter)
+                return
+
     def wake_fetches(self, replicas: bool = True, consumers: bool = True) -> None:
         waiters: list[asyncio.Future[None]] = []
         if replicas:

@@ -195,6 +195,16 @@ class PeerTransport:
             raise UnknownPeerError(f"node {to} is not a known peer of node {self.node_id}")
         peer.stats.requests_sent += 1
         try:
+            current = peer.connection
+            if (
+                current is not None
+                and current.is_open
+                and current.address == peer.address
+                and not peer.connect_lock.locked()
+            ):
+                # connected: the request's own timeout is the only one (a second timer per
+                # request was a measurable part of a follower's fetch round trip)
+                return await current.request(body, timeout_s)
             async with asyncio.timeout(timeout_s):
                 connection = await self._connect_once(peer)
                 return await connection.request(body, timeout_s)

@@ -108,3 +108,48 @@ async def test_an_append_does_not_answer_a_consumer_parked_at_the_high_watermark
     assert read.records and read.high_watermark == 2
     follower.cancel()
     await replicas.close()
+
+
+async def test_fetches_that_run_out_of_time_leave_no_waiter_behind(tmp_path: Path) -> None:
+    builder = ImageBuilder()
+    builder.broker(1)
+    builder.topic("t", [(1,)])
+    replicas = manager(builder, tmp_path)
+    replicas._reconcile()
+    request = PartitionFetch("t", 0, 0, MAX_BYTES, current_leader_epoch=0)
+    for _ in range(50):  # an idle partition long-polled again and again
+        (answer,) = await replicas.fetch(CONSUMER_REPLICA_ID, -1, [request], 1, 1, MAX_BYTES)
+        assert answer.error_code is ErrorCode.NONE and not answer.records
+    partition = replicas.find("t", 0)
+    assert partition is not None
+    assert not partition._consumer_fetch_waiters and not partition._replica_fetch_waiters
+    await replicas.close()
+
+
+async def test_a_fetch_woken_by_one_partition_reads_only_that_one_again(tmp_path: Path) -> None:
+    builder = ImageBuilder()
+    for broker_id in (1, 2):
+        builder.broker(broker_id)
+    builder.topic("t", [(1, 2)])
+    builder.topic("idle", [(1, 2)])
+    replicas = manager(builder, tmp_path)
+    replicas._reconcile()
+    reads: list[str] = []
+    read_partition = replicas._read_partition
+
+    def counted(replica_id: int, replica_epoch: int, request: PartitionFetch, *rest: Any) -> Any:
+        reads.append(request.topic)
+        return read_partition(replica_id, replica_epoch, request, *rest)
+
+    replicas._read_partition = counted  # type: ignore[method-assign]
+    requests = [
+        PartitionFetch(topic, 0, 0, MAX_BYTES, current_leader_epoch=0) for topic in ("t", "idle")
+    ]
+    parked = asyncio.create_task(replicas.fetch(2, 1, requests, LONG_WAIT_MS, 1, MAX_BYTES))
+    await settle()
+    assert sorted(reads) == ["idle", "t"]
+    await append(replicas, 1)
+    fresh, idle = await asyncio.wait_for(parked, 5)
+    assert fresh.records and not idle.records
+    assert sorted(reads) == ["idle", "t", "t"]
+    await replicas.close()
