@@ -25,6 +25,9 @@ INT8 = struct.Struct(">b")
 INT16 = struct.Struct(">h")
 INT32 = struct.Struct(">i")
 INT64 = struct.Struct(">q")
+_unpack_int16 = INT16.unpack_from
+_unpack_int32 = INT32.unpack_from
+_unpack_int64 = INT64.unpack_from
 _UUID_BYTES = 16
 # A tagged field is at least its tag and its size (one byte each).
 _MIN_TAGGED_FIELD_BYTES = 2
@@ -58,13 +61,28 @@ class Reader:
         return int(INT8.unpack_from(self.data, self._take(1, "an int8"))[0])
 
     def int16(self) -> int:
-        return int(INT16.unpack_from(self.data, self._take(2, "an int16"))[0])
+        position = self.position
+        if position + 2 > self.end:
+            raise BodyDecodeError(f"an int16 needs 2 bytes; {self.end - position} are left")
+        self.position = position + 2
+        value: int = _unpack_int16(self.data, position)[0]
+        return value
 
     def int32(self) -> int:
-        return int(INT32.unpack_from(self.data, self._take(4, "an int32"))[0])
+        position = self.position
+        if position + 4 > self.end:
+            raise BodyDecodeError(f"an int32 needs 4 bytes; {self.end - position} are left")
+        self.position = position + 4
+        value: int = _unpack_int32(self.data, position)[0]
+        return value
 
     def int64(self) -> int:
-        return int(INT64.unpack_from(self.data, self._take(8, "an int64"))[0])
+        position = self.position
+        if position + 8 > self.end:
+            raise BodyDecodeError(f"an int64 needs 8 bytes; {self.end - position} are left")
+        self.position = position + 8
+        value: int = _unpack_int64(self.data, position)[0]
+        return value
 
     def uuid(self) -> uuid.UUID:
         start = self._take(_UUID_BYTES, "a uuid")
@@ -73,6 +91,9 @@ class Reader:
     def unsigned_varint(self) -> int:
         """Kafka's unsigned varint: at most 5 bytes, at most 32 bits."""
         data, position, end = self.data, self.position, self.end
+        if position < end and data[position] < 0x80:  # one byte, the usual case
+            self.position = position + 1
+            return data[position]
         value = 0
         for shift in range(0, 35, 7):
             if position >= end:
@@ -126,10 +147,8 @@ class Reader:
 
     # -- arrays and tagged fields ------------------------------------------------------------
 
-    def array(
-        self, compact: bool, read_item: Callable[[Reader], T], min_item_bytes: int
-    ) -> list[T]:
-        """A non-nullable array; its count is checked against the bytes left first."""
+    def array_count(self, compact: bool, min_item_bytes: int) -> int:
+        """The count of a non-nullable array, checked against the bytes left."""
         count = self.unsigned_varint() - 1 if compact else self.int32()
         if count < 0:
             raise BodyDecodeError("an array that may not be null is null")
@@ -137,12 +156,22 @@ class Reader:
             raise BodyDecodeError(
                 f"an array of {count} items cannot fit in the {self.end - self.position} bytes left"
             )
-        return [read_item(self) for _ in range(count)]
+        return count
+
+    def array(
+        self, compact: bool, read_item: Callable[[Reader], T], min_item_bytes: int
+    ) -> list[T]:
+        """A non-nullable array; its count is checked against the bytes left first."""
+        return [read_item(self) for _ in range(self.array_count(compact, min_item_bytes))]
 
     def tagged_fields(self, read_known: Callable[[Reader, int, int], None] | None = None) -> None:
         """Reads a tagged-field section (KIP-482): `read_known(reader, tag, size_bytes)` reads
         the tags it knows and must consume exactly size_bytes; unknown tags are skipped, as
         Kafka's own readers do."""
+        position = self.position
+        if position < self.end and self.data[position] == 0:  # none, the usual case
+            self.position = position + 1
+            return
         count = self.unsigned_varint()
         if count * _MIN_TAGGED_FIELD_BYTES > self.end - self.position:
             raise BodyDecodeError(f"{count} tagged fields cannot fit in the bytes left")

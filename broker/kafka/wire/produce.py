@@ -74,25 +74,23 @@ def decode_request(version: int, payload: bytes, position: int) -> ProduceReques
 
 
 def _read_request(reader: Reader, compact: bool) -> ProduceRequestData:
+    # Loops written out rather than Reader.array with callbacks: this runs for every record
+    # a client produces.
     transactional_id = reader.nullable_string(compact)
     acks = reader.int16()
     timeout_ms = reader.int32()
-
-    def read_partition(reader: Reader) -> ProducePartitionData:
-        partition = ProducePartitionData(reader.int32(), reader.nullable_bytes(compact))
-        if compact:
-            reader.tagged_fields()
-        return partition
-
-    def read_topic(reader: Reader) -> ProduceTopicData:
+    topics = []
+    for _ in range(reader.array_count(compact, 2)):  # a name length and a count, at least
         name = reader.string(compact)
-        # an index (4 bytes) and a records length (at least 1)
-        topic = ProduceTopicData(name, reader.array(compact, read_partition, 5))
+        partitions = []
+        for _ in range(reader.array_count(compact, 5)):  # an index and a records length
+            index = reader.int32()
+            partitions.append(ProducePartitionData(index, reader.nullable_bytes(compact)))
+            if compact:
+                reader.tagged_fields()
+        topics.append(ProduceTopicData(name, partitions))
         if compact:
             reader.tagged_fields()
-        return topic
-
-    topics = reader.array(compact, read_topic, 2)  # a name length and a count, at least
     if compact:
         reader.tagged_fields()
     return ProduceRequestData(transactional_id, acks, timeout_ms, topics)
