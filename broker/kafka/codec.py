@@ -47,6 +47,7 @@ def response_class(api_key: ApiKey, version: int) -> type[Any]:
     return getattr(schema_module(api_key, version, "response"), api_key.response_class_name)
 
 
+@functools.cache
 def is_flexible(api_key: ApiKey, version: int) -> bool:
     """Whether this version uses compact encodings and tagged fields (KIP-482)."""
     return bool(request_class(api_key, version).__flexible__)

@@ -18,14 +18,31 @@ for a reordering of ours.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from broker.kafka.cluster import client_endpoint
-from broker.kafka.codec import ZERO_UUID, milliseconds, topic_id_text
+from broker.kafka.codec import topic_id_text
 from broker.kafka.context import Outcome, RequestContext
 from broker.kafka.errors import KafkaError, from_broker_code
 from broker.kafka.services import BrokerServices
+from broker.kafka.wire.fetch import (
+    FetchAnswer,
+    FetchPartitionData,
+    FetchRequestData,
+    FetchTopicData,
+    PartitionFetchAnswer,
+    TopicFetchAnswer,
+)
+from broker.kafka.wire.produce import (
+    PartitionProduceAnswer,
+    ProduceAnswer,
+    ProducePartitionData,
+    ProduceRequestData,
+    ProduceTopicData,
+    TopicProduceAnswer,
+)
+from broker.kafka.wire.shared import LeaderIdAndEpoch, NodeEndpoint
 from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
 from broker.log.errors import CorruptRecordError
 from broker.partitions.manager import (
@@ -61,30 +78,32 @@ _LEADER_MOVED = frozenset(
 # -- Produce -----------------------------------------------------------------------------------
 
 
-async def handle_produce(services: BrokerServices, context: RequestContext, request: Any) -> Any:
-    acks = int(request.acks)
-    timeout_ms = max(0, min(milliseconds(request.timeout), MAX_PRODUCE_TIMEOUT_MS))
-    entries = [
-        (_produce_topic_name(services.image(), topic), topic, partition)
-        for topic in request.topic_data
-        for partition in topic.partition_data
-    ]
+async def handle_produce(
+    services: BrokerServices, context: RequestContext, request: ProduceRequestData
+) -> ProduceAnswer | Outcome:
+    acks = request.acks
+    timeout_ms = max(0, min(request.timeout_ms, MAX_PRODUCE_TIMEOUT_MS))
+    entries = [(topic, partition) for topic in request.topics for partition in topic.partitions]
     refusal = _refuse_produce(request, acks, len(entries))
     # Every append starts here, before this task's first await (see the module docstring).
     pending = [
-        _produce_partition(services, name, partition.index, partition.records, acks, timeout_ms)
+        _produce_partition(
+            services, topic.name, partition.partition_index, partition.records, acks, timeout_ms
+        )
         if refusal is None
         else _refused(*refusal)
-        for name, _, partition in entries
+        for topic, partition in entries
     ]
     results = await asyncio.gather(*pending)
     if acks == 0:
         failed = any(result.error_code is not KafkaError.none for result in results)
         return Outcome.CLOSE_CONNECTION if failed else Outcome.NO_RESPONSE
-    return _produce_response(services, context, entries, results)
+    return _produce_response(services, entries, results)
 
 
-def _refuse_produce(request: Any, acks: int, count: int) -> tuple[KafkaError, str] | None:
+def _refuse_produce(
+    request: ProduceRequestData, acks: int, count: int
+) -> tuple[KafkaError, str] | None:
     if acks not in VALID_ACKS:
         return KafkaError.invalid_required_acks, f"acks={acks} is not one of -1, 0, 1"
     if count > MAX_PARTITIONS_PER_REQUEST:
@@ -101,15 +120,7 @@ def _refuse_produce(request: Any, acks: int, count: int) -> tuple[KafkaError, st
     return None
 
 
-def _produce_topic_name(image: MetadataImage, topic: Any) -> str | None:
-    name = getattr(topic, "name", None)
-    if name is not None:
-        return str(name)
-    found = image.topics_by_id.get(topic_id_text(topic.topic_id))
-    return None if found is None else found.name
-
-
-async def _refused(code: KafkaError, message: str) -> Any:
+async def _refused(code: KafkaError, message: str) -> _PartitionOutcome:
     return _PartitionOutcome(code, message, None)
 
 
@@ -124,25 +135,25 @@ class _PartitionOutcome:
 
 def _produce_partition(
     services: BrokerServices,
-    topic: str | None,
+    topic: str,
     partition: int,
-    records: bytes | None,
+    records: memoryview | None,
     acks: int,
     timeout_ms: int,
-) -> Any:
+) -> Awaitable[_PartitionOutcome]:
     """An awaitable outcome for one partition; the append itself starts in the caller's step
-    (asyncio.gather makes each coroutine a task at once, in order)."""
-    if topic is None:
-        return _refused(KafkaError.unknown_topic_id, "this broker knows no topic with that id")
+    (asyncio.gather makes each coroutine a task at once, in order). Produce v3-11 name their
+    topics (topic ids come with v13)."""
     if not records:
         return _refused(
             KafkaError.invalid_record,
             f"a produce to {topic}-{partition} carries no record batch; it needs exactly one",
         )
-    refusal = _refuse_transactional_batch(records)
+    batch = bytes(records)  # the request frame's slice, copied once for the log
+    refusal = _refuse_transactional_batch(batch)
     if refusal is not None:
         return _refused(*refusal)
-    return _append(services, topic, partition, bytes(records), acks, timeout_ms)
+    return _append(services, topic, partition, batch, acks, timeout_ms)
 
 
 async def _append(
@@ -171,124 +182,101 @@ def _refuse_transactional_batch(records: bytes) -> tuple[KafkaError, str] | None
 
 def _produce_response(
     services: BrokerServices,
-    context: RequestContext,
-    entries: list[tuple[str | None, Any, Any]],
+    entries: list[tuple[ProduceTopicData, ProducePartitionData]],
     outcomes: list[_PartitionOutcome],
-) -> Any:
-    image = services.image()
-    by_topic: dict[int, tuple[Any, list[Any]]] = {}
+) -> ProduceAnswer:
+    by_topic: dict[int, TopicProduceAnswer] = {}
     leaders: set[int] = set()
-    for (_, topic, partition), outcome in zip(entries, outcomes, strict=True):
+    for (topic, partition), outcome in zip(entries, outcomes, strict=True):
         result = outcome.result
         current_leader = None
         if result is not None and outcome.error_code in _LEADER_MOVED and result.leader_id >= 0:
             leaders.add(result.leader_id)
-            current_leader = context.build(
-                "LeaderIdAndEpoch", leader_id=result.leader_id, leader_epoch=result.leader_epoch
-            )
-        answer = context.build(
-            "PartitionProduceResponse",
-            index=partition.index,
+            current_leader = LeaderIdAndEpoch(result.leader_id, result.leader_epoch)
+        answer = PartitionProduceAnswer(
+            partition_index=partition.partition_index,
             error_code=outcome.error_code,
             base_offset=-1 if result is None else result.base_offset,
-            log_append_time=-1,
+            log_append_time_ms=-1,
             log_start_offset=-1 if result is None else result.log_start_offset,
             record_errors=(),
             error_message=outcome.error_message,
-            **({} if current_leader is None else {"current_leader": current_leader}),
+            current_leader=current_leader,
         )
-        by_topic.setdefault(id(topic), (topic, []))[1].append(answer)
-    topics = tuple(
-        context.build(
-            "TopicProduceResponse",
-            name=getattr(topic, "name", None),
-            topic_id=getattr(topic, "topic_id", ZERO_UUID),
-            partition_responses=tuple(answers),
-        )
-        for topic, answers in by_topic.values()
-    )
-    return context.build(
-        "ProduceResponse",
-        responses=topics,
-        throttle_time=0,
-        node_endpoints=_node_endpoints(context, image, leaders),
-    )
+        answers = by_topic.get(id(topic))
+        if answers is None:
+            answers = by_topic[id(topic)] = TopicProduceAnswer(topic.name, [])
+        answers.partitions.append(answer)
+    endpoints = _node_endpoints(services.image(), leaders) if leaders else ()
+    return ProduceAnswer(list(by_topic.values()), throttle_time_ms=0, node_endpoints=endpoints)
 
 
-def _node_endpoints(context: RequestContext, image: MetadataImage, ids: Iterable[int]) -> Any:
+def _node_endpoints(image: MetadataImage, ids: Iterable[int]) -> tuple[NodeEndpoint, ...]:
     endpoints = []
     for broker_id in sorted(ids):
         address = client_endpoint(image, broker_id)
         if address is not None:
             broker = image.brokers[broker_id]
-            endpoints.append(
-                context.build(
-                    "NodeEndpoint",
-                    node_id=broker_id,
-                    host=address[0],
-                    port=address[1],
-                    rack=broker.rack,
-                )
-            )
+            endpoints.append(NodeEndpoint(broker_id, address[0], address[1], broker.rack))
     return tuple(endpoints)
 
 
 # -- Fetch -------------------------------------------------------------------------------------
 
 
-async def handle_fetch(services: BrokerServices, context: RequestContext, request: Any) -> Any:
+async def handle_fetch(
+    services: BrokerServices, context: RequestContext, request: FetchRequestData
+) -> FetchAnswer:
     image = services.image()
-    replica_state = getattr(request, "replica_state", None)
-    replica_id = int(request.replica_id if replica_state is None else replica_state.replica_id)
     # (topic entry, partition entry, topic name or None for an unknown topic id)
     entries = [
         (topic, partition, _fetch_topic_name(image, topic))
         for topic in request.topics
         for partition in topic.partitions
     ]
-    refusal = _refuse_fetch(context, request, replica_id, len(entries))
+    refusal = _refuse_fetch(context, request, len(entries))
     if refusal is not None:
         code, _ = refusal  # a fetch answer has no room for the message
-        return _fetch_response(context, image, entries, [], code, top_level_error=code)
+        return _fetch_response(image, entries, [], code, top_level_error=code)
     fetches = [
         PartitionFetch(
             topic=name,
-            partition=int(partition.partition),
-            fetch_offset=int(partition.fetch_offset),
-            max_bytes=max(0, int(partition.partition_max_bytes)),
-            current_leader_epoch=int(getattr(partition, "current_leader_epoch", -1)),
+            partition=partition.partition,
+            fetch_offset=partition.fetch_offset,
+            max_bytes=max(0, partition.partition_max_bytes),
+            current_leader_epoch=partition.current_leader_epoch,
         )
         for _, partition, name in entries
         if name is not None
     ]
-    max_bytes = int(getattr(request, "max_bytes", MAX_FETCH_RESPONSE_BYTES))
     results = await services.data.fetch(
         CONSUMER_REPLICA_ID,
         -1,
         fetches,
-        max(0, min(milliseconds(request.max_wait), MAX_FETCH_WAIT_MS)),
-        max(0, int(request.min_bytes)),
-        max(0, min(max_bytes, MAX_FETCH_RESPONSE_BYTES)),
+        max(0, min(request.max_wait_ms, MAX_FETCH_WAIT_MS)),
+        max(0, request.min_bytes),
+        max(0, min(request.max_bytes, MAX_FETCH_RESPONSE_BYTES)),
     )
     assert len(results) == len(fetches), "one result per partition fetched"
-    return _fetch_response(context, image, entries, results, KafkaError.none)
+    return _fetch_response(image, entries, results, KafkaError.none)
 
 
-def _fetch_topic_name(image: MetadataImage, topic: Any) -> str | None:
-    name = getattr(topic, "topic", None)
-    if name is not None:
-        return str(name)
+def _fetch_topic_name(image: MetadataImage, topic: FetchTopicData) -> str | None:
+    if topic.name is not None:
+        return topic.name
+    assert topic.topic_id is not None, "a fetch names its topics or gives their ids"
     found = image.topics_by_id.get(topic_id_text(topic.topic_id))
     return None if found is None else found.name
 
 
 def _refuse_fetch(
-    context: RequestContext, request: Any, replica_id: int, count: int
+    context: RequestContext, request: FetchRequestData, count: int
 ) -> tuple[KafkaError, str] | None:
-    if replica_id >= 0:
+    if request.replica_id >= 0:
         return (
             KafkaError.invalid_request,
-            f"replica {replica_id} fetches on the Kafka listener; followers use the rpc listener",
+            f"replica {request.replica_id} fetches on the Kafka listener; followers use the "
+            "rpc listener",
         )
     if count > MAX_PARTITIONS_PER_REQUEST:
         return (
@@ -297,61 +285,51 @@ def _refuse_fetch(
         )
     if context.version >= 7:
         # sessionless only (KIP-227): a full fetch (epoch 0 or -1) on session 0
-        if int(request.session_id) != 0:
+        if request.session_id != 0:
             return KafkaError.fetch_session_id_not_found, "this broker keeps no fetch sessions"
-        if int(request.session_epoch) not in (0, -1):
+        if request.session_epoch not in (0, -1):
             return KafkaError.invalid_fetch_session_epoch, "a sessionless fetch has epoch 0 or -1"
     return None
 
 
 def _fetch_response(
-    context: RequestContext,
     image: MetadataImage,
-    entries: list[tuple[Any, Any, str | None]],
+    entries: list[tuple[FetchTopicData, FetchPartitionData, str | None]],
     results: list[PartitionFetchResult],
     refused: KafkaError,
     top_level_error: KafkaError = KafkaError.none,
-) -> Any:
-    by_topic: dict[int, tuple[Any, list[Any]]] = {}
+) -> FetchAnswer:
+    by_topic: dict[int, TopicFetchAnswer] = {}
     leaders: set[int] = set()
     in_order = iter(results)  # one per entry of a known topic, in request order
     for topic, partition, name in entries:
         result = None
         if name is not None and refused is KafkaError.none:
             result = next(in_order)
-        answer = _partition_data(context, partition, name, result, refused, leaders)
-        by_topic.setdefault(id(topic), (topic, []))[1].append(answer)
-    topics = tuple(
-        context.build(
-            "FetchableTopicResponse",
-            topic=getattr(topic, "topic", None),
-            topic_id=getattr(topic, "topic_id", ZERO_UUID),
-            partitions=tuple(answers),
-        )
-        for topic, answers in by_topic.values()
-    )
-    return context.build(
-        "FetchResponse",
-        throttle_time=0,
+        answer = _partition_data(partition, name, result, refused, leaders)
+        answers = by_topic.get(id(topic))
+        if answers is None:
+            answers = by_topic[id(topic)] = TopicFetchAnswer(topic.name, topic.topic_id, [])
+        answers.partitions.append(answer)
+    return FetchAnswer(
+        throttle_time_ms=0,
         error_code=top_level_error,
         session_id=0,
-        responses=topics,
-        node_endpoints=_node_endpoints(context, image, leaders),
+        topics=list(by_topic.values()),
+        node_endpoints=_node_endpoints(image, leaders) if leaders else (),
     )
 
 
 def _partition_data(
-    context: RequestContext,
-    partition: Any,
+    partition: FetchPartitionData,
     name: str | None,
     result: PartitionFetchResult | None,
     refused: KafkaError,
     leaders: set[int],
-) -> Any:
+) -> PartitionFetchAnswer:
     if result is None:
         code = KafkaError.unknown_topic_id if name is None else refused
-        return context.build(
-            "PartitionData",
+        return PartitionFetchAnswer(
             partition_index=partition.partition,
             error_code=code,
             high_watermark=-1,
@@ -362,14 +340,11 @@ def _partition_data(
             records=None,
         )
     code = from_broker_code(result.error_code)
-    extra: dict[str, Any] = {}
+    current_leader = None
     if code in _LEADER_MOVED and result.leader_id >= 0:
         leaders.add(result.leader_id)
-        extra["current_leader"] = context.build(
-            "LeaderIdAndEpoch", leader_id=result.leader_id, leader_epoch=result.leader_epoch
-        )
-    return context.build(
-        "PartitionData",
+        current_leader = LeaderIdAndEpoch(result.leader_id, result.leader_epoch)
+    return PartitionFetchAnswer(
         partition_index=partition.partition,
         error_code=code,
         high_watermark=result.high_watermark,
@@ -379,7 +354,7 @@ def _partition_data(
         aborted_transactions=None,
         preferred_read_replica=-1,
         records=result.records,
-        **extra,
+        current_leader=current_leader,
     )
 
 

@@ -4,13 +4,16 @@
 closing the connection (ProtocolViolation): an API key or version this broker does not serve
 (except ApiVersions, which answers an unknown version with v0 and UNSUPPORTED_VERSION), a
 header or body that does not parse. `respond()` runs the handler and encodes its answer.
+
+Produce and Fetch, on every record's path, are read and written by the hand-written codecs
+of broker.kafka.wire; every other API by kio (broker.kafka.codec).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 
@@ -28,6 +31,8 @@ from broker.kafka.header import (
     response_header_version,
 )
 from broker.kafka.services import BrokerServices
+from broker.kafka.wire import fetch, produce
+from broker.kafka.wire.primitives import Chunk
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +66,21 @@ HANDLERS: dict[ApiKey, Handler] = {
 }
 
 
+# The hand-written codecs: (version, payload, body start) -> request; (version,
+# correlation id, answer) -> the response payload's chunks, header included.
+WIRE_DECODERS: dict[ApiKey, Callable[[int, bytes, int], Any]] = {
+    ApiKey.PRODUCE: produce.decode_request,
+    ApiKey.FETCH: fetch.decode_request,
+}
+WIRE_ENCODERS: dict[ApiKey, Callable[[int, int, Any], list[Chunk]]] = {
+    ApiKey.PRODUCE: produce.encode_response,
+    ApiKey.FETCH: fetch.encode_response,
+}
+
+# A response frame's payload as chunks to write in order (header, fields, raw records).
+Answer: TypeAlias = list[Chunk]
+
+
 class ProtocolViolation(Exception):
     """The request cannot be answered; as Kafka does, the connection is closed."""
 
@@ -68,7 +88,9 @@ class ProtocolViolation(Exception):
 @dataclass(frozen=True, slots=True)
 class ParsedRequest:
     context: RequestContext
-    body: Any  # kio's request dataclass; None for an ApiVersions of an unknown version
+    # kio's request dataclass, or broker.kafka.wire's named tuple for Produce and Fetch;
+    # None for an ApiVersions of an unknown version
+    body: Any
 
 
 def parse(payload: bytes) -> ParsedRequest:
@@ -89,15 +111,21 @@ def parse(payload: bytes) -> ParsedRequest:
     flexible = is_flexible(api_key, fixed.api_version)
     try:
         header = parse_request_header(payload, request_header_version(api_key, flexible))
-        body = decode_request(api_key, fixed.api_version, memoryview(payload)[header.size_bytes :])
+        wire_decoder = WIRE_DECODERS.get(api_key)
+        if wire_decoder is not None:
+            body = wire_decoder(fixed.api_version, payload, header.size_bytes)
+        else:
+            body = decode_request(
+                api_key, fixed.api_version, memoryview(payload)[header.size_bytes :]
+            )
     except (HeaderError, BodyDecodeError) as error:
         raise ProtocolViolation(str(error)) from None
     context = RequestContext(api_key, fixed.api_version, fixed.correlation_id, header.client_id)
     return ParsedRequest(context, body)
 
 
-async def respond(services: BrokerServices, request: ParsedRequest) -> bytes | Outcome:
-    """The response frame's payload (header and body), or what to do instead."""
+async def respond(services: BrokerServices, request: ParsedRequest) -> Answer | Outcome:
+    """The response frame's payload (header and body) as chunks, or what to do instead."""
     context = request.context
     if request.body is None:
         response = cluster.unsupported_api_versions_answer(context.correlation_id, None)
@@ -105,9 +133,12 @@ async def respond(services: BrokerServices, request: ParsedRequest) -> bytes | O
         outcome = await HANDLERS[context.api_key](services, context, request.body)
         if isinstance(outcome, Outcome):
             return outcome
+        wire_encoder = WIRE_ENCODERS.get(context.api_key)
+        if wire_encoder is not None:
+            return wire_encoder(context.version, context.correlation_id, outcome)
         response = outcome
     flexible = bool(type(response).__flexible__)
     header = encode_response_header(
         context.correlation_id, response_header_version(context.api_key, flexible)
     )
-    return header + encode_response(response)
+    return [header, encode_response(response)]  # written one after the other, not joined

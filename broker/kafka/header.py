@@ -11,7 +11,7 @@ use v0, so a client can read the answer whatever version it asked for.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from broker.kafka.apis import ApiKey
 
@@ -25,8 +25,7 @@ class HeaderError(Exception):
     """A request header that does not parse; the connection must close."""
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHeader:
+class RequestHeader(NamedTuple):  # read for every request: cheaper than a dataclass
     api_key: int
     api_version: int
     correlation_id: int
@@ -44,16 +43,19 @@ def peek_header(payload: bytes) -> RequestHeader:
 
 def parse_request_header(payload: bytes, header_version: int) -> RequestHeader:
     assert header_version in (0, 1, 2), header_version
-    fixed = peek_header(payload)
-    if header_version == 0:
-        return fixed
-    position = fixed.size_bytes
-    client_id, position = _read_nullable_string(payload, position)
+    if len(payload) < _KEY_VERSION_CORRELATION.size:
+        raise HeaderError(f"a request of {len(payload)} bytes has no room for its header")
+    api_key, api_version, correlation_id = _KEY_VERSION_CORRELATION.unpack_from(payload)
+    position = _KEY_VERSION_CORRELATION.size
+    client_id = None
+    if header_version >= 1:
+        client_id, position = _read_nullable_string(payload, position)
     if header_version == 2:
-        position = skip_tagged_fields(payload, position)
-    return RequestHeader(
-        fixed.api_key, fixed.api_version, fixed.correlation_id, client_id, position
-    )
+        if position < len(payload) and payload[position] == 0:  # no tagged fields, the usual
+            position += 1
+        else:
+            position = skip_tagged_fields(payload, position)
+    return RequestHeader(api_key, api_version, correlation_id, client_id, position)
 
 
 def request_header_version(api_key: ApiKey, flexible: bool) -> int:

@@ -17,9 +17,10 @@ from typing import Any
 import structlog
 
 from broker.kafka.context import Outcome
-from broker.kafka.dispatch import ParsedRequest, ProtocolViolation, parse, respond
-from broker.kafka.framing import ConnectionEnded, FrameError, frame, read_frame
+from broker.kafka.dispatch import Answer, ParsedRequest, ProtocolViolation, parse, respond
+from broker.kafka.framing import SIZE_PREFIX, ConnectionEnded, FrameError, FrameReader
 from broker.kafka.services import BrokerServices
+from broker.kafka.wire.primitives import Chunk
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +31,8 @@ MAX_CONNECTIONS = 1000
 RESPONSE_WRITE_TIMEOUT_MS = 30_000
 CLOSE_TIMEOUT_S = 1.0
 # Answers already done are written together up to this many bytes (one send, see
-# _write_answers); a larger answer goes alone, never copied into a bigger buffer.
+# _write_answers); a larger answer goes alone, and a chunk larger than this (a fetch's
+# records) is written as it is, never copied into a bigger buffer.
 COALESCE_LIMIT_BYTES = 64 * 1024
 
 
@@ -81,7 +83,7 @@ class KafkaServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        answers: asyncio.Queue[asyncio.Task[bytes | Outcome]] = asyncio.Queue(
+        answers: asyncio.Queue[asyncio.Task[Answer | Outcome]] = asyncio.Queue(
             maxsize=MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION
         )
         reading = asyncio.create_task(self._read_requests(reader, answers))
@@ -105,21 +107,25 @@ class KafkaServer:
     async def _read_requests(
         self,
         reader: asyncio.StreamReader,
-        answers: asyncio.Queue[asyncio.Task[bytes | Outcome]],
+        answers: asyncio.Queue[asyncio.Task[Answer | Outcome]],
     ) -> None:
         """Returns at a clean end of the stream; raises FrameError or ProtocolViolation."""
-        while True:
-            try:
-                payload = await read_frame(reader)
-            except ConnectionEnded:
-                return
-            request = parse(payload)
-            task = asyncio.create_task(self._respond(request))
-            self._requests.add(task)
-            task.add_done_callback(self._requests.discard)
-            await answers.put(task)
+        frames = FrameReader(reader)
+        try:
+            while True:
+                try:
+                    payload = await frames.read_frame()
+                except ConnectionEnded:
+                    return
+                request = parse(payload)
+                task = asyncio.create_task(self._respond(request))
+                self._requests.add(task)
+                task.add_done_callback(self._requests.discard)
+                await answers.put(task)
+        finally:
+            frames.close()
 
-    async def _respond(self, request: ParsedRequest) -> bytes | Outcome:
+    async def _respond(self, request: ParsedRequest) -> Answer | Outcome:
         try:
             return await respond(self._services, request)
         except Exception:  # a bug answering one request closes that connection only
@@ -133,7 +139,7 @@ class KafkaServer:
 
 
 async def _write_answers(
-    answers: asyncio.Queue[asyncio.Task[bytes | Outcome]], writer: asyncio.StreamWriter
+    answers: asyncio.Queue[asyncio.Task[Answer | Outcome]], writer: asyncio.StreamWriter
 ) -> str:
     """Writes each answer in request order; returns why the connection must close.
 
@@ -143,21 +149,23 @@ async def _write_answers(
     together (14 % fewer sends on a node at 1,000 single-record produces/s,
     docs/benchmarks.md)."""
     # taken from the queue but not written yet: the in-flight bound is the queue's plus one
-    waiting: asyncio.Task[bytes | Outcome] | None = None
+    waiting: asyncio.Task[Answer | Outcome] | None = None
     while True:
         task = waiting if waiting is not None else await answers.get()
         waiting = None
         answer = await task
-        frames: list[bytes] = []
+        chunks: list[Chunk] = []
         buffered_bytes = 0
         while True:
             if answer is Outcome.CLOSE_CONNECTION:
-                await _send(writer, frames)  # what came before still goes out, in order
+                await _send(writer, chunks)  # what came before still goes out, in order
                 return "closed after a failed request (acks=0 produce error or server error)"
             if answer is not Outcome.NO_RESPONSE:
-                assert isinstance(answer, bytes)
-                frames.append(frame(answer))
-                buffered_bytes += len(answer)
+                assert isinstance(answer, list)
+                size_bytes = _size_bytes(answer)
+                chunks.append(SIZE_PREFIX.pack(size_bytes))
+                chunks.extend(answer)
+                buffered_bytes += size_bytes
             if answers.empty():
                 break
             following = answers.get_nowait()
@@ -167,23 +175,48 @@ async def _write_answers(
                 waiting = following  # awaited (or written alone) first in the next round
                 break
             answer = following.result()
-        error = await _send(writer, frames)
+        error = await _send(writer, chunks)
         if error is not None:
             return error
 
 
-def _size_bytes(answer: bytes | Outcome) -> int:
-    return len(answer) if isinstance(answer, bytes) else 0
+def _size_bytes(answer: Answer | Outcome) -> int:
+    return sum(len(chunk) for chunk in answer) if isinstance(answer, list) else 0
 
 
-async def _send(writer: asyncio.StreamWriter, frames: list[bytes]) -> str | None:
-    """Writes the frames as one buffer; the reason to close the connection, or None."""
-    if not frames:
+def _coalesced(chunks: list[Chunk]) -> list[Chunk]:
+    """The chunks with each run of small ones joined; a chunk above COALESCE_LIMIT_BYTES
+    (a fetch's records) stays as it is, uncopied."""
+    buffers: list[Chunk] = []
+    small: list[Chunk] = []
+    for chunk in chunks:
+        if len(chunk) <= COALESCE_LIMIT_BYTES:
+            small.append(chunk)
+            continue
+        if small:
+            buffers.append(small[0] if len(small) == 1 else b"".join(small))
+            small = []
+        buffers.append(chunk)
+    if small:
+        buffers.append(small[0] if len(small) == 1 else b"".join(small))
+    return buffers
+
+
+async def _send(writer: asyncio.StreamWriter, chunks: list[Chunk]) -> str | None:
+    """Writes the chunks, small ones joined; the reason to close the connection, or None.
+
+    One write per buffer, not writelines: Python 3.11's transports implement writelines by
+    joining (a copy of every record), while write() sends at once when nothing is queued."""
+    if not chunks:
         return None
-    writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+    for buffer in _coalesced(chunks):
+        writer.write(buffer)
     try:
-        async with asyncio.timeout(RESPONSE_WRITE_TIMEOUT_MS / 1000):
-            await writer.drain()
+        if writer.transport.get_write_buffer_size() == 0:
+            await writer.drain()  # all sent already: drain returns at once, no timer needed
+        else:
+            async with asyncio.timeout(RESPONSE_WRITE_TIMEOUT_MS / 1000):
+                await writer.drain()
     except TimeoutError:
         return f"the client read no answer for {RESPONSE_WRITE_TIMEOUT_MS} ms"
     except ConnectionError as error:

@@ -187,9 +187,9 @@ class Fixture:
         response body (or the Outcome when there is none)."""
         payload = encode_request(api_key, version, request(api_key, version, **fields))
         answer = await respond(self.services, parse(payload))
-        if not isinstance(answer, bytes):
+        if not isinstance(answer, list):
             return answer
-        return decode_response(api_key, version, answer)
+        return decode_response(api_key, version, b"".join(answer))
 
 
 def request(api_key: ApiKey, version: int, **fields: Any) -> Any:

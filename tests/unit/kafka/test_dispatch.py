@@ -44,8 +44,9 @@ def test_requests_that_cannot_be_answered_close_the_connection(payload: bytes, f
 async def test_an_unknown_api_versions_version_gets_v0_with_unsupported_version() -> None:
     """KIP-511: the client learns the supported range and asks again."""
     payload = struct.pack(">hhih", 18, 42, 31, 3) + b"new" + b"\x00garbage-the-broker-skips"
-    answer = await respond(Fixture().services, parse(payload))
-    assert isinstance(answer, bytes)
+    chunks = await respond(Fixture().services, parse(payload))
+    assert isinstance(chunks, list)
+    answer = b"".join(chunks)
     assert struct.unpack_from(">i", answer)[0] == 31  # header v0: the correlation id only
     body = decode_response(ApiKey.API_VERSIONS, 0, answer)
     assert body.error_code is KafkaError.unsupported_version
@@ -76,6 +77,7 @@ async def test_api_versions_refuses_an_invalid_client_software_name() -> None:
 async def test_the_response_carries_the_request_correlation_id() -> None:
     body = request(ApiKey.METADATA, 1, topics=())
     payload = encode_request(ApiKey.METADATA, 1, body, correlation_id=123456)
-    answer = await respond(Fixture().services, parse(payload))
-    assert isinstance(answer, bytes)
+    chunks = await respond(Fixture().services, parse(payload))
+    assert isinstance(chunks, list)
+    answer = b"".join(chunks)
     assert struct.unpack_from(">i", answer)[0] == 123456

@@ -13,6 +13,7 @@ from broker.kafka.framing import (
     MAX_REQUEST_BYTES,
     ConnectionEnded,
     FrameError,
+    FrameReader,
     frame,
     read_frame,
 )
@@ -65,6 +66,37 @@ async def test_a_frame_that_stalls_midway_is_a_frame_error() -> None:
     reader.feed_data(struct.pack(">i", 20) + b"partial")
     with pytest.raises(FrameError, match="did not arrive"):
         await read_frame(reader, read_timeout_ms=10)
+
+
+async def test_a_connection_idle_after_some_frames_is_closed_by_the_same_timer() -> None:
+    """One FrameReader per connection: frames read in time leave the limits in force for
+    the next wait, with no timer armed per frame."""
+    reader = asyncio.StreamReader()
+    frames = FrameReader(reader, idle_timeout_ms=50, read_timeout_ms=50)
+    try:
+        for n in range(3):
+            reader.feed_data(frame(b"request-%d" % n))
+            assert await frames.read_frame() == b"request-%d" % n
+            await asyncio.sleep(0.03)  # less than a limit between two frames
+        with pytest.raises(FrameError, match="idle"):
+            await asyncio.wait_for(frames.read_frame(), 1.0)
+    finally:
+        frames.close()
+
+
+async def test_a_frame_stalling_after_a_long_idle_wait_still_times_out_on_its_own_limit() -> None:
+    """The frame's limit (shorter than the idle one) holds even though the timer was armed
+    for the idle wait."""
+    reader = asyncio.StreamReader()
+    frames = FrameReader(reader, idle_timeout_ms=10_000, read_timeout_ms=20)
+    try:
+        reading = asyncio.create_task(frames.read_frame())
+        await asyncio.sleep(0.05)  # idle, within its limit
+        reader.feed_data(struct.pack(">i", 20) + b"partial")
+        with pytest.raises(FrameError, match="did not arrive within 20 ms"):
+            await asyncio.wait_for(reading, 1.0)
+    finally:
+        frames.close()
 
 
 def header_bytes(client_id: bytes | None, tagged: bytes = b"") -> bytes:

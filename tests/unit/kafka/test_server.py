@@ -157,43 +157,72 @@ async def _until(condition: Any) -> None:
         await asyncio.sleep(0.01)
 
 
+class RecordingTransport:
+    def get_write_buffer_size(self) -> int:
+        return 0  # every write went out at once
+
+
 class RecordingWriter:
-    """A StreamWriter stand-in that keeps every write, to count the sends."""
+    """A StreamWriter stand-in that keeps every buffer written, grouped by send round (a
+    drain ends a round), to count the rounds and see which buffers were copied."""
 
     def __init__(self) -> None:
-        self.writes: list[bytes] = []
+        self.rounds: list[list[Any]] = [[]]
+        self.transport = RecordingTransport()
 
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
+    def write(self, data: Any) -> None:
+        self.rounds[-1].append(data)
 
     async def drain(self) -> None:
-        return None
+        self.rounds.append([])
+
+    @property
+    def writes(self) -> list[bytes]:
+        """What each round sent, joined."""
+        return [b"".join(bytes(buffer) for buffer in sent) for sent in self.rounds if sent]
 
 
-async def _answered(answer: bytes | Outcome) -> bytes | Outcome:
+async def _answered(answer: list[bytes] | Outcome) -> list[bytes] | Outcome:
     return answer
 
 
-async def write_all_answers(answers: list[bytes | Outcome]) -> tuple[list[bytes], str]:
-    """Runs _write_answers over tasks already done; returns the writes and why it stopped."""
-    queue: asyncio.Queue[asyncio.Task[bytes | Outcome]] = asyncio.Queue(maxsize=len(answers))
+async def write_all_answers(
+    answers: list[bytes | Outcome],
+) -> tuple[RecordingWriter, str]:
+    """Runs _write_answers over tasks already done (each bytes answer a one-chunk answer);
+    returns the writer and why it stopped."""
+    queue: asyncio.Queue[asyncio.Task[Any]] = asyncio.Queue(maxsize=len(answers))
     for answer in answers:
-        queue.put_nowait(asyncio.create_task(_answered(answer)))
+        chunks = [answer] if isinstance(answer, bytes) else answer
+        queue.put_nowait(asyncio.create_task(_answered(chunks)))
     await asyncio.sleep(0)  # every task runs to its end
     writer = RecordingWriter()
     reason = await asyncio.wait_for(_write_answers(queue, writer), TIMEOUT_S)  # type: ignore[arg-type]
-    return writer.writes, reason
+    return writer, reason
 
 
 async def test_answers_already_done_leave_in_one_write_in_request_order() -> None:
     small = [struct.pack(">i", n) + b"answer" for n in range(5)]
-    writes, reason = await write_all_answers([*small, Outcome.CLOSE_CONNECTION])
-    assert writes == [b"".join(frame(answer) for answer in small)]
+    writer, reason = await write_all_answers([*small, Outcome.CLOSE_CONNECTION])
+    assert writer.rounds[0] == [b"".join(frame(answer) for answer in small)], "one buffer"
+    assert writer.writes == [b"".join(frame(answer) for answer in small)]
     assert "closed after a failed request" in reason
 
 
 async def test_an_answer_over_the_coalescing_limit_is_written_alone() -> None:
     large = b"L" * (COALESCE_LIMIT_BYTES + 1)
     answers: list[bytes | Outcome] = [b"first-01", large, Outcome.NO_RESPONSE, b"after-02"]
-    writes, _ = await write_all_answers([*answers, Outcome.CLOSE_CONNECTION])
-    assert writes == [frame(b"first-01"), frame(large), frame(b"after-02")]
+    writer, _ = await write_all_answers([*answers, Outcome.CLOSE_CONNECTION])
+    assert writer.writes == [frame(b"first-01"), frame(large), frame(b"after-02")]
+
+
+async def test_records_over_the_coalescing_limit_are_written_without_a_copy() -> None:
+    """A fetch answer's records chunk goes to the socket as the log returned it; the small
+    chunks around it are joined."""
+    records = memoryview(b"R" * (COALESCE_LIMIT_BYTES + 1))
+    answer: Any = [b"head", records, b"tail"]
+    writer, _ = await write_all_answers([answer, Outcome.CLOSE_CONNECTION])
+    (sent,) = [round_ for round_ in writer.rounds if round_]
+    assert len(sent) == 3
+    assert sent[1] is records
+    assert b"".join(bytes(b) for b in sent) == frame(b"head" + bytes(records) + b"tail")
