@@ -65,14 +65,13 @@ MAX_FETCH_WAIT_MS = 30_000  # clients ask for 500 ms by default
 # Kafka's broker-side fetch.max.bytes default (55 MiB): a fetch answer holds at most this
 MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
 VALID_ACKS = (-1, 0, 1)
-# Errors that mean "ask the leader elsewhere": answered with the current leader (KIP-951)
-_LEADER_MOVED = frozenset(
-    {
-        KafkaError.not_leader_or_follower,
-        KafkaError.fenced_leader_epoch,
-        KafkaError.unknown_leader_epoch,
-    }
-)
+# KIP-951, as Kafka answers it: the errors that carry the current leader and its endpoint,
+# for Produce v10+ and Fetch v16+ (the versions with node_endpoints). Fetch v12-15 have a
+# current_leader field but no endpoints: a client told of a leader it has no address for
+# (kafka-python 3 after that broker's restart) sends its next fetch nowhere and fails.
+_PRODUCE_LEADER_MOVED = frozenset({KafkaError.not_leader_or_follower})
+_FETCH_LEADER_MOVED = frozenset({KafkaError.not_leader_or_follower, KafkaError.fenced_leader_epoch})
+FETCH_LEADER_HINT_MIN_VERSION = 16
 
 
 # -- Produce -----------------------------------------------------------------------------------
@@ -190,7 +189,11 @@ def _produce_response(
     for (topic, partition), outcome in zip(entries, outcomes, strict=True):
         result = outcome.result
         current_leader = None
-        if result is not None and outcome.error_code in _LEADER_MOVED and result.leader_id >= 0:
+        if (
+            result is not None
+            and outcome.error_code in _PRODUCE_LEADER_MOVED
+            and result.leader_id >= 0
+        ):
             leaders.add(result.leader_id)
             current_leader = LeaderIdAndEpoch(result.leader_id, result.leader_epoch)
         answer = PartitionProduceAnswer(
@@ -237,7 +240,7 @@ async def handle_fetch(
     refusal = _refuse_fetch(context, request, len(entries))
     if refusal is not None:
         code, _ = refusal  # a fetch answer has no room for the message
-        return _fetch_response(image, entries, [], code, top_level_error=code)
+        return _fetch_response(context.version, image, entries, [], code, top_level_error=code)
     fetches = [
         PartitionFetch(
             topic=name,
@@ -258,7 +261,7 @@ async def handle_fetch(
         max(0, min(request.max_bytes, MAX_FETCH_RESPONSE_BYTES)),
     )
     assert len(results) == len(fetches), "one result per partition fetched"
-    return _fetch_response(image, entries, results, KafkaError.none)
+    return _fetch_response(context.version, image, entries, results, KafkaError.none)
 
 
 def _fetch_topic_name(image: MetadataImage, topic: FetchTopicData) -> str | None:
@@ -293,6 +296,7 @@ def _refuse_fetch(
 
 
 def _fetch_response(
+    version: int,
     image: MetadataImage,
     entries: list[tuple[FetchTopicData, FetchPartitionData, str | None]],
     results: list[PartitionFetchResult],
@@ -300,7 +304,7 @@ def _fetch_response(
     top_level_error: KafkaError = KafkaError.none,
 ) -> FetchAnswer:
     by_topic: dict[int, TopicFetchAnswer] = {}
-    leaders: set[int] = set()
+    leaders: set[int] | None = set() if version >= FETCH_LEADER_HINT_MIN_VERSION else None
     in_order = iter(results)  # one per entry of a known topic, in request order
     for topic, partition, name in entries:
         result = None
@@ -325,8 +329,10 @@ def _partition_data(
     name: str | None,
     result: PartitionFetchResult | None,
     refused: KafkaError,
-    leaders: set[int],
+    leaders: set[int] | None,
 ) -> PartitionFetchAnswer:
+    """One partition's answer; `leaders` collects the leaders hinted at (None: this version
+    gets no hints)."""
     if result is None:
         code = KafkaError.unknown_topic_id if name is None else refused
         return PartitionFetchAnswer(
@@ -341,7 +347,7 @@ def _partition_data(
         )
     code = from_broker_code(result.error_code)
     current_leader = None
-    if code in _LEADER_MOVED and result.leader_id >= 0:
+    if leaders is not None and code in _FETCH_LEADER_MOVED and result.leader_id >= 0:
         leaders.add(result.leader_id)
         current_leader = LeaderIdAndEpoch(result.leader_id, result.leader_epoch)
     return PartitionFetchAnswer(

@@ -95,6 +95,8 @@ class FakeData:
 
     produce_results: dict[tuple[str, int], ProduceResult] = field(default_factory=dict)
     fetch_records: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    # a partition's fetch error and the leader it names: (code, leader id, leader epoch)
+    fetch_errors: dict[tuple[str, int], tuple[ErrorCode, int, int]] = field(default_factory=dict)
     offsets: dict[tuple[str, int, int], OffsetLookup] = field(default_factory=dict)
     produced: list[tuple[str, int, bytes, int, int]] = field(default_factory=list)
     fetches: list[tuple[int, Sequence[PartitionFetch], int, int, int]] = field(default_factory=list)
@@ -139,15 +141,16 @@ class FakeData:
             PartitionFetchResult(
                 r.topic,
                 r.partition,
-                ErrorCode.NONE,
+                error[0],
                 high_watermark=10,
                 log_start_offset=0,
                 log_end_offset=10,
                 records=self.fetch_records.get((r.topic, r.partition), b""),
-                leader_id=1,
-                leader_epoch=3,
+                leader_id=error[1],
+                leader_epoch=error[2],
             )
             for r in requests
+            for error in [self.fetch_errors.get((r.topic, r.partition), (ErrorCode.NONE, 1, 3))]
         ]
 
     def list_offset(self, topic: str, partition_id: int, timestamp_ms: int) -> OffsetLookup:

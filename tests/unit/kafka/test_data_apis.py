@@ -8,6 +8,7 @@ import datetime
 import uuid
 from typing import Any
 
+import pytest
 from kio.schema.errors import ErrorCode as KafkaError
 
 from broker.kafka.apis import ApiKey
@@ -208,6 +209,30 @@ async def test_fetch_by_topic_id_from_v13_and_unknown_ids_answer_unknown_topic_i
     assert found.topic_id == known
     assert found.partitions[0].error_code is KafkaError.none
     assert missing.partitions[0].error_code is KafkaError.unknown_topic_id
+
+
+@pytest.mark.parametrize("version", [12, 15, 16])
+async def test_a_fetch_names_the_moved_leader_only_from_v16_with_its_endpoint(
+    version: int,
+) -> None:
+    """As Kafka: Fetch v12-15 have a current_leader field but no node_endpoints, and a
+    client told of a leader it has no address for cannot follow the hint (kafka-python 3
+    failed its next fetch), so the hint comes only with the endpoint, from v16."""
+    fixture = Fixture()
+    fixture.data.fetch_errors[("orders", 0)] = (ErrorCode.NOT_LEADER_OR_FOLLOWER, 2, 4)
+    fixture.data.fetch_errors[("orders", 1)] = (ErrorCode.UNKNOWN_LEADER_EPOCH, 2, 4)
+    topic: Any = topic_uuid(topic_id_for("orders")) if version >= 13 else "orders"
+    fields = fetch_fields(version, topic, [one_partition(), one_partition(index=1)])
+    body = await fixture.call(ApiKey.FETCH, version, **fields)
+    moved, unknown_epoch = body.responses[0].partitions
+    assert moved.error_code is KafkaError.not_leader_or_follower
+    assert unknown_epoch.error_code is KafkaError.unknown_leader_epoch
+    assert unknown_epoch.current_leader.leader_id == -1, "not an error Kafka hints for"
+    if version >= 16:
+        assert (moved.current_leader.leader_id, moved.current_leader.leader_epoch) == (2, 4)
+        assert [(e.node_id, e.port) for e in body.node_endpoints] == [(2, 9192)]
+    else:
+        assert moved.current_leader.leader_id == -1
 
 
 async def test_fetch_sessions_are_refused_and_long_polls_are_capped() -> None:
