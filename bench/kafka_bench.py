@@ -67,6 +67,11 @@ GROUP_JOIN_DEADLINE_S = 30.0
 LATENCY_LINGER_MS = 0
 # Connections, metadata and the consumer's first fetches settle in the first second
 WARMUP_S = 2.0
+# librdkafka postpones a partition's next fetch by fetch.queue.backoff.ms (1,000 ms) once its
+# prefetch queue holds queued.min.messages: the consumer then idles for a second at a time and
+# measures its own backoff (95-118 MB/s against 600-900 MB/s with 10 ms, same cluster). The
+# consume phase sets 10 ms; --consumer-config fetch.queue.backoff.ms=1000 measures the default.
+CONSUME_PHASE_CONSUMER = {"fetch.queue.backoff.ms": "10"}
 SECOND_BATCHING = {"linger.ms": 5, "batch.size": 1024 * 1024}
 
 
@@ -272,7 +277,11 @@ class ConsumeRun:
 
 
 def consume_throughput(
-    cluster: LocalCluster, partitions: int, group: bool, partition_fetch_bytes: int | None
+    cluster: LocalCluster,
+    partitions: int,
+    group: bool,
+    partition_fetch_bytes: int | None,
+    consumer_config: dict[str, str],
 ) -> ConsumeRun:
     settings: dict[str, Any] = {
         "bootstrap.servers": bootstrap(cluster),
@@ -283,6 +292,7 @@ def consume_throughput(
     }
     if partition_fetch_bytes is not None:
         settings["max.partition.fetch.bytes"] = partition_fetch_bytes
+    settings.update({**CONSUME_PHASE_CONSUMER, **consumer_config})
     consumer = confluent_kafka.Consumer(settings)
     try:
         total = sum(high_watermark(consumer, TOPIC, p) for p in range(partitions))
@@ -497,9 +507,14 @@ def produce_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
 
 def consume_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
     cpu_before = broker_cpu_seconds(cluster)
-    run = consume_throughput(cluster, args.partitions, args.group, args.partition_fetch_bytes)
+    consumer_config = dict(item.split("=", 1) for item in args.consumer_config)
+    run = consume_throughput(
+        cluster, args.partitions, args.group, args.partition_fetch_bytes, consumer_config
+    )
     cpu = broker_cpu_seconds(cluster) - cpu_before
     how = "subscribed in a consumer group" if args.group else "assigned"
+    settings = {**CONSUME_PHASE_CONSUMER, **consumer_config}
+    how += ", " + ", ".join(f"{key}={value}" for key, value in settings.items())
     # as kafka-consumer-perf-test: the fetch rate leaves out the time to the first record
     # (for a group: the join, with group.initial.rebalance.delay.ms), which is printed apart
     fetching = max(run.elapsed_s - run.joined_s, 1e-9)
@@ -558,6 +573,13 @@ def main() -> None:
         help="the consumer's max.partition.fetch.bytes (librdkafka's default: 1 MiB)",
     )
     parser.add_argument(
+        "--consumer-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a librdkafka setting for the consume phase's consumer (repeatable)",
+    )
+    parser.add_argument(
         "--fill-records",
         type=int,
         default=1_000_000,
@@ -568,8 +590,8 @@ def main() -> None:
     unknown = phases - set(PHASES)
     if unknown:
         parser.error(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
-    if any("=" not in item for item in args.node_config):
-        parser.error("--node-config takes KEY=VALUE")
+    if any("=" not in item for item in [*args.node_config, *args.consumer_config]):
+        parser.error("--node-config and --consumer-config take KEY=VALUE")
     if args.record_bytes < 8:
         parser.error("--record-bytes must be at least 8 (the latency timestamp)")
     # the harness's own rpc requests would log every connection they close
