@@ -36,6 +36,7 @@ from broker.log.config import MAX_MESSAGE_BYTES
 from broker.partitions.errors import log_error_code, replication_error_code
 from broker.partitions.partition import (
     CheckpointWritten,
+    ParkedFetch,
     Partition,
     partition_directory,
     read_topic_id,
@@ -766,8 +767,12 @@ class ReplicaManager:
         partition.produce_waiters[produce_id] = waiter
         partition.produce_started_ms[produce_id] = monotonic_ms()
         self._drain(partition)
+        # One timer that fails the waiter, awaited directly: wait_for(shield(...)) chained
+        # three callbacks, each a turn of the event loop, between the high watermark move
+        # and this task running again.
+        timer = asyncio.get_running_loop().call_later(timeout_ms / 1000, _time_out_produce, waiter)
         try:
-            completion = await asyncio.wait_for(asyncio.shield(waiter), timeout_ms / 1000)
+            completion = await waiter
         except TimeoutError:
             partition.produce_waiters.pop(produce_id, None)
             partition.produce_started_ms.pop(produce_id, None)
@@ -779,6 +784,8 @@ class ReplicaManager:
                 ErrorCode.REQUEST_TIMED_OUT,
                 f"the ISR did not replicate offset {last_offset} within {timeout_ms} ms",
             )
+        finally:
+            timer.cancel()
         if completion.error is not ReplicationError.NONE:
             return self._produce_error(
                 topic,
@@ -879,36 +886,25 @@ class ReplicaManager:
         self, replica_id: int, requests: Sequence[PartitionFetch], deadline: float
     ) -> list[int] | None:
         """Waits until one of the requested partitions changes the way this fetch cares
-        about (see Partition.new_fetch_waiter) or `deadline` (loop time) passes; the indexes
-        of the requests whose partition changed, or None when the time ran out."""
-        loop = asyncio.get_running_loop()
-        woken: asyncio.Future[None] = loop.create_future()
-
-        def wake(_: object = None) -> None:
-            if not woken.done():
-                woken.set_result(None)
-
-        waiters: list[tuple[int, Partition, asyncio.Future[None]]] = []
+        about (see Partition.park_fetch) or `deadline` (loop time) passes; the indexes of
+        the requests whose partition changed, or None when the time ran out."""
+        parked = ParkedFetch()
+        partitions = []
         for index, request in enumerate(requests):
             partition = self.find(request.topic, request.partition)
             if partition is not None:
-                waiter = partition.new_fetch_waiter(for_replica=replica_id >= 0)
-                waiter.add_done_callback(wake)
-                waiters.append((index, partition, waiter))
-        if not waiters:
+                partition.park_fetch(parked, index, for_replica=replica_id >= 0)
+                partitions.append(partition)
+        if not partitions:
             return None
-        timer = loop.call_at(deadline, wake)
+        timer = asyncio.get_running_loop().call_at(deadline, parked.wake)
         try:
-            await woken
+            await parked.future
         finally:
             timer.cancel()
-            for _, partition, waiter in waiters:
-                if not waiter.done():
-                    partition.forget_fetch_waiter(waiter)
-        changed = [
-            index for index, _, waiter in waiters if waiter.done() and not waiter.cancelled()
-        ]
-        return changed or None
+            for partition in partitions:
+                partition.unpark_fetch(parked)
+        return sorted(set(parked.woken)) or None
 
     def _read_all(
         self,
@@ -1126,3 +1122,8 @@ def batches_below(data: bytes, high_watermark: int) -> bytes:
 
 def _run_checkpoint_jobs(jobs: list[Callable[[], CheckpointWritten]]) -> list[CheckpointWritten]:
     return [job() for job in jobs]
+
+
+def _time_out_produce(waiter: asyncio.Future[ProduceCompletion]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())

@@ -72,8 +72,8 @@ class Partition:
         self._checkpointed_high_watermark = self._high_watermark
         self.last_woken_high_watermark = self._high_watermark
         # parked fetches: followers' wait for appends, consumers' for the high watermark
-        self._replica_fetch_waiters: list[asyncio.Future[None]] = []
-        self._consumer_fetch_waiters: list[asyncio.Future[None]] = []
+        self._replica_fetch_waiters: list[tuple[ParkedFetch, int]] = []
+        self._consumer_fetch_waiters: list[tuple[ParkedFetch, int]] = []
         self.produce_waiters: dict[int, asyncio.Future[ProduceCompletion]] = {}
         self.produce_started_ms: dict[int, int] = {}  # produce id -> when it began waiting
         self.producers = ProducerStateTable()
@@ -124,40 +124,33 @@ class Partition:
 
     # -- long polls --------------------------------------------------------------------------
 
-    def new_fetch_waiter(self, for_replica: bool) -> asyncio.Future[None]:
-        """A future resolved at the next change a parked fetch may care about: for a
-        follower's fetch an append, for a consumer's a high watermark move; for both a role
-        change.
+    def park_fetch(self, parked: ParkedFetch, index: int, for_replica: bool) -> None:
+        """Wakes `parked` (with `index`) at the next change a parked fetch may care about:
+        for a follower's fetch an append, for a consumer's a high watermark move; for both a
+        role change.
 
         A follower is not woken when only the high watermark moves (Kafka's DelayedFetch
         neither): it learns the new one from its next fetch, and waking it would cost every
-        acks=all record one more fetch round trip per follower for nothing."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if for_replica:
-            self._replica_fetch_waiters.append(waiter)
-        else:
-            self._consumer_fetch_waiters.append(waiter)
-        return waiter
+        acks=all record one more read of the partition per follower for nothing."""
+        waiters = self._replica_fetch_waiters if for_replica else self._consumer_fetch_waiters
+        waiters.append((parked, index))
 
-    def forget_fetch_waiter(self, waiter: asyncio.Future[None]) -> None:
+    def unpark_fetch(self, parked: ParkedFetch) -> None:
         """A parked fetch that ended otherwise (its time ran out, another partition woke
         it) leaves: an idle partition long-polled for days must not pile up its waiters."""
-        waiter.cancel()
         for waiters in (self._replica_fetch_waiters, self._consumer_fetch_waiters):
-            with contextlib.suppress(ValueError):
-                waiters.remove(waiter)
-                return
+            if any(waiting is parked for waiting, _ in waiters):
+                waiters[:] = [entry for entry in waiters if entry[0] is not parked]
 
     def wake_fetches(self, replicas: bool = True, consumers: bool = True) -> None:
-        waiters: list[asyncio.Future[None]] = []
+        waiters: list[tuple[ParkedFetch, int]] = []
         if replicas:
             waiters, self._replica_fetch_waiters = self._replica_fetch_waiters, []
         if consumers:
             waiters += self._consumer_fetch_waiters
             self._consumer_fetch_waiters = []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        for parked, index in waiters:
+            parked.wake(index)
 
     # -- the high watermark checkpoint ------------------------------------------------------
 
@@ -257,6 +250,25 @@ class Partition:
         with self._files_lock, contextlib.suppress(OSError):
             write_snapshot(self.log.directory, self.producers, offset)
             self._producer_snapshot_offset = offset
+
+
+class ParkedFetch:
+    """One fetch waiting on several partitions: the first change resolves `future` (the
+    fetch's task runs again in the next turn of the loop), and `woken` says which of its
+    partitions (by their index in the request) changed."""
+
+    __slots__ = ("future", "woken")
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.woken: list[int] = []
+
+    def wake(self, index: int | None = None) -> None:
+        """`index` changed (None: the time ran out)."""
+        if index is not None:
+            self.woken.append(index)
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 @dataclass(slots=True)
