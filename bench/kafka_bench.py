@@ -345,15 +345,19 @@ def rate_line(name: str, records: int, record_bytes: int, elapsed: float) -> str
 
 def in_sync_topic(
     cluster: LocalCluster, name: str, partitions: int, min_insync_replicas: int | None
-) -> None:
+) -> list[int]:
+    """Creates the topic and waits until every partition is fully in sync; their leaders."""
     configs = {}
     if min_insync_replicas is not None:
         configs["min.insync.replicas"] = str(min_insync_replicas)
     create_topic(cluster.nodes[1], name, partitions=partitions, configs=configs)
-    for partition in range(partitions):
+    leaders = [
         wait_for_partition(
             cluster, name, lambda s: len(s["isr"]) == 3, "an in-sync topic", partition=partition
-        )
+        )["leader"]
+        for partition in range(partitions)
+    ]
+    return leaders
 
 
 def broker_cpu_seconds(cluster: LocalCluster, system_only: bool = False) -> float:
@@ -602,8 +606,10 @@ def main() -> None:
         try:
             cluster.up()
             wait_until_ready(cluster)
-            for name in (TOPIC, LATENCY_TOPIC):
-                in_sync_topic(cluster, name, args.partitions, args.min_insync_replicas)
+            leaders = {
+                name: in_sync_topic(cluster, name, args.partitions, args.min_insync_replicas)
+                for name in (TOPIC, LATENCY_TOPIC)
+            }
             pids = ", ".join(
                 f"node {n.node_id} pid {n.process.pid}"
                 for n in cluster.nodes.values()
@@ -612,7 +618,8 @@ def main() -> None:
             print(
                 f"RF=3, {args.partitions} partitions, {args.record_bytes}-byte records, "
                 f"confluent-kafka {confluent_kafka.__version__}, librdkafka "
-                f"{confluent_kafka.libversion()[0]} ({pids})",
+                f"{confluent_kafka.libversion()[0]} ({pids}); partition leaders: "
+                + "; ".join(f"{name} {leaders[name]}" for name in leaders),
                 flush=True,
             )
             run_phases(cluster, args, phases)
