@@ -5,7 +5,8 @@ loopback; an RF=3 topic, --record-bytes records (1 KiB by default).
 Phases, in this order, each printed as it ends:
 - end-to-end latency at a fixed rate (--rate records/s, acks=all, linger.ms=0): the send
   time (wall clock, ns) is in each record's value, a consumer assigned at the end of every
-  partition reads it; p50/p99/max from send to receipt, and from send to acknowledgement.
+  partition reads it; p50/p99/max from send to receipt, and from send to acknowledgement,
+  of the records sent after --warmup-seconds (2) at the same rate.
   First, on a quiet cluster: after the throughput phases the nodes' page cache writes
   gigabytes back to the disk, which would be measured too;
 - produce throughput, acks=all: one Producer sends keyless records as fast as its queue
@@ -13,13 +14,16 @@ Phases, in this order, each printed as it ends:
   with librdkafka's default batching, once with linger.ms=5 and batch.size=1 MiB;
 - consume throughput: one Consumer reads every partition from the start to the high
   watermark (assigned; with --group it subscribes in a fresh consumer group instead);
-  records/s and MB/s.
+  records/s and MB/s from the first record on, and the time to it (the group's join) apart;
+  the consumer uses fetch.queue.backoff.ms=10 (CONSUME_PHASE_CONSUMER), --consumer-config
+  sets others.
 Each phase also prints the CPU time the three node processes used during it.
 
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
         [--latency-linger-ms 0] [--latency-without-consumer] [--partitions 3] [--group]
         [--phases latency,produce,consume] [--fill-records N] [--partition-fetch-bytes B]
-        [--min-insync-replicas N] [--node-config KEY=VALUE ...]
+        [--min-insync-replicas N] [--node-config KEY=VALUE ...] [--warmup-seconds 2]
+        [--consumer-config KEY=VALUE ...]
 
 (--phases consume alone first writes --fill-records records, untimed, then reads them.)
 

@@ -601,9 +601,9 @@ async def serve(config: NodeConfig) -> int:
 def run_server(config: NodeConfig) -> int:
     """Runs one node until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(config.node_id, config.log_level)
-    # The node's event loop is uvloop's (libuv): the same asyncio code, with less CPU per
-    # callback, socket event and timer. At 1,000 acks=all records/s it took a node's p50 from
-    # 2.5 to 1.6 ms and its p99 from 10-12 to 6.4-6.8 ms (docs/decisions/0008-uvloop.md).
+    # The node's event loop is uvloop's (libuv): the same asyncio code, with less work between
+    # an event and the code waiting for it. At 1,000 acks=all records/s it took the p99 from
+    # 10.9-13.9 to 8.6-11.1 ms in paired runs (docs/decisions/0008-uvloop.md).
     with (
         contextlib.suppress(KeyboardInterrupt),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
