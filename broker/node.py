@@ -27,6 +27,7 @@ from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinato
 from broker.kafka.groups.inspect import GroupInspector
 from broker.kafka.groups.metrics import GroupMetrics
 from broker.kafka.groups.model import GroupSettings
+from broker.kafka.metrics import KafkaListenerMetrics
 from broker.kafka.producers import ProducerIdAllocator
 from broker.kafka.server import KafkaServer
 from broker.kafka.services import BrokerServices
@@ -331,7 +332,8 @@ class Node:
             broker_config=config.raw,
             groups=self._groups,
         )
-        self._kafka_server = KafkaServer(*config.client_listener, services)
+        self._kafka_server = server = KafkaServer(*config.client_listener, services)
+        server.metrics = KafkaListenerMetrics(self.registry, lambda: server.connection_count)
 
     def _broker_metadata_current(self) -> bool:
         """Whether the replicas may act on the metadata image: caught up with the log, and

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ import structlog
 from broker.kafka.context import Outcome
 from broker.kafka.dispatch import Answer, ParsedRequest, ProtocolViolation, parse, respond
 from broker.kafka.framing import SIZE_PREFIX, ConnectionEnded, FrameError, FrameReader
+from broker.kafka.metrics import KafkaListenerMetrics
 from broker.kafka.services import BrokerServices
 from broker.kafka.wire.primitives import Chunk
 
@@ -41,6 +43,7 @@ class KafkaServer:
         self.host = host
         self.port = port
         self._services = services
+        self.metrics: KafkaListenerMetrics | None = None  # set by the node (its registry)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
         self._requests: set[asyncio.Task[Any]] = set()
@@ -103,6 +106,8 @@ class KafkaServer:
         for reason in reasons:
             if reason is not None:
                 log.info("kafka.connection_closed", peer=str(peer), reason=str(reason))
+            if isinstance(reason, FrameError | ProtocolViolation) and self.metrics is not None:
+                self.metrics.count_bad_input()
 
     async def _read_requests(
         self,
@@ -117,17 +122,21 @@ class KafkaServer:
                     payload = await frames.read_frame()
                 except ConnectionEnded:
                     return
+                read_at = time.perf_counter()
                 request = parse(payload)
-                task = asyncio.create_task(self._respond(request))
+                task = asyncio.create_task(self._respond(request, read_at))
                 self._requests.add(task)
                 task.add_done_callback(self._requests.discard)
                 await answers.put(task)
         finally:
             frames.close()
 
-    async def _respond(self, request: ParsedRequest) -> Answer | Outcome:
+    async def _respond(self, request: ParsedRequest, read_at: float) -> Answer | Outcome:
         try:
-            return await respond(self._services, request)
+            answer = await respond(self._services, request)
+            if self.metrics is not None:
+                self.metrics.observe_request(request.context.api_key, time.perf_counter() - read_at)
+            return answer
         except Exception:  # a bug answering one request closes that connection only
             log.exception(
                 "kafka.request_failed",

@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -396,6 +397,32 @@ def test_bad_frames_close_only_their_connection(cluster: LocalCluster, sent: byt
             sock.shutdown(socket.SHUT_WR)  # the rest of the frame never comes
         assert read_answer(sock) is None, "the node closed the connection"
     assert api_versions_v0_works(cluster)
+
+
+def test_the_listener_counts_requests_by_api_and_connections_closed_for_bad_input(
+    cluster: LocalCluster,
+) -> None:
+    def sample(name: str, labels: str = "") -> float:
+        text = urllib.request.urlopen(
+            cluster.nodes[1].http_url + "/metrics", timeout=SOCKET_TIMEOUT_S
+        ).read()
+        for line in text.decode().splitlines():
+            if line.startswith(f"{name}{labels} "):
+                return float(line.split()[-1])
+        return 0.0
+
+    requests_before = sample("kraft_kafka_requests_total", '{api="ApiVersions"}')
+    closed_before = sample("kraft_kafka_connections_closed_for_bad_input_total")
+    assert api_versions_v0_works(cluster)
+    with connect(cluster) as sock:
+        sock.sendall(request_frame(9999, 0, 1, b""))  # an API key nobody serves
+        assert read_answer(sock) is None
+    assert sample("kraft_kafka_requests_total", '{api="ApiVersions"}') >= requests_before + 1
+    assert sample("kraft_kafka_request_latency_seconds_count", '{api="ApiVersions"}') >= 1
+    wait_for(
+        lambda: sample("kraft_kafka_connections_closed_for_bad_input_total") >= closed_before + 1,
+        what="the bad connection counted",
+    )
 
 
 def test_an_unsupported_api_versions_version_answers_v0_with_the_supported_list(

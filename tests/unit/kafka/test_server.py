@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from broker.kafka.apis import ApiKey
 from broker.kafka.context import Outcome
 from broker.kafka.framing import frame
+from broker.kafka.metrics import KafkaListenerMetrics
 from broker.kafka.server import COALESCE_LIMIT_BYTES, KafkaServer, _write_answers
 from broker.partitions.manager import PartitionFetch, PartitionFetchResult
 from tests.unit.kafka.helpers import Fixture, encode_request, request
@@ -226,3 +228,29 @@ async def test_records_over_the_coalescing_limit_are_written_without_a_copy() ->
     assert len(sent) == 3
     assert sent[1] is records
     assert b"".join(bytes(b) for b in sent) == frame(b"head" + bytes(records) + b"tail")
+
+
+async def test_requests_are_counted_and_timed_by_api_and_bad_input_closes_are_counted(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    server, _ = served
+    registry = CollectorRegistry()
+    server.metrics = KafkaListenerMetrics(registry, lambda: server.connection_count)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    for correlation_id in (1, 2):
+        writer.write(metadata_request(correlation_id))
+        await writer.drain()
+        assert await read_answer(reader) is not None
+    assert registry.get_sample_value("kraft_kafka_requests_total", {"api": "Metadata"}) == 2
+    assert (
+        registry.get_sample_value("kraft_kafka_request_latency_seconds_count", {"api": "Metadata"})
+        == 2
+    )
+    assert registry.get_sample_value("kraft_kafka_connections") == 1
+    writer.write(b"\x7f\xff\xff\xff")  # a frame larger than any request may be
+    await writer.drain()
+    assert await read_answer(reader) is None
+    await _until(
+        lambda: registry.get_sample_value("kraft_kafka_connections_closed_for_bad_input_total") == 1
+    )
+    writer.close()
