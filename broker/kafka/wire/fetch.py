@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from typing import NamedTuple
 
-from broker.kafka.codec import BodyDecodeError
 from broker.kafka.wire.primitives import (
     INT32,
     INT64,
@@ -29,6 +28,7 @@ from broker.kafka.wire.primitives import (
     Reader,
     array_count,
     bytes_length,
+    decode_body,
     null_array,
     string,
     tagged_field,
@@ -101,16 +101,9 @@ def decode_request(version: int, payload: bytes, position: int) -> FetchRequestD
     """The body that starts at `position` and runs to the payload's end; BodyDecodeError
     for anything that does not parse, including bytes left over after the body."""
     assert FIRST_VERSION <= version <= LAST_VERSION, version
-    reader = Reader(payload, position)
-    try:
-        request = _read_request(reader, version)
-    except BodyDecodeError as error:
-        raise BodyDecodeError(f"FETCH v{version} body does not parse: {error}") from None
-    if reader.position != reader.end:
-        raise BodyDecodeError(
-            f"FETCH v{version} body has {reader.end - reader.position} bytes after its end"
-        )
-    return request
+    return decode_body(
+        "FETCH", version, payload, position, lambda reader: _read_request(reader, version)
+    )
 
 
 def _read_request(reader: Reader, version: int) -> FetchRequestData:

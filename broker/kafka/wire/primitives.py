@@ -244,3 +244,21 @@ def bytes_length(value: Chunk | None, compact: bool) -> bytes:
 
 def tagged_field(tag: int, value: bytes) -> bytes:
     return unsigned_varint(tag) + unsigned_varint(len(value)) + value
+
+
+def decode_body(
+    api_name: str, version: int, payload: bytes, position: int, read: Callable[[Reader], T]
+) -> T:
+    """`read` over the body that starts at `position` and runs to the payload's end; its
+    BodyDecodeError named after the API and version, and one for bytes left after the
+    body."""
+    reader = Reader(payload, position)
+    try:
+        body = read(reader)
+    except BodyDecodeError as error:
+        raise BodyDecodeError(f"{api_name} v{version} body does not parse: {error}") from None
+    if reader.position != reader.end:
+        raise BodyDecodeError(
+            f"{api_name} v{version} body has {reader.end - reader.position} bytes after its end"
+        )
+    return body

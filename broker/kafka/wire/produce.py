@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from broker.kafka.codec import BodyDecodeError
 from broker.kafka.wire.primitives import (
     INT32,
     INT64,
@@ -19,6 +18,7 @@ from broker.kafka.wire.primitives import (
     Chunk,
     Reader,
     array_count,
+    decode_body,
     nullable_string,
     string,
 )
@@ -61,16 +61,10 @@ def decode_request(version: int, payload: bytes, position: int) -> ProduceReques
     """The body that starts at `position` and runs to the payload's end; BodyDecodeError
     for anything that does not parse, including bytes left over after the body."""
     assert FIRST_VERSION <= version <= LAST_VERSION, version
-    reader = Reader(payload, position)
-    try:
-        request = _read_request(reader, version >= FIRST_FLEXIBLE_VERSION)
-    except BodyDecodeError as error:
-        raise BodyDecodeError(f"PRODUCE v{version} body does not parse: {error}") from None
-    if reader.position != reader.end:
-        raise BodyDecodeError(
-            f"PRODUCE v{version} body has {reader.end - reader.position} bytes after its end"
-        )
-    return request
+    compact = version >= FIRST_FLEXIBLE_VERSION
+    return decode_body(
+        "PRODUCE", version, payload, position, lambda reader: _read_request(reader, compact)
+    )
 
 
 def _read_request(reader: Reader, compact: bool) -> ProduceRequestData:
