@@ -3,15 +3,12 @@
 A size below the smallest header or above MAX_REQUEST_BYTES, or a connection that ends or
 stalls in the middle of a frame, is a FrameError: the server closes that one connection.
 
-Both time limits (an idle connection, a frame that stalls) are kept by one timer per
-connection rather than an asyncio.timeout around each read: that was two timers armed and
-cancelled per request, 5 % of a partition leader's CPU at 1,000 produces/s. The timer wakes
-at the latest at each deadline and at most once per FRAME_READ_TIMEOUT_MS otherwise.
+The listener (broker.kafka.server) keeps both time limits, an idle connection and a frame
+that stalls, with one timer per connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 # Kafka's socket.request.max.bytes default (100 MiB): the largest request a client may send.
@@ -30,10 +27,6 @@ class FrameError(Exception):
     """The byte stream is not a sequence of valid frames; the connection must close."""
 
 
-class ConnectionEnded(Exception):
-    """The peer closed the connection cleanly between two frames."""
-
-
 def check_frame_size(size_bytes: int) -> None:
     if size_bytes < MIN_REQUEST_BYTES:
         raise FrameError(
@@ -45,104 +38,63 @@ def check_frame_size(size_bytes: int) -> None:
         )
 
 
-class FrameReader:
-    """Reads one connection's frames under both limits with a single, lazily re-armed timer.
+class FrameSplitter:
+    """Cuts one connection's byte stream into frame payloads, without I/O: the listener feeds
+    it what each read brought. A size out of bounds is refused as soon as its prefix is in,
+    before the frame's bytes arrive (nothing is allocated for it)."""
 
-    `read_frame` only records the deadline of the wait it starts; the timer, when it fires,
-    compares the clock with the deadline then current. It is armed at most one shortest
-    limit ahead, so it never fires later than a deadline set after it was armed. A wait past
-    its deadline ends with the StreamReader failing with FrameError (StreamReader.
-    set_exception wakes the read in progress; the connection closes after it)."""
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []  # the start of an unfinished frame
+        self._buffered = 0  # bytes in _chunks
+        self._needed = SIZE_PREFIX.size  # bytes the unfinished frame needs in all
+        self._size_bytes: int | None = None  # its size, once its prefix is in
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        *,
-        idle_timeout_ms: int = CONNECTION_MAX_IDLE_MS,
-        read_timeout_ms: int = FRAME_READ_TIMEOUT_MS,
-    ) -> None:
-        assert idle_timeout_ms > 0, idle_timeout_ms
-        assert read_timeout_ms > 0, read_timeout_ms
-        self._reader = reader
-        self._idle_timeout_ms = idle_timeout_ms
-        self._read_timeout_ms = read_timeout_ms
-        self._check_interval_s = min(idle_timeout_ms, read_timeout_ms) / 1000
-        self._loop = asyncio.get_running_loop()
-        self._deadline: float | None = None  # None: no read is waiting
-        self._expiry_message = ""
-        self._timer: asyncio.TimerHandle | None = None
+    @property
+    def partial(self) -> bool:
+        """Bytes of an unfinished frame are buffered."""
+        return self._buffered > 0
 
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = None
+    @property
+    def partial_size_bytes(self) -> int | None:
+        return self._size_bytes
 
-    async def read_frame(self) -> bytes:
-        """The next frame's payload. ConnectionEnded on a clean end; FrameError otherwise."""
-        reader = self._reader
-        idle_ms = self._idle_timeout_ms
-        self._wait_until(idle_ms, f"no request for {idle_ms} ms: idle connection")
-        try:
-            prefix = await reader.readexactly(SIZE_PREFIX.size)
-        except asyncio.IncompleteReadError as error:
-            self._deadline = None
-            if not error.partial:
-                raise ConnectionEnded() from None
-            raise FrameError(
-                f"connection ended inside a size prefix ({len(error.partial)} bytes)"
-            ) from None
-        (size_bytes,) = SIZE_PREFIX.unpack(prefix)
-        check_frame_size(size_bytes)
-        read_ms = self._read_timeout_ms
-        self._wait_until(
-            read_ms, f"a frame of {size_bytes} bytes did not arrive within {read_ms} ms"
+    def feed(self, data: bytes) -> list[bytes]:
+        """The payloads of every frame `data` completes, in order. FrameError for a size out
+        of bounds (the connection must close: what follows it cannot be framed)."""
+        if self._chunks:
+            self._chunks.append(data)
+            self._buffered += len(data)
+            if self._buffered < self._needed:
+                return []  # a large frame arriving read by read: joined once, at its end
+            data = b"".join(self._chunks)
+            self._chunks, self._buffered = [], 0
+        payloads = []
+        offset, end = 0, len(data)
+        self._size_bytes = None
+        while end - offset >= SIZE_PREFIX.size:
+            (size_bytes,) = SIZE_PREFIX.unpack_from(data, offset)
+            check_frame_size(size_bytes)
+            if end - offset - SIZE_PREFIX.size < size_bytes:
+                self._size_bytes = size_bytes
+                break
+            start = offset + SIZE_PREFIX.size
+            payloads.append(data[start : start + size_bytes])
+            offset = start + size_bytes
+        if offset < end:
+            rest = data[offset:] if offset else data
+            self._chunks, self._buffered = [rest], len(rest)
+            frame_bytes = 0 if self._size_bytes is None else self._size_bytes
+            self._needed = SIZE_PREFIX.size + frame_bytes
+        return payloads
+
+    def describe_partial(self) -> str:
+        """Where the stream stopped, for the error when the connection ends there."""
+        if self._size_bytes is None:
+            return f"connection ended inside a size prefix ({self._buffered} bytes)"
+        return (
+            f"connection ended after {self._buffered - SIZE_PREFIX.size} of a frame's "
+            f"{self._size_bytes} bytes"
         )
-        try:
-            return await reader.readexactly(size_bytes)
-        except asyncio.IncompleteReadError as error:
-            raise FrameError(
-                f"connection ended after {len(error.partial)} of a frame's {size_bytes} bytes"
-            ) from None
-        finally:
-            self._deadline = None
-
-    def _wait_until(self, timeout_ms: int, expiry_message: str) -> None:
-        now = self._loop.time()
-        self._deadline = deadline = now + timeout_ms / 1000
-        self._expiry_message = expiry_message
-        if self._timer is None:
-            self._arm(now, deadline)
-
-    def _arm(self, now: float, deadline: float) -> None:
-        when = min(deadline, now + self._check_interval_s)
-        self._timer = self._loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None:
-            return  # no read waits: the next one arms the timer again
-        now = self._loop.time()
-        if now >= deadline:
-            self._reader.set_exception(FrameError(self._expiry_message))
-            return
-        self._arm(now, deadline)
-
-
-async def read_frame(
-    reader: asyncio.StreamReader,
-    *,
-    idle_timeout_ms: int = CONNECTION_MAX_IDLE_MS,
-    read_timeout_ms: int = FRAME_READ_TIMEOUT_MS,
-) -> bytes:
-    """One frame from `reader`; a connection reads all of its frames through one
-    FrameReader instead."""
-    frames = FrameReader(reader, idle_timeout_ms=idle_timeout_ms, read_timeout_ms=read_timeout_ms)
-    try:
-        return await frames.read_frame()
-    finally:
-        frames.close()
 
 
 def frame(payload: bytes) -> bytes:

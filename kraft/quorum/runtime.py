@@ -149,7 +149,8 @@ class QuorumRuntime:
             INBOUND_QUEUE_MAX_MESSAGES
         )
         self._proposals: asyncio.Queue[_Proposal] = asyncio.Queue(PROPOSAL_QUEUE_MAX)
-        self._wakeup = asyncio.Event()
+        # set while the loop sleeps: what wakes it (a message, a proposal) resolves it
+        self._wakeup: asyncio.Future[None] | None = None
         self._storage_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-io")
         # Serializing a large state machine takes long: never on the raft loop, whose ticks
         # and fetch answers must keep flowing (check-quorum would see a stalled leader).
@@ -208,7 +209,7 @@ class QuorumRuntime:
         assert core is not None
         if resign and core.role is Role.LEADER and not self._task.done():
             self._closing = True
-            self._wakeup.set()
+            self._wake()
             # the loop resigns and flushes the resulting Ready before it stops
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._task), CLOSE_TIMEOUT_S)
@@ -233,7 +234,7 @@ class QuorumRuntime:
         except asyncio.QueueFull:
             self._dropped_inbound += 1  # raft retransmits; the count shows overload
             return
-        self._wakeup.set()
+        self._wake()
 
     async def propose(
         self, records: Sequence[bytes], timeout_s: float = PROPOSE_TIMEOUT_S_DEFAULT
@@ -250,7 +251,7 @@ class QuorumRuntime:
             self._proposals.put_nowait(_Proposal(list(records), future, time.monotonic()))
         except asyncio.QueueFull:
             raise OverloadedError(f"{PROPOSAL_QUEUE_MAX} proposals already queued") from None
-        self._wakeup.set()
+        self._wake()
         return await _with_deadline(future, timeout_s)
 
     async def wait_applied(self, offset: int, timeout_s: float) -> None:
@@ -310,9 +311,7 @@ class QuorumRuntime:
                 return
             delay = next_tick_at - loop.time()
             if delay > 0 and not core.has_ready() and self._nothing_queued():
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                await self._sleep(loop, delay)
             self._drain_inbound(core)
             self._drain_proposals(core)
             self._compact_finished_snapshots(core)
@@ -323,6 +322,24 @@ class QuorumRuntime:
                 next_tick_at += self._tick_s
             if core.has_ready():
                 await self._handle_ready(core, core.ready())
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        """Until the next tick is due or _wake() is called. A future and a timer, not
+        wait_for(Event.wait()): that made a task per sleep, and the loop sleeps 100 times a
+        second per node (raft.tick.ms 10)."""
+        wakeup = loop.create_future()
+        self._wakeup = wakeup
+        timer = loop.call_later(delay, _resolve, wakeup)
+        try:
+            await wakeup
+        finally:
+            timer.cancel()
+            self._wakeup = None
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            _resolve(wakeup)
 
     def _nothing_queued(self) -> bool:
         return self._inbound.empty() and self._proposals.empty()
@@ -496,7 +513,7 @@ class QuorumRuntime:
         data = await loop.run_in_executor(self._snapshot_thread, writer)
         self._finished_snapshots.append(Snapshot(snapshot_id, data))
         self._snapshot_task = None
-        self._wakeup.set()
+        self._wake()
         log.info(
             "quorum.snapshot_taken",
             end_offset=snapshot_id.end_offset,
@@ -549,3 +566,8 @@ async def _with_deadline(future: asyncio.Future[T], timeout_s: float) -> T:
         return await future
     finally:
         handle.cancel()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -3,20 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import pytest
 
 from broker.kafka.apis import ApiKey
-from broker.kafka.framing import (
-    MAX_REQUEST_BYTES,
-    ConnectionEnded,
-    FrameError,
-    FrameReader,
-    frame,
-    read_frame,
-)
+from broker.kafka.framing import MAX_REQUEST_BYTES, FrameError, FrameSplitter, frame
 from broker.kafka.header import (
     HeaderError,
     encode_response_header,
@@ -25,19 +17,31 @@ from broker.kafka.header import (
 )
 
 
-def reader_of(data: bytes) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    reader.feed_data(data)
-    reader.feed_eof()
-    return reader
+def frames_of(*reads: bytes) -> list[bytes]:
+    splitter = FrameSplitter()
+    return [payload for data in reads for payload in splitter.feed(data)]
 
 
-async def test_a_frame_is_read_whole_after_its_size_prefix() -> None:
-    reader = reader_of(frame(b"12345678") + frame(b"abcdefghij"))
-    assert await read_frame(reader) == b"12345678"
-    assert await read_frame(reader) == b"abcdefghij"
-    with pytest.raises(ConnectionEnded):
-        await read_frame(reader)
+def test_a_frame_is_cut_whole_after_its_size_prefix() -> None:
+    stream = frame(b"12345678") + frame(b"abcdefghij")
+    assert frames_of(stream) == [b"12345678", b"abcdefghij"]
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4, 5, 12, 13, 20])
+def test_a_frame_split_across_reads_anywhere_comes_out_once_whole(cut: int) -> None:
+    stream = frame(b"12345678") + frame(b"abcdefghij")
+    assert frames_of(stream[:cut], stream[cut:]) == [b"12345678", b"abcdefghij"]
+
+
+def test_a_large_frame_read_in_many_pieces_is_joined_once_complete() -> None:
+    payload = bytes(range(256)) * 4096
+    stream = frame(payload)
+    splitter = FrameSplitter()
+    pieces = [stream[offset : offset + 65536] for offset in range(0, len(stream), 65536)]
+    assert [splitter.feed(piece) for piece in pieces[:-1]] == [[]] * (len(pieces) - 1)
+    assert splitter.partial and splitter.partial_size_bytes == len(payload)
+    assert splitter.feed(pieces[-1]) == [payload]
+    assert not splitter.partial
 
 
 @pytest.mark.parametrize(
@@ -46,57 +50,27 @@ async def test_a_frame_is_read_whole_after_its_size_prefix() -> None:
         (struct.pack(">i", MAX_REQUEST_BYTES + 1), "above the maximum request size"),
         (struct.pack(">i", -1), "below the 8 bytes"),
         (struct.pack(">i", 3) + b"abc", "below the 8 bytes"),
+    ],
+)
+def test_a_size_out_of_bounds_is_a_frame_error_before_its_bytes_arrive(
+    data: bytes, fact: str
+) -> None:
+    with pytest.raises(FrameError, match=fact):
+        FrameSplitter().feed(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "fact"),
+    [
         (struct.pack(">i", 100) + b"x" * 10, "after 10 of a frame's 100 bytes"),
         (b"\x00\x00", "inside a size prefix"),
     ],
 )
-async def test_a_frame_out_of_bounds_or_cut_short_is_a_frame_error(data: bytes, fact: str) -> None:
-    with pytest.raises(FrameError, match=fact):
-        await read_frame(reader_of(data))
-
-
-async def test_a_connection_idle_past_its_limit_is_a_frame_error() -> None:
-    reader = asyncio.StreamReader()  # nothing ever arrives
-    with pytest.raises(FrameError, match="idle"):
-        await read_frame(reader, idle_timeout_ms=10)
-
-
-async def test_a_frame_that_stalls_midway_is_a_frame_error() -> None:
-    reader = asyncio.StreamReader()
-    reader.feed_data(struct.pack(">i", 20) + b"partial")
-    with pytest.raises(FrameError, match="did not arrive"):
-        await read_frame(reader, read_timeout_ms=10)
-
-
-async def test_a_connection_idle_after_some_frames_is_closed_by_the_same_timer() -> None:
-    """One FrameReader per connection: frames read in time leave the limits in force for
-    the next wait, with no timer armed per frame."""
-    reader = asyncio.StreamReader()
-    frames = FrameReader(reader, idle_timeout_ms=50, read_timeout_ms=50)
-    try:
-        for n in range(3):
-            reader.feed_data(frame(b"request-%d" % n))
-            assert await frames.read_frame() == b"request-%d" % n
-            await asyncio.sleep(0.03)  # less than a limit between two frames
-        with pytest.raises(FrameError, match="idle"):
-            await asyncio.wait_for(frames.read_frame(), 1.0)
-    finally:
-        frames.close()
-
-
-async def test_a_frame_stalling_after_a_long_idle_wait_still_times_out_on_its_own_limit() -> None:
-    """The frame's limit (shorter than the idle one) holds even though the timer was armed
-    for the idle wait."""
-    reader = asyncio.StreamReader()
-    frames = FrameReader(reader, idle_timeout_ms=10_000, read_timeout_ms=20)
-    try:
-        reading = asyncio.create_task(frames.read_frame())
-        await asyncio.sleep(0.05)  # idle, within its limit
-        reader.feed_data(struct.pack(">i", 20) + b"partial")
-        with pytest.raises(FrameError, match="did not arrive within 20 ms"):
-            await asyncio.wait_for(reading, 1.0)
-    finally:
-        frames.close()
+def test_a_stream_ending_inside_a_frame_says_where(data: bytes, fact: str) -> None:
+    splitter = FrameSplitter()
+    assert splitter.feed(data) == []
+    assert splitter.partial
+    assert fact in splitter.describe_partial()
 
 
 def header_bytes(client_id: bytes | None, tagged: bytes = b"") -> bytes:

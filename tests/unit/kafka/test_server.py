@@ -12,13 +12,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from broker.kafka.apis import ApiKey
-from broker.kafka.context import Outcome
 from broker.kafka.framing import frame
 from broker.kafka.metrics import KafkaListenerMetrics
-from broker.kafka.server import COALESCE_LIMIT_BYTES, KafkaServer, _write_answers
+from broker.kafka.server import (
+    COALESCE_LIMIT_BYTES,
+    MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
+    KafkaServer,
+    _coalesced,
+    _Connection,
+)
 from broker.partitions.manager import PartitionFetch, PartitionFetchResult
 from tests.unit.kafka.helpers import Fixture, encode_request, request
-from tests.unit.kafka.test_data_apis import fetch_fields, one_partition
+from tests.unit.kafka.test_data_apis import fetch_fields, one_partition, produce_fields
 
 TIMEOUT_S = 5.0
 
@@ -159,75 +164,93 @@ async def _until(condition: Any) -> None:
         await asyncio.sleep(0.01)
 
 
-class RecordingTransport:
-    def get_write_buffer_size(self) -> int:
-        return 0  # every write went out at once
-
-
-class RecordingWriter:
-    """A StreamWriter stand-in that keeps every buffer written, grouped by send round (a
-    drain ends a round), to count the rounds and see which buffers were copied."""
+class RecordingTransport(asyncio.Transport):
+    """Keeps every buffer the listener writes (each write() call apart), to count the sends
+    and see which buffers were copied."""
 
     def __init__(self) -> None:
-        self.rounds: list[list[Any]] = [[]]
-        self.transport = RecordingTransport()
+        super().__init__()
+        self.writes: list[Any] = []
+        self.closed = False
 
     def write(self, data: Any) -> None:
-        self.rounds[-1].append(data)
+        self.writes.append(data)
 
-    async def drain(self) -> None:
-        self.rounds.append([])
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 9) if name == "peername" else default
 
-    @property
-    def writes(self) -> list[bytes]:
-        """What each round sent, joined."""
-        return [b"".join(bytes(buffer) for buffer in sent) for sent in self.rounds if sent]
+    def pause_reading(self) -> None:
+        pass
 
+    def resume_reading(self) -> None:
+        pass
 
-async def _answered(answer: list[bytes] | Outcome) -> list[bytes] | Outcome:
-    return answer
+    def is_closing(self) -> bool:
+        return self.closed
 
-
-async def write_all_answers(
-    answers: list[bytes | Outcome],
-) -> tuple[RecordingWriter, str]:
-    """Runs _write_answers over tasks already done (each bytes answer a one-chunk answer);
-    returns the writer and why it stopped."""
-    queue: asyncio.Queue[asyncio.Task[Any]] = asyncio.Queue(maxsize=len(answers))
-    for answer in answers:
-        chunks = [answer] if isinstance(answer, bytes) else answer
-        queue.put_nowait(asyncio.create_task(_answered(chunks)))
-    await asyncio.sleep(0)  # every task runs to its end
-    writer = RecordingWriter()
-    reason = await asyncio.wait_for(_write_answers(queue, writer), TIMEOUT_S)  # type: ignore[arg-type]
-    return writer, reason
+    def close(self) -> None:
+        self.closed = True
 
 
-async def test_answers_already_done_leave_in_one_write_in_request_order() -> None:
-    small = [struct.pack(">i", n) + b"answer" for n in range(5)]
-    writer, reason = await write_all_answers([*small, Outcome.CLOSE_CONNECTION])
-    assert writer.rounds[0] == [b"".join(frame(answer) for answer in small)], "one buffer"
-    assert writer.writes == [b"".join(frame(answer) for answer in small)]
-    assert "closed after a failed request" in reason
+async def connection_on(
+    server: KafkaServer,
+) -> tuple[asyncio.Protocol, RecordingTransport]:
+    """A connection of `server` writing to a RecordingTransport instead of a socket."""
+    protocol = _Connection(server)
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
 
 
-async def test_an_answer_over_the_coalescing_limit_is_written_alone() -> None:
-    large = b"L" * (COALESCE_LIMIT_BYTES + 1)
-    answers: list[bytes | Outcome] = [b"first-01", large, Outcome.NO_RESPONSE, b"after-02"]
-    writer, _ = await write_all_answers([*answers, Outcome.CLOSE_CONNECTION])
-    assert writer.writes == [frame(b"first-01"), frame(large), frame(b"after-02")]
+async def test_answers_done_together_leave_in_one_write_in_request_order(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    server, _ = served
+    protocol, transport = await connection_on(server)
+    protocol.data_received(b"".join(metadata_request(n) for n in range(1, 6)))
+    await asyncio.wait_for(_until(lambda: transport.writes), TIMEOUT_S)
+    assert len(transport.writes) == 1, "five answers done in one turn: one send"
+    stream = asyncio.StreamReader()
+    stream.feed_data(transport.writes[0])
+    stream.feed_eof()
+    answers = [await read_answer(stream) for _ in range(5)]
+    assert [struct.unpack_from(">i", a)[0] for a in answers if a] == [1, 2, 3, 4, 5]
+    protocol.connection_lost(None)
 
 
-async def test_records_over_the_coalescing_limit_are_written_without_a_copy() -> None:
-    """A fetch answer's records chunk goes to the socket as the log returned it; the small
-    chunks around it are joined."""
-    records = memoryview(b"R" * (COALESCE_LIMIT_BYTES + 1))
-    answer: Any = [b"head", records, b"tail"]
-    writer, _ = await write_all_answers([answer, Outcome.CLOSE_CONNECTION])
-    (sent,) = [round_ for round_ in writer.rounds if round_]
-    assert len(sent) == 3
-    assert sent[1] is records
-    assert b"".join(bytes(b) for b in sent) == frame(b"head" + bytes(records) + b"tail")
+async def test_records_over_the_coalescing_limit_are_written_alone_without_a_copy(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    """A fetch answer's records go to the socket as the log returned them, in a write of
+    their own; the small chunks before and after them are joined."""
+    server, data = served
+    records = bytes(range(256)) * 1024
+    assert len(records) > COALESCE_LIMIT_BYTES
+    data.inner.fetch_records[("orders", 0)] = records
+    data.release.set()
+    protocol, transport = await connection_on(server)
+    partition = {**one_partition(), "partition_max_bytes": len(records)}
+    fetch_body = request(ApiKey.FETCH, 11, **fetch_fields(11, "orders", [partition]))
+    protocol.data_received(
+        metadata_request(1)
+        + frame(encode_request(ApiKey.FETCH, 11, fetch_body, correlation_id=2))
+        + metadata_request(3)
+    )
+    await asyncio.wait_for(_until(lambda: len(transport.writes) >= 3), TIMEOUT_S)
+    assert [len(buffer) for buffer in transport.writes].count(len(records)) == 1
+    assert any(buffer is records for buffer in transport.writes), "the stored bytes, uncopied"
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"".join(bytes(buffer) for buffer in transport.writes))
+    stream.feed_eof()
+    answers = [await read_answer(stream) for _ in range(3)]
+    assert [struct.unpack_from(">i", a)[0] for a in answers if a] == [1, 2, 3]
+    protocol.connection_lost(None)
+
+
+def test_small_chunks_are_joined_and_large_ones_left_as_they_are() -> None:
+    large = memoryview(b"L" * (COALESCE_LIMIT_BYTES + 1))
+    buffers = _coalesced([b"a", b"b", large, b"c", b"d"])
+    assert buffers[0] == b"ab" and buffers[1] is large and buffers[2] == b"cd"
 
 
 async def test_requests_are_counted_and_timed_by_api_and_bad_input_closes_are_counted(
@@ -253,4 +276,112 @@ async def test_requests_are_counted_and_timed_by_api_and_bad_input_closes_are_co
     await _until(
         lambda: registry.get_sample_value("kraft_kafka_connections_closed_for_bad_input_total") == 1
     )
+    writer.close()
+
+
+async def limited_server(
+    idle_timeout_ms: int, frame_read_timeout_ms: int
+) -> tuple[KafkaServer, CollectorRegistry]:
+    server = KafkaServer(
+        "127.0.0.1",
+        0,
+        Fixture().services,
+        idle_timeout_ms=idle_timeout_ms,
+        frame_read_timeout_ms=frame_read_timeout_ms,
+    )
+    registry = CollectorRegistry()
+    server.metrics = KafkaListenerMetrics(registry, lambda: server.connection_count)
+    await server.start()
+    return server, registry
+
+
+def bad_input_closes(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("kraft_kafka_connections_closed_for_bad_input_total")
+
+
+async def test_a_connection_idle_past_its_limit_is_closed_but_not_for_bad_input() -> None:
+    """Requests in time keep the connection; one idle limit after the last, it closes."""
+    server, registry = await limited_server(idle_timeout_ms=100, frame_read_timeout_ms=100)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for correlation_id in range(3):
+            writer.write(metadata_request(correlation_id))
+            await writer.drain()
+            assert await read_answer(reader) is not None
+            await asyncio.sleep(0.06)  # less than the limit between two requests
+        assert await read_answer(reader) is None, "closed once idle for 100 ms"
+        assert bad_input_closes(registry) == 0
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_a_frame_stalling_midway_closes_its_connection_on_its_own_limit() -> None:
+    """The frame's limit (shorter than the idle one) holds even though the timer was armed
+    for the idle wait."""
+    server, registry = await limited_server(idle_timeout_ms=10_000, frame_read_timeout_ms=50)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await asyncio.sleep(0.1)  # idle, within its limit
+        writer.write(struct.pack(">i", 20) + b"partial")
+        await writer.drain()
+        assert await read_answer(reader) is None
+        await _until(lambda: bad_input_closes(registry) == 1)
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_a_connection_ending_inside_a_frame_is_bad_input() -> None:
+    server, registry = await limited_server(idle_timeout_ms=10_000, frame_read_timeout_ms=10_000)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(struct.pack(">i", 20) + b"partial")
+        writer.write_eof()
+        await writer.drain()
+        await asyncio.wait_for(_until(lambda: bad_input_closes(registry) == 1), TIMEOUT_S)
+        await asyncio.wait_for(_until(lambda: server.connection_count == 0), TIMEOUT_S)
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_a_client_past_the_in_flight_limit_is_read_no_further_until_answered(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    """Requests beyond MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION wait unparsed while the parked
+    fetches hold the line; all are answered, in order, once the fetches complete."""
+    server, data = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    fetch_body = request(ApiKey.FETCH, 11, **fetch_fields(11, "orders", [one_partition()]))
+    limit = MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION
+    for correlation_id in range(limit + 10):
+        writer.write(
+            frame(encode_request(ApiKey.FETCH, 11, fetch_body, correlation_id=correlation_id))
+        )
+    await writer.drain()
+    await asyncio.wait_for(_until(lambda: len(server._requests) == limit), TIMEOUT_S)
+    await asyncio.sleep(0.05)
+    assert len(server._requests) == limit, "no request past the limit was started"
+    data.release.set()
+    answers = [await read_answer(reader) for _ in range(limit + 10)]
+    assert [struct.unpack_from(">i", a)[0] for a in answers if a] == list(range(limit + 10))
+    writer.close()
+
+
+async def test_a_failed_acks_0_produce_closes_the_connection_after_the_answers_before_it(
+    served: tuple[KafkaServer, SlowFetchData],
+) -> None:
+    """acks=0 gets no answer, so a refused one closes the connection (as Kafka does): the
+    client learns of it. What was answered before it still arrives, in order."""
+    server, _ = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    produce_body = request(ApiKey.PRODUCE, 8, **produce_fields(8, 0, {0: None}, topic="nowhere"))
+    writer.write(metadata_request(1))
+    writer.write(frame(encode_request(ApiKey.PRODUCE, 8, produce_body, correlation_id=2)))
+    writer.write(metadata_request(3))
+    await writer.drain()
+    answer = await read_answer(reader)
+    assert answer is not None and struct.unpack_from(">i", answer)[0] == 1
+    assert await read_answer(reader) is None, "closed, and nothing after the failed produce"
     writer.close()
