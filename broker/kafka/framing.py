@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from kraft.rpc.splitter import LengthPrefixedSplitter
+
 # Kafka's socket.request.max.bytes default (100 MiB): the largest request a client may send.
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 # api key, api version, correlation id: the least a request can hold
@@ -38,63 +40,10 @@ def check_frame_size(size_bytes: int) -> None:
         )
 
 
-class FrameSplitter:
-    """Cuts one connection's byte stream into frame payloads, without I/O: the listener feeds
-    it what each read brought. A size out of bounds is refused as soon as its prefix is in,
-    before the frame's bytes arrive (nothing is allocated for it)."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []  # the start of an unfinished frame
-        self._buffered = 0  # bytes in _chunks
-        self._needed = SIZE_PREFIX.size  # bytes the unfinished frame needs in all
-        self._size_bytes: int | None = None  # its size, once its prefix is in
-
-    @property
-    def partial(self) -> bool:
-        """Bytes of an unfinished frame are buffered."""
-        return self._buffered > 0
-
-    @property
-    def partial_size_bytes(self) -> int | None:
-        return self._size_bytes
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The payloads of every frame `data` completes, in order. FrameError for a size out
-        of bounds (the connection must close: what follows it cannot be framed)."""
-        if self._chunks:
-            self._chunks.append(data)
-            self._buffered += len(data)
-            if self._buffered < self._needed:
-                return []  # a large frame arriving read by read: joined once, at its end
-            data = b"".join(self._chunks)
-            self._chunks, self._buffered = [], 0
-        payloads = []
-        offset, end = 0, len(data)
-        self._size_bytes = None
-        while end - offset >= SIZE_PREFIX.size:
-            (size_bytes,) = SIZE_PREFIX.unpack_from(data, offset)
-            check_frame_size(size_bytes)
-            if end - offset - SIZE_PREFIX.size < size_bytes:
-                self._size_bytes = size_bytes
-                break
-            start = offset + SIZE_PREFIX.size
-            payloads.append(data[start : start + size_bytes])
-            offset = start + size_bytes
-        if offset < end:
-            rest = data[offset:] if offset else data
-            self._chunks, self._buffered = [rest], len(rest)
-            frame_bytes = 0 if self._size_bytes is None else self._size_bytes
-            self._needed = SIZE_PREFIX.size + frame_bytes
-        return payloads
-
-    def describe_partial(self) -> str:
-        """Where the stream stopped, for the error when the connection ends there."""
-        if self._size_bytes is None:
-            return f"connection ended inside a size prefix ({self._buffered} bytes)"
-        return (
-            f"connection ended after {self._buffered - SIZE_PREFIX.size} of a frame's "
-            f"{self._size_bytes} bytes"
-        )
+def frame_splitter() -> LengthPrefixedSplitter:
+    """Cuts one connection's stream into request payloads (FrameError for a size out of
+    bounds)."""
+    return LengthPrefixedSplitter(SIZE_PREFIX, check_frame_size, "size prefix")
 
 
 def frame(payload: bytes) -> bytes:

@@ -31,7 +31,7 @@ from broker.kafka.framing import (
     FRAME_READ_TIMEOUT_MS,
     SIZE_PREFIX,
     FrameError,
-    FrameSplitter,
+    frame_splitter,
 )
 from broker.kafka.metrics import KafkaListenerMetrics
 from broker.kafka.services import BrokerServices
@@ -137,7 +137,7 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._peer = "unknown"
-        self._frames = FrameSplitter()
+        self._frames = frame_splitter()
         self._unstarted: collections.deque[bytes] = collections.deque()  # past the limit
         self._in_flight: collections.deque[_AnswerTask] = collections.deque()
         self._reading_paused = False

@@ -1,5 +1,6 @@
-"""The client side of an rpc connection: handshake, requests with correlation ids, and a
-reader task that routes answers to their waiting requests.
+"""The client side of an rpc connection: handshake, requests with correlation ids, and an
+asyncio.Protocol that routes each answer to its waiting request as it arrives (no reader
+task: an answer wakes only the request waiting for it).
 
 ClientConnection is shared by the peer transport (one per peer, carrying raft messages and
 requests) and RpcClient, the small standalone client for tools (the CLI) that only makes
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -21,7 +22,6 @@ from kraft.rpc.config import (
     HANDSHAKE_TIMEOUT_S,
     MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
     PROTOCOL_VERSION,
-    READ_BUFFER_BYTES,
     WRITE_TIMEOUT_S,
 )
 from kraft.rpc.errors import (
@@ -31,42 +31,133 @@ from kraft.rpc.errors import (
     HandshakeError,
     RemoteError,
 )
-from kraft.rpc.framing import (
-    Frame,
-    FrameType,
-    close_writer,
-    encode_frame,
-    read_frame,
-)
+from kraft.rpc.framing import Frame, FrameType, decode_frame, encode_frame, frame_splitter
 from kraft.rpc.handshake import Hello, decode_hello, refuse_server
 
 log = structlog.get_logger(__name__)
 
 
+class _ClientProtocol(asyncio.Protocol):
+    """The socket side of a ClientConnection: frames are cut and routed where they arrive.
+
+    The first frame is the server's hello answer (`first_frame`); every later one goes to
+    the connection's _dispatch."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.transport: asyncio.Transport | None = None
+        self.connection: ClientConnection | None = None  # once handshaken
+        loop = asyncio.get_running_loop()
+        self.first_frame: asyncio.Future[Frame] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self._frames = frame_splitter()
+        self._reason: str | None = None  # why this side closes, when it does
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._reason is not None:
+            return
+        try:
+            for payload in self._frames.feed(data):
+                frame = decode_frame(payload)
+                if not self.first_frame.done():
+                    self.first_frame.set_result(frame)
+                    continue
+                if self.connection is None:
+                    self.close(f"{frame.frame_type.name} frame before the handshake ended")
+                    return
+                problem = self.connection._dispatch(frame)
+                if problem is not None:
+                    self.close(problem)
+                    return
+        except (FrameError, DecodeError) as error:
+            self.close(f"bad frame from server: {error}")
+
+    def eof_received(self) -> bool:
+        if self._frames.partial:
+            self.close(f"bad frame from server: {self._frames.describe_partial()}")
+        else:
+            self.close("server closed the connection")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._reason is None:
+            self._reason = (
+                "server closed the connection" if exc is None else f"connection error: {exc!r}"
+            )
+        self._ended(self._reason)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_drain_waiters(None)
+
+    async def drain(self) -> None:
+        """Returns once the socket's buffer is below its high mark (at once when it is)."""
+        if self._reason is not None:
+            raise ConnectionLostError(f"connection to {self.address} closed: {self._reason}")
+        if not self._writing_paused:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def close(self, reason: str) -> None:
+        """Closes the socket for `reason` (once what was written is sent)."""
+        if self._reason is None:
+            self._reason = reason
+            self._ended(reason)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _ended(self, reason: str) -> None:
+        if not self.first_frame.done():
+            self.first_frame.set_exception(
+                HandshakeError(f"server at {self.address} ended the handshake: {reason}")
+            )
+        if self.connection is not None:
+            self.connection._mark_closed(reason)
+        self._wake_drain_waiters(
+            ConnectionLostError(f"connection to {self.address} closed: {reason}")
+        )
+
+    def _wake_drain_waiters(self, error: Exception | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
 class ClientConnection:
     """One open, handshaken outbound connection. Create it with `open`."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        server_hello: Hello,
-        address: str,
-    ) -> None:
+    def __init__(self, protocol: _ClientProtocol, server_hello: Hello, address: str) -> None:
+        assert protocol.transport is not None, "a connected protocol"
         self.server_hello = server_hello
         self.address = address  # "host:port" as connected to
         node_id = server_hello.node_id
         peer = address if node_id is None else f"node {node_id} at {address}"
         self.peer = peer  # for logs: "node 2 at 127.0.0.1:9193"
-        self._reader = reader
-        self._writer = writer
+        self._protocol = protocol
+        self._transport = protocol.transport
         self._pending: dict[int, asyncio.Future[Body]] = {}
         self._correlation_ids = itertools.count(1)
         self._request_slots = asyncio.Semaphore(MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION)
         self._closed_reason: str | None = None
-        # The reader waits for frames as long as the connection lives, so it has no timeout
-        # of its own: close() (or the server's idle timeout) ends it.
-        self._reader_task = asyncio.create_task(self._read_loop(), name=f"rpc-read {peer}")
+        protocol.connection = self
 
     @classmethod
     async def open(
@@ -82,18 +173,25 @@ class ClientConnection:
         """Connects and handshakes. Raises OSError or TimeoutError (cannot connect),
         HandshakeError (refused, or the server is not who we expected)."""
         address = f"{host}:{port}"
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_timeout_s):
-            reader, writer = await asyncio.open_connection(host, port, limit=READ_BUFFER_BYTES)
+            transport, protocol = await loop.create_connection(
+                lambda: _ClientProtocol(address), host, port
+            )
         try:
             async with asyncio.timeout(handshake_timeout_s):
-                writer.write(encode_frame(FrameType.HELLO, hello.to_wire()))
-                await writer.drain()
-                answer = await _read_handshake_answer(reader, address)
+                transport.write(encode_frame(FrameType.HELLO, hello.to_wire()))
+                answer = await protocol.first_frame
             server_hello = _check_server_hello(answer, hello.cluster_id, expected_node_id, address)
         except BaseException:
-            writer.transport.abort()
+            if not protocol.first_frame.done():
+                protocol.first_frame.cancel()  # nobody waits for it any more
+            transport.abort()
             raise
-        return cls(reader, writer, server_hello, address)
+        connection = cls(protocol, server_hello, address)
+        if protocol.lost.done():  # closed right after its hello
+            connection._mark_closed("server closed the connection")
+        return connection
 
     @property
     def is_open(self) -> bool:
@@ -107,57 +205,55 @@ class ClientConnection:
         """Buffers encoded frames for sending; drain() waits until they are on their way."""
         if self._closed_reason is not None:
             raise ConnectionLostError(f"connection to {self.peer} closed: {self._closed_reason}")
-        self._writer.writelines(frames)
+        self._transport.writelines(frames)
 
     async def drain(self) -> None:
         """Waits (at most WRITE_TIMEOUT_S) for the socket buffer to go below its high mark."""
         async with asyncio.timeout(WRITE_TIMEOUT_S):
-            await self._writer.drain()
+            await self._protocol.drain()
 
     async def request(self, body: Body, timeout_s: float) -> Body:
         """Sends a request and waits for its answer. Raises TimeoutError, RemoteError (the
-        server answered with an error), ConnectionLostError."""
+        server answered with an error), ConnectionLostError.
+
+        One timer bounds the whole request (a second timer per request, or an
+        asyncio.timeout, was a measurable part of a follower's fetch round trip)."""
         validate_body(body, "request")
-        async with asyncio.timeout(timeout_s), self._request_slots:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        if self._request_slots.locked():  # past the in-flight limit: wait for a slot
+            async with asyncio.timeout_at(deadline):
+                await self._request_slots.acquire()
+        else:
+            await self._request_slots.acquire()  # free: returns without suspending
+        try:
             correlation_id = next(self._correlation_ids)
-            answer: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
+            answer: asyncio.Future[Body] = loop.create_future()
             self._pending[correlation_id] = answer
+            timer = loop.call_at(deadline, _time_out, answer)
             try:
                 self.write([encode_frame(FrameType.REQUEST, body, correlation_id)])
-                await self._writer.drain()
+                await self._protocol.drain()
                 return await answer
-            except OSError as error:  # the socket failed under the write
-                raise ConnectionLostError(f"connection to {self.peer} failed: {error!r}") from error
             finally:
+                timer.cancel()
                 del self._pending[correlation_id]
+        finally:
+            self._request_slots.release()
 
     async def close(self, reason: str = "closed by this side") -> None:
-        """Closes the socket, fails waiting requests, and awaits the reader task."""
-        self._mark_closed(reason)
-        self._reader_task.cancel()
-        await asyncio.gather(self._reader_task, return_exceptions=True)
-        await close_writer(self._writer, CLOSE_TIMEOUT_S)
-
-    async def _read_loop(self) -> None:
-        reason = "server closed the connection"
+        """Closes the socket (what was written still goes out, for at most CLOSE_TIMEOUT_S)
+        and fails waiting requests."""
+        self._protocol.close(reason)
         try:
-            while True:
-                frame = await read_frame(self._reader)
-                if frame is None:
-                    break
-                problem = self._dispatch(frame)
-                if problem is not None:
-                    reason = problem
-                    break
-        except (FrameError, DecodeError) as error:
-            reason = f"bad frame from server: {error}"
-        except OSError as error:
-            reason = f"connection error: {error!r}"
-        finally:
-            self._mark_closed(reason)
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await asyncio.shield(self._protocol.lost)
+        except TimeoutError:
+            self._transport.abort()
 
     def _dispatch(self, frame: Frame) -> str | None:
-        """Routes one frame; returns why the connection must close, or None."""
+        """Routes one frame; returns why the connection must close, or None. Raises
+        DecodeError for a response body that is not a valid one."""
         if frame.frame_type is FrameType.ERROR and frame.correlation_id is None:
             code, message = _error_fields(frame.body)
             return f"server closed the connection: {code}: {message}"
@@ -185,17 +281,12 @@ class ClientConnection:
                 answer.set_exception(
                     ConnectionLostError(f"connection to {self.peer} closed: {reason}")
                 )
-        self._writer.close()
+        self._protocol.close(reason)
 
 
-async def _read_handshake_answer(reader: asyncio.StreamReader, address: str) -> Frame:
-    try:
-        frame = await read_frame(reader)
-    except FrameError as error:
-        raise HandshakeError(f"bad hello answer from {address}: {error}") from error
-    if frame is None:
-        raise HandshakeError(f"server at {address} closed the connection during the handshake")
-    return frame
+def _time_out(answer: asyncio.Future[Body]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 def _check_server_hello(

@@ -28,6 +28,7 @@ from kraft.rpc.errors import (
     TruncatedFrameError,
     UnsupportedVersionError,
 )
+from kraft.rpc.splitter import LengthPrefixedSplitter
 
 LENGTH_PREFIX = struct.Struct(">I")
 
@@ -79,6 +80,12 @@ def check_length(length: int) -> None:
         )
     if length == 0:
         raise MalformedFrameError("frame length 0: a frame holds at least its header map")
+
+
+def frame_splitter() -> LengthPrefixedSplitter:
+    """Cuts one connection's stream into frame payloads for decode_frame (FrameTooLargeError
+    or MalformedFrameError for a length out of bounds)."""
+    return LengthPrefixedSplitter(LENGTH_PREFIX, check_length, "length prefix")
 
 
 def decode_frame(data: bytes) -> Frame:

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from broker.kafka.apis import ApiKey
-from broker.kafka.framing import MAX_REQUEST_BYTES, FrameError, FrameSplitter, frame
+from broker.kafka.framing import MAX_REQUEST_BYTES, FrameError, frame, frame_splitter
 from broker.kafka.header import (
     HeaderError,
     encode_response_header,
@@ -18,7 +18,7 @@ from broker.kafka.header import (
 
 
 def frames_of(*reads: bytes) -> list[bytes]:
-    splitter = FrameSplitter()
+    splitter = frame_splitter()
     return [payload for data in reads for payload in splitter.feed(data)]
 
 
@@ -36,7 +36,7 @@ def test_a_frame_split_across_reads_anywhere_comes_out_once_whole(cut: int) -> N
 def test_a_large_frame_read_in_many_pieces_is_joined_once_complete() -> None:
     payload = bytes(range(256)) * 4096
     stream = frame(payload)
-    splitter = FrameSplitter()
+    splitter = frame_splitter()
     pieces = [stream[offset : offset + 65536] for offset in range(0, len(stream), 65536)]
     assert [splitter.feed(piece) for piece in pieces[:-1]] == [[]] * (len(pieces) - 1)
     assert splitter.partial and splitter.partial_size_bytes == len(payload)
@@ -56,7 +56,7 @@ def test_a_size_out_of_bounds_is_a_frame_error_before_its_bytes_arrive(
     data: bytes, fact: str
 ) -> None:
     with pytest.raises(FrameError, match=fact):
-        FrameSplitter().feed(data)
+        frame_splitter().feed(data)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_a_size_out_of_bounds_is_a_frame_error_before_its_bytes_arrive(
     ],
 )
 def test_a_stream_ending_inside_a_frame_says_where(data: bytes, fact: str) -> None:
-    splitter = FrameSplitter()
+    splitter = frame_splitter()
     assert splitter.feed(data) == []
     assert splitter.partial
     assert fact in splitter.describe_partial()
