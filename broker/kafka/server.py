@@ -51,6 +51,8 @@ CLOSE_TIMEOUT_S = 1.0
 # Answers done together are written together, small chunks joined (one send); a chunk
 # larger than this (a fetch's records) is written as it is, never copied into a bigger buffer.
 COALESCE_LIMIT_BYTES = 64 * 1024
+# The coarsest timer resolution of the event loops the node runs on (uvloop: 1 ms)
+TIMER_RESOLUTION_S = 0.001
 _AnswerTask = asyncio.Task[Answer | Outcome]
 
 
@@ -337,7 +339,9 @@ class _Connection(asyncio.Protocol):
         if self._closed:
             return
         now = self._loop.time()
-        if now < self._deadline:
+        # within a timer's resolution of the deadline counts as past it: uvloop fires a timer
+        # for under 1 ms at once, with its millisecond clock unchanged
+        if now < self._deadline - TIMER_RESOLUTION_S:
             self._arm(now)
         elif self._frames.partial:
             self._close_for_bad_input(FrameError(self._expiry_message))
