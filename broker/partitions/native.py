@@ -275,7 +275,7 @@ def _int(
     value = body.get(key, default)
     if value is _MISSING:
         raise InvalidRequest(f"'{key}' is missing")
-    if not isinstance(value, int) or isinstance(value, bool):
+    if type(value) is not int:  # bool is an int subclass: refused too
         raise InvalidRequest(f"'{key}' must be an integer, not {value!r}")
     if not minimum <= value <= maximum:
         raise InvalidRequest(f"'{key}'={value} is outside [{minimum}, {maximum}]")

@@ -152,6 +152,8 @@ class PartitionLeaderState:
         assert log_end_offset >= self.log_end_offset, (
             f"leader log end offset went back from {self.log_end_offset} to {log_end_offset}"
         )
+        if log_end_offset == self.log_end_offset:
+            return  # nothing new here: the high watermark moves only with a follower
         self.log_end_offset = log_end_offset
         self.maybe_advance_high_watermark()
 
