@@ -28,8 +28,6 @@ WRITE_TIMEOUT_S = 10.0
 WRITE_BUFFER_HIGH_BYTES = 1024 * 1024
 # Closing a socket waits at most this long for buffered bytes to go out, then aborts.
 CLOSE_TIMEOUT_S = 1.0
-# asyncio.StreamReader buffer per connection (it pauses the socket beyond twice this).
-READ_BUFFER_BYTES = 256 * 1024
 
 # Requests a connection may have in flight at once: a server stops reading that connection
 # beyond it (the slow client waits, others do not); a client waits for a free slot.

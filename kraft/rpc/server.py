@@ -10,18 +10,20 @@ allowed at that point) closes that one connection: the server sends an ERROR fra
 can, logs `rpc.connection_closed` with the reason, and keeps serving everyone else.
 
 Bounds (kraft.rpc.config): connections (MAX_CONNECTIONS), bytes buffered per connection
-(READ_BUFFER_BYTES, plus the frame being read, at most MAX_FRAME_BYTES), requests in flight
-per connection (beyond it the server stops reading that connection until one finishes), time
-to handshake, idle time, time for a write to drain.
+(the frame being read, at most MAX_FRAME_BYTES, and the requests of one read not started
+yet), requests in flight per connection (beyond it the server stops reading that connection
+until one finishes), time to handshake, idle time, time for the peer to read our answers
+(WRITE_BUFFER_HIGH_BYTES unsent for WRITE_TIMEOUT_S).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 
@@ -34,7 +36,6 @@ from kraft.rpc.config import (
     MAX_CONNECTIONS,
     MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
     PROTOCOL_VERSION,
-    READ_BUFFER_BYTES,
     WRITE_BUFFER_HIGH_BYTES,
     WRITE_TIMEOUT_S,
 )
@@ -48,16 +49,17 @@ from kraft.rpc.framing import (
     Frame,
     FrameType,
     RpcErrorCode,
-    close_writer,
+    decode_frame,
     encode_frame,
     error_body,
-    read_frame,
+    frame_splitter,
 )
 from kraft.rpc.handshake import Hello, decode_hello, refuse_client
 
 log = structlog.get_logger(__name__)
 
-IDLE_DEADLINE_SLACK = 0.1
+# The coarsest timer resolution of the event loops the node runs on (uvloop: 1 ms)
+TIMER_RESOLUTION_S = 0.001
 
 OnRaftMessage = Callable[[int, Message], None]
 OnRequest = Callable[[int | None, Body], Awaitable[Body]]
@@ -111,14 +113,15 @@ class RpcServer:
         self._max_connections = max_connections
         self._server: asyncio.Server | None = None
         self._bound_port: int | None = None
-        self._connection_tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[_ServerConnection] = set()
         self._closing = False
         self._stats = ServerStats()
 
     async def start(self) -> None:
         assert self._server is None, "start() called twice"
-        self._server = await asyncio.start_server(
-            self._on_connection, self.host, self._requested_port, limit=READ_BUFFER_BYTES
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ServerConnection(self), self.host, self._requested_port
         )
         self._bound_port = self._server.sockets[0].getsockname()[1]
         log.info("rpc.server_started", host=self.host, port=self.port, node_id=self.node_id)
@@ -134,113 +137,164 @@ class RpcServer:
         return dataclasses.replace(self._stats)
 
     async def close(self) -> None:
-        """Stops listening, closes every connection, cancels and awaits every task.
+        """Stops listening, closes every connection, cancels and awaits every handler.
         Calling it again does nothing."""
         if self._server is None or self._closing:
             self._closing = True
             return
         self._closing = True
         self._server.close()
-        tasks = list(self._connection_tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        connections = list(self._connections)
+        handlers = [task for connection in connections for task in connection.handlers]
+        for connection in connections:
+            connection.close(None, "server closing", cancel_handlers=True)
+        await asyncio.gather(*handlers, return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
+        while self._connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)  # their sockets flush what was written, then close
+        for connection in list(self._connections):
+            connection.abort()
         await self._server.wait_closed()
         log.info("rpc.server_closed", port=self.port, node_id=self.node_id)
 
-    def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # A plain callback that starts a task of our own, rather than a coroutine asyncio
-        # would wrap in its task: the set holds every connection task from its creation, and
-        # close() can cancel them without asyncio logging the cancellation as an error.
-        if self._closing:
-            writer.transport.abort()
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._serve_connection(reader, writer), name="rpc-connection"
-        )
-        self._connection_tasks.add(task)
-        task.add_done_callback(self._connection_tasks.discard)
 
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self._stats.connections_accepted += 1
-        self._stats.connections_open += 1
-        try:
-            await _ServerConnection(self, reader, writer).serve()
-        finally:
-            self._stats.connections_open -= 1
+class _ServerConnection(asyncio.Protocol):
+    """One accepted connection, from handshake to close: an asyncio.Protocol, so each frame
+    is handled where its bytes arrive (a raft message is delivered there; a request starts
+    its handler's task there), with no reader task to wake per frame.
 
+    Requests run in tasks of their own. When the peer leaves, they finish (their answers
+    are dropped): a handler may be in the middle of something worth finishing. When the peer
+    sent bad input or the server closes, they are cancelled, so the connection closes now."""
 
-class _ServerConnection:
-    """One accepted connection, from handshake to close."""
-
-    def __init__(
-        self, server: RpcServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, server: RpcServer) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        peername = writer.get_extra_info("peername")
-        self.peer = f"{peername[0]}:{peername[1]}" if peername else "unknown"
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self.peer = "unknown"
         self.hello: Hello | None = None
-        self.request_slots = asyncio.Semaphore(MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION)
-        self.handler_tasks: set[asyncio.Task[None]] = set()
+        self.handlers: set[asyncio.Task[None]] = set()
+        self._frames = frame_splitter()
+        self._unstarted: collections.deque[tuple[int, Body]] = collections.deque()
         # Answers finished in one turn of the event loop leave in one write (one syscall)
         self._unsent: list[bytes] = []
         self._flush_scheduled = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closed = False
+        self._close_reason = "peer closed the connection"
+        self._close_level = log.info  # a warning when the peer did something wrong
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._last_frame_at = 0.0
 
-    async def serve(self) -> None:
-        stats = self.server._stats
-        reason = "peer closed the connection"
-        level = log.info  # a warning when the peer did something wrong
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+        self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
+        peername = self._transport.get_extra_info("peername")
+        self.peer = f"{peername[0]}:{peername[1]}" if peername else "unknown"
+        server = self.server
+        server._stats.connections_accepted += 1
+        server._stats.connections_open += 1
+        server._connections.add(self)
+        if server._closing:
+            self.close(None, "server closing")
+            return
+        if len(server._connections) > server._max_connections:
+            self.close(
+                RpcErrorCode.TOO_MANY_CONNECTIONS,
+                f"{len(server._connections)} connections exceed the limit of "
+                f"{server._max_connections}",
+            )
+            return
+        self._handshake_timer = self._loop.call_later(
+            server._handshake_timeout_s, self._handshake_expired
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
         try:
-            if len(self.server._connection_tasks) > self.server._max_connections:
-                raise _CloseConnection(
-                    RpcErrorCode.TOO_MANY_CONNECTIONS,
-                    f"{len(self.server._connection_tasks)} connections exceed the limit of "
-                    f"{self.server._max_connections}",
-                )
-            await self._handshake()
-            reason = await self._serve_frames()
-        except _CloseConnection as close:
-            reason = close.reason
-            if close.code is not None:
-                level = log.warning
-                await self._send_error(close.code, close.reason)
+            payloads = self._frames.feed(data)
+            if payloads:  # idle means no frame: bytes trickling in do not keep it open
+                self._last_frame_at = self._loop.time()
+            for payload in payloads:
+                frame = decode_frame(payload)
+                self.server._stats.bytes_received += frame.size_bytes
                 if self.hello is None:
-                    stats.connections_refused += 1
+                    self._handshake(frame)
                 else:
-                    stats.connections_closed_on_bad_input += 1
-        except asyncio.CancelledError:
-            reason = "server closing"
-            raise
+                    self._dispatch(frame)
+                if self._closed:
+                    return
+        except FrameError as error:
+            self.close(_frame_error_code(error), str(error))
+        except _CloseConnection as close:
+            self.close(close.code, close.reason)
         except Exception as error:  # noqa: BLE001
             # A bug below us (on_raft_message raised): it costs this connection, not the
             # server; the traceback goes to the log. Peer input never lands here.
-            reason = f"internal error: {error!r}"
             log.error("rpc.connection_failed", peer=self.peer, exc_info=True)
-        finally:
-            await close_writer(self.writer, CLOSE_TIMEOUT_S)
-            level(
-                "rpc.connection_closed",
-                side="server",
-                peer=self.peer,
-                node_id=None if self.hello is None else self.hello.node_id,
-                reason=reason,
-            )
+            self.close(None, f"internal error: {error!r}", cancel_handlers=True)
 
-    async def _handshake(self) -> None:
-        try:
-            async with asyncio.timeout(self.server._handshake_timeout_s):
-                frame = await self._read_frame()
-        except TimeoutError:
-            raise _CloseConnection(
+    def eof_received(self) -> bool:
+        if self._frames.partial:
+            self.close(RpcErrorCode.BAD_FRAME, self._frames.describe_partial())
+        elif self.hello is None and not self._closed:
+            self.close(None, "peer closed the connection before its hello")
+        return False  # the transport closes; handlers finish, their answers are dropped
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed:
+            self._closed = True
+            if exc is not None:
+                self._close_reason = f"connection error: {exc!r}"
+        self._cancel_timers()
+        self._unstarted.clear()
+        server = self.server
+        server._connections.discard(self)
+        server._stats.connections_open -= 1
+        self._close_level(
+            "rpc.connection_closed",
+            side="server",
+            peer=self.peer,
+            node_id=None if self.hello is None else self.hello.node_id,
+            reason=self._close_reason,
+        )
+
+    def pause_writing(self) -> None:
+        # the peer does not read as fast as we answer: take no new request meanwhile, and
+        # give up on it after WRITE_TIMEOUT_S
+        self._writing_paused = True
+        self._update_reading()
+        self._write_timer = self._loop.call_later(
+            WRITE_TIMEOUT_S,
+            self._abort_for,
+            f"write failed: the peer read nothing for {WRITE_TIMEOUT_S} s",
+        )
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        self._update_reading()
+
+    # -- handshake ----------------------------------------------------------------------
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if self.hello is None and not self._closed:
+            self.close(
                 RpcErrorCode.HANDSHAKE_FAILED,
                 f"no hello within {self.server._handshake_timeout_s} s",
-            ) from None
-        if frame is None:
-            raise _CloseConnection(None, "peer closed the connection before its hello")
+            )
+
+    def _handshake(self, frame: Frame) -> None:
         if frame.frame_type is not FrameType.HELLO:
             raise _CloseConnection(
                 RpcErrorCode.HANDSHAKE_FAILED,
@@ -254,8 +308,13 @@ class _ServerConnection:
         if refusal is not None:
             raise _CloseConnection(*refusal)
         answer = Hello(self.server.cluster_id, self.server.node_id, None, PROTOCOL_VERSION)
-        await self._write(encode_frame(FrameType.HELLO, answer.to_wire()))
+        self._send(encode_frame(FrameType.HELLO, answer.to_wire()))
         self.hello = hello
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self._last_frame_at = self._loop.time()
+        self._arm_idle_timer(self.server._idle_timeout_s)
         if self.server._on_peer_hello is not None and hello.node_id is not None:
             self.server._on_peer_hello(hello)
         log.info(
@@ -265,60 +324,9 @@ class _ServerConnection:
             directory_id=hello.directory_id,
         )
 
-    async def _serve_frames(self) -> str:
-        """Reads frames until the connection ends; returns why it ended.
+    # -- frames after the handshake -----------------------------------------------------
 
-        Request handlers run in a TaskGroup. When the peer leaves, they finish (their answers
-        are dropped): a handler may be in the middle of something worth finishing. When the
-        peer sent bad input, they are cancelled, so that the connection closes now. When the
-        server closes, they are cancelled with the connection's task.
-        """
-        closing: _CloseConnection | None = None
-        async with asyncio.TaskGroup() as handlers:
-            try:
-                return await self._read_until_end(handlers)
-            except _CloseConnection as close:
-                closing = close  # re-raised below: a TaskGroup would wrap it in a group
-                for task in self.handler_tasks:
-                    task.cancel()
-        assert closing is not None
-        raise closing
-
-    async def _read_until_end(self, handlers: asyncio.TaskGroup) -> str:
-        loop = asyncio.get_running_loop()
-        idle_s = self.server._idle_timeout_s
-        try:
-            async with asyncio.timeout(idle_s) as idle_deadline:
-                while True:
-                    frame = await self._read_frame()
-                    if frame is None:
-                        return "peer closed the connection"
-                    # Moving the deadline costs a timer handle; a new asyncio.timeout per
-                    # frame was a fifth of the cost of a small message. So the deadline moves
-                    # only once it lags by IDLE_DEADLINE_SLACK of the idle time: an idle
-                    # connection closes between (1 - slack) and 1 times idle_s after its last
-                    # frame.
-                    deadline = loop.time() + idle_s
-                    when = idle_deadline.when()
-                    assert when is not None
-                    if deadline - when > idle_s * IDLE_DEADLINE_SLACK:
-                        idle_deadline.reschedule(deadline)
-                    await self._dispatch(frame, handlers)
-        except TimeoutError:
-            return f"idle for {idle_s} s"
-
-    async def _read_frame(self) -> Frame | None:
-        try:
-            frame = await read_frame(self.reader)
-        except FrameError as error:
-            raise _CloseConnection(_frame_error_code(error), str(error)) from None
-        except OSError as error:
-            raise _CloseConnection(None, f"connection error: {error!r}") from None
-        if frame is not None:
-            self.server._stats.bytes_received += frame.size_bytes
-        return frame
-
-    async def _dispatch(self, frame: Frame, handlers: asyncio.TaskGroup) -> None:
+    def _dispatch(self, frame: Frame) -> None:
         assert self.hello is not None
         if frame.frame_type is FrameType.RAFT:
             self._deliver_raft_message(frame, self.hello.node_id)
@@ -332,11 +340,8 @@ class _ServerConnection:
             except DecodeError as error:
                 raise _CloseConnection(RpcErrorCode.BAD_MESSAGE, str(error)) from None
             self.server._stats.requests_received += 1
-            # Backpressure: past the in-flight limit, stop reading this connection.
-            await self.request_slots.acquire()
-            task = handlers.create_task(self._answer(frame.correlation_id, body))
-            self.handler_tasks.add(task)
-            task.add_done_callback(self.handler_tasks.discard)
+            self._unstarted.append((frame.correlation_id, body))
+            self._start_requests()
         else:
             raise _CloseConnection(
                 RpcErrorCode.PROTOCOL_VIOLATION,
@@ -356,15 +361,30 @@ class _ServerConnection:
         self.server._stats.raft_messages_received += 1
         self.server._on_raft_message(node_id, message)
 
+    def _start_requests(self) -> None:
+        """Starts the requests received and not started yet, up to the in-flight limit
+        (backpressure: past it, the connection is not read until one finishes)."""
+        while self._unstarted and len(self.handlers) < MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION:
+            correlation_id, body = self._unstarted.popleft()
+            task = self._loop.create_task(self._answer(correlation_id, body))
+            self.handlers.add(task)
+            task.add_done_callback(self._handler_done)
+        self._update_reading()
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self.handlers.discard(task)
+        if not self._closed:
+            self._start_requests()
+
     async def _answer(self, correlation_id: int, body: Body) -> None:
-        assert self.hello is not None
-        try:
-            data = await self._call_handler(correlation_id, body)
-            await self._write_coalesced(data)
-        except _CloseConnection:
-            pass  # the write failed and the transport is aborted; the reader sees it
-        finally:
-            self.request_slots.release()
+        data = await self._call_handler(correlation_id, body)
+        if self._closed:
+            return  # the peer left: the answer has nobody to go to
+        # Queued to leave with the others of this loop turn
+        self._unsent.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     async def _call_handler(self, correlation_id: int, body: Body) -> bytes:
         """The frame answering one request: the handler's response, or an ERROR frame."""
@@ -387,36 +407,97 @@ class _ServerConnection:
                 FrameType.ERROR, error_body(RpcErrorCode.HANDLER_FAILED, message), correlation_id
             )
 
-    async def _write_coalesced(self, data: bytes) -> None:
-        """Queues an answer to leave with the others of this loop turn; waits for the socket
-        only when its buffer is past WRITE_BUFFER_HIGH_BYTES (backpressure)."""
-        self._unsent.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        if self.writer.transport.get_write_buffer_size() > WRITE_BUFFER_HIGH_BYTES:
-            await self._write(b"")
-
     def _flush(self) -> None:
         self._flush_scheduled = False
         unsent, self._unsent = self._unsent, []
-        if unsent and not self.writer.transport.is_closing():
-            self.writer.writelines(unsent)
+        if unsent and not self._closed:
+            self._send_all(unsent)
 
-    async def _write(self, data: bytes) -> None:
-        try:
-            if data:
-                self.writer.write(data)
-            async with asyncio.timeout(WRITE_TIMEOUT_S):
-                await self.writer.drain()
-        except (OSError, TimeoutError) as error:
-            self.writer.transport.abort()
-            raise _CloseConnection(None, f"write failed: {error!r}") from None
+    def _send(self, data: bytes) -> None:
+        self._send_all([data])
 
-    async def _send_error(self, code: RpcErrorCode, message: str) -> None:
-        """Best effort: the peer may be gone already."""
-        with contextlib.suppress(_CloseConnection):
-            await self._write(encode_frame(FrameType.ERROR, error_body(code, message)))
+    def _send_all(self, frames: list[bytes]) -> None:
+        assert self._transport is not None
+        if not self._transport.is_closing():
+            self._transport.writelines(frames)
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        should_pause = (
+            self._writing_paused
+            or bool(self._unstarted)
+            or len(self.handlers) >= MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION
+        )
+        if should_pause and not self._reading_paused:
+            transport.pause_reading()
+            self._reading_paused = True
+        elif not should_pause and self._reading_paused:
+            transport.resume_reading()
+            self._reading_paused = False
+
+    # -- idle limit and closing ---------------------------------------------------------
+
+    def _arm_idle_timer(self, delay_s: float) -> None:
+        # one timer, re-armed when it fires: frames only note their time (a timer moved per
+        # frame was a fifth of the cost of a small message)
+        self._idle_timer = self._loop.call_later(max(delay_s, TIMER_RESOLUTION_S), self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle_timer = None
+        if self._closed:
+            return
+        idle_s = self.server._idle_timeout_s
+        left_s = self._last_frame_at + idle_s - self._loop.time()
+        if left_s > TIMER_RESOLUTION_S:
+            self._arm_idle_timer(left_s)
+        else:
+            self.close(None, f"idle for {idle_s} s")
+
+    def close(
+        self, code: RpcErrorCode | None, reason: str, *, cancel_handlers: bool = False
+    ) -> None:
+        """Closes the connection once what was written is sent: with an ERROR frame first
+        when `code` is given (the peer did something wrong: its handlers are cancelled)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_reason = reason
+        stats = self.server._stats
+        if code is not None:
+            self._close_level = log.warning
+            if self.hello is None:
+                stats.connections_refused += 1
+            else:
+                stats.connections_closed_on_bad_input += 1
+            self._unsent.append(encode_frame(FrameType.ERROR, error_body(code, reason)))
+            cancel_handlers = True
+        self._cancel_timers()
+        self._unstarted.clear()
+        if self._unsent:
+            self._send_all(self._unsent)  # answers done before, then the error, in order
+            self._unsent = []
+        if cancel_handlers:
+            for task in self.handlers:
+                task.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _abort_for(self, reason: str) -> None:
+        self._write_timer = None
+        self.close(None, reason, cancel_handlers=True)
+        self.abort()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._handshake_timer, self._idle_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._handshake_timer = self._idle_timer = self._write_timer = None
 
 
 def _frame_error_code(error: FrameError) -> RpcErrorCode:
