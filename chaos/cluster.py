@@ -303,15 +303,20 @@ class ChaosCluster:
         return code
 
     def pause(self, node_id: int) -> None:
+        """SIGSTOP; a no-op for a node that is not running (it may have stopped by itself,
+        as a broker does after a failed write on a full disk)."""
         node = self.nodes[node_id]
-        if node.process is not None and not node.paused:
-            os.kill(node.process.pid, signal.SIGSTOP)
-            node.paused = True
+        if node.is_running() and not node.paused:
+            assert node.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node.process.pid, signal.SIGSTOP)
+                node.paused = True
 
     def resume(self, node_id: int) -> None:
         node = self.nodes[node_id]
         if node.process is not None and node.paused:
-            os.kill(node.process.pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node.process.pid, signal.SIGCONT)
             node.paused = False
 
     def wipe_data(self, node_id: int) -> None:
