@@ -36,6 +36,7 @@ from broker.kafka.framing import (
 from broker.kafka.metrics import KafkaListenerMetrics
 from broker.kafka.services import BrokerServices
 from broker.kafka.wire.primitives import Chunk
+from kraft.rpc.flow import ReadGate
 
 log = structlog.get_logger(__name__)
 
@@ -142,14 +143,12 @@ class _Connection(asyncio.Protocol):
         self._frames = frame_splitter()
         self._unstarted: collections.deque[bytes] = collections.deque()  # past the limit
         self._in_flight: collections.deque[_AnswerTask] = collections.deque()
-        self._reading_paused = False
-        self._writing_paused = False
+        self._gate: ReadGate | None = None  # once connected
         self._closed = False
         self._deadline = 0.0
         self._expiry_message = ""
         self._timer: asyncio.TimerHandle | None = None
         self._check_interval_s = min(server.idle_timeout_ms, server.frame_read_timeout_ms) / 1000
-        self._write_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -164,6 +163,13 @@ class _Connection(asyncio.Protocol):
             transport.close()
             return
         self._server._connections.add(self)
+        timeout_ms = RESPONSE_WRITE_TIMEOUT_MS
+        self._gate = ReadGate(
+            self._transport,
+            MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
+            timeout_ms / 1000,
+            lambda: self.close(f"the client read no answer for {timeout_ms} ms"),
+        )
         self._idle_from(self._loop.time())
 
     def data_received(self, data: bytes) -> None:
@@ -201,21 +207,12 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # the client does not read as fast as we answer: take no new request meanwhile
-        self._writing_paused = True
-        self._update_reading()
-        timeout_ms = RESPONSE_WRITE_TIMEOUT_MS
-        self._write_timer = self._loop.call_later(
-            timeout_ms / 1000,
-            self.close,
-            f"the client read no answer for {timeout_ms} ms",
-        )
+        if self._gate is not None:
+            self._gate.writing_paused(len(self._unstarted), len(self._in_flight))
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
-        self._update_reading()
+        if self._gate is not None:
+            self._gate.writing_resumed(len(self._unstarted), len(self._in_flight))
 
     # -- requests and answers -----------------------------------------------------------
 
@@ -273,20 +270,8 @@ class _Connection(asyncio.Protocol):
     def _update_reading(self) -> None:
         """Reads while the client's requests are within the in-flight limit and its answers
         leave; pauses otherwise."""
-        transport = self._transport
-        if transport is None or self._closed:
-            return
-        should_pause = (
-            self._writing_paused
-            or bool(self._unstarted)
-            or len(self._in_flight) >= MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION
-        )
-        if should_pause and not self._reading_paused:
-            transport.pause_reading()
-            self._reading_paused = True
-        elif not should_pause and self._reading_paused:
-            transport.resume_reading()
-            self._reading_paused = False
+        if self._gate is not None and not self._closed:
+            self._gate.update(len(self._unstarted), len(self._in_flight))
 
     # -- closing --------------------------------------------------------------------------
 
@@ -313,10 +298,11 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._timer, self._write_timer):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._write_timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._gate is not None:
+            self._gate.stop()
 
     # -- the frame and idle limits --------------------------------------------------------
 

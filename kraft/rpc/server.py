@@ -45,6 +45,7 @@ from kraft.rpc.errors import (
     RemoteError,
     UnsupportedVersionError,
 )
+from kraft.rpc.flow import ReadGate
 from kraft.rpc.framing import (
     Frame,
     FrameType,
@@ -179,14 +180,12 @@ class _ServerConnection(asyncio.Protocol):
         # Answers finished in one turn of the event loop leave in one write (one syscall)
         self._unsent: list[bytes] = []
         self._flush_scheduled = False
-        self._reading_paused = False
-        self._writing_paused = False
+        self._gate: ReadGate | None = None  # once connected
         self._closed = False
         self._close_reason = "peer closed the connection"
         self._close_level = log.info  # a warning when the peer did something wrong
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._write_timer: asyncio.TimerHandle | None = None
         self._last_frame_at = 0.0
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -195,6 +194,12 @@ class _ServerConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods
         self._transport = cast(asyncio.Transport, transport)
         self._transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
+        self._gate = ReadGate(
+            self._transport,
+            MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
+            WRITE_TIMEOUT_S,
+            lambda: self._abort_for(f"write failed: the peer read nothing for {WRITE_TIMEOUT_S} s"),
+        )
         peername = self._transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "unknown"
         server = self.server
@@ -269,20 +274,12 @@ class _ServerConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # the peer does not read as fast as we answer: take no new request meanwhile, and
         # give up on it after WRITE_TIMEOUT_S
-        self._writing_paused = True
-        self._update_reading()
-        self._write_timer = self._loop.call_later(
-            WRITE_TIMEOUT_S,
-            self._abort_for,
-            f"write failed: the peer read nothing for {WRITE_TIMEOUT_S} s",
-        )
+        if self._gate is not None:
+            self._gate.writing_paused(len(self._unstarted), len(self.handlers))
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
-        self._update_reading()
+        if self._gate is not None:
+            self._gate.writing_resumed(len(self._unstarted), len(self.handlers))
 
     # -- handshake ----------------------------------------------------------------------
 
@@ -422,20 +419,8 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.writelines(frames)
 
     def _update_reading(self) -> None:
-        transport = self._transport
-        if transport is None or self._closed:
-            return
-        should_pause = (
-            self._writing_paused
-            or bool(self._unstarted)
-            or len(self.handlers) >= MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION
-        )
-        if should_pause and not self._reading_paused:
-            transport.pause_reading()
-            self._reading_paused = True
-        elif not should_pause and self._reading_paused:
-            transport.resume_reading()
-            self._reading_paused = False
+        if self._gate is not None and not self._closed:
+            self._gate.update(len(self._unstarted), len(self.handlers))
 
     # -- idle limit and closing ---------------------------------------------------------
 
@@ -489,15 +474,16 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.abort()
 
     def _abort_for(self, reason: str) -> None:
-        self._write_timer = None
         self.close(None, reason, cancel_handlers=True)
         self.abort()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._handshake_timer, self._idle_timer, self._write_timer):
+        for timer in (self._handshake_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
-        self._handshake_timer = self._idle_timer = self._write_timer = None
+        self._handshake_timer = self._idle_timer = None
+        if self._gate is not None:
+            self._gate.stop()
 
 
 def _frame_error_code(error: FrameError) -> RpcErrorCode:
