@@ -163,12 +163,11 @@ class _Connection(asyncio.Protocol):
             transport.close()
             return
         self._server._connections.add(self)
-        timeout_ms = RESPONSE_WRITE_TIMEOUT_MS
         self._gate = ReadGate(
             self._transport,
             MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
-            timeout_ms / 1000,
-            lambda: self.close(f"the client read no answer for {timeout_ms} ms"),
+            RESPONSE_WRITE_TIMEOUT_MS / 1000,
+            self._write_timed_out,
         )
         self._idle_from(self._loop.time())
 
@@ -292,6 +291,11 @@ class _Connection(asyncio.Protocol):
         self._in_flight.clear()
         if self._transport is not None:
             self._transport.close()
+
+    def _write_timed_out(self) -> None:
+        # a graceful close would wait for the client to read what is buffered: it does not
+        self.close(f"the client read no answer for {RESPONSE_WRITE_TIMEOUT_MS} ms")
+        self.abort()
 
     def abort(self) -> None:
         if self._transport is not None:

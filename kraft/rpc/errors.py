@@ -20,10 +20,6 @@ class FrameTooLargeError(FrameError):
     """A frame's length exceeds MAX_FRAME_BYTES (on read: before its body is read)."""
 
 
-class TruncatedFrameError(FrameError):
-    """The connection ended in the middle of a frame."""
-
-
 class MalformedFrameError(FrameError):
     """The body is not msgpack, or not a frame map of the expected shape."""
 

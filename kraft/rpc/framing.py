@@ -13,7 +13,6 @@ closed and no other.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import struct
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from kraft.rpc.config import MAX_FRAME_BYTES, PROTOCOL_VERSION, SUPPORTED_PROTOC
 from kraft.rpc.errors import (
     FrameTooLargeError,
     MalformedFrameError,
-    TruncatedFrameError,
     UnsupportedVersionError,
 )
 from kraft.rpc.splitter import LengthPrefixedSplitter
@@ -116,30 +114,6 @@ def decode_frame(data: bytes) -> Frame:
     return Frame(frame_type, raw["b"], correlation_id, version, LENGTH_PREFIX.size + len(data))
 
 
-async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
-    """The next frame, or None when the connection ended cleanly between frames.
-
-    The caller bounds the wait (asyncio.timeout): an idle peer is the caller's policy.
-    """
-    try:
-        prefix = await reader.readexactly(LENGTH_PREFIX.size)
-    except asyncio.IncompleteReadError as error:
-        if not error.partial:
-            return None
-        raise TruncatedFrameError(
-            f"connection ended inside a length prefix ({len(error.partial)} of 4 bytes)"
-        ) from error
-    (length,) = LENGTH_PREFIX.unpack(prefix)
-    check_length(length)
-    try:
-        data = await reader.readexactly(length)
-    except asyncio.IncompleteReadError as error:
-        raise TruncatedFrameError(
-            f"connection ended inside a frame ({len(error.partial)} of {length} bytes)"
-        ) from error
-    return decode_frame(data)
-
-
 class RpcErrorCode(enum.StrEnum):
     """The `code` of an ERROR frame's body; the `message` says the rest in words."""
 
@@ -155,17 +129,3 @@ class RpcErrorCode(enum.StrEnum):
 
 def error_body(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
-
-
-async def close_writer(writer: asyncio.StreamWriter, timeout_s: float) -> None:
-    """Closes a stream, letting buffered bytes (an error frame) go out for at most
-    `timeout_s`, then aborts. Safe to call twice, and when cancelled."""
-    writer.close()
-    try:
-        async with asyncio.timeout(timeout_s):
-            await writer.wait_closed()
-    except (TimeoutError, OSError):
-        writer.transport.abort()
-    except asyncio.CancelledError:
-        writer.transport.abort()
-        raise

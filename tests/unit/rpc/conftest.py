@@ -14,7 +14,14 @@ import structlog
 
 from kraft.raft.messages import Message
 from kraft.rpc.config import PROTOCOL_VERSION
-from kraft.rpc.framing import LENGTH_PREFIX, Frame, FrameType, encode_frame, read_frame
+from kraft.rpc.framing import (
+    LENGTH_PREFIX,
+    Frame,
+    FrameType,
+    decode_frame,
+    encode_frame,
+    frame_splitter,
+)
 from kraft.rpc.server import RpcServer
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
@@ -111,6 +118,8 @@ class RawConnection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self._frames = frame_splitter()  # cut as the servers and clients cut them
+        self._payloads: list[bytes] = []
 
     @classmethod
     async def open(cls, port: int, hello: dict[str, Any] | None = None) -> RawConnection:
@@ -128,8 +137,15 @@ class RawConnection:
         await self.writer.drain()
 
     async def read(self) -> Frame | None:
+        """The next frame; None when the server closed the connection between frames."""
         async with asyncio.timeout(DEADLINE_S):
-            return await read_frame(self.reader)
+            while not self._payloads:
+                data = await self.reader.read(65536)
+                if not data:
+                    assert not self._frames.partial, self._frames.describe_partial()
+                    return None
+                self._payloads.extend(self._frames.feed(data))
+            return decode_frame(self._payloads.pop(0))
 
     async def read_until_closed(self) -> list[Frame]:
         """Every frame until the server closes the connection (fails if it does not)."""

@@ -1,9 +1,8 @@
-"""Length-prefixed frames (kraft.rpc.framing): the length is checked before the body is
-read, and every way a frame can be wrong is a typed FrameError."""
+"""Length-prefixed frames (kraft.rpc.framing): the length is checked before the body
+arrives, and every way a frame can be wrong is a typed FrameError or says where it ended."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -15,32 +14,27 @@ from kraft.rpc.errors import (
     FrameError,
     FrameTooLargeError,
     MalformedFrameError,
-    TruncatedFrameError,
     UnsupportedVersionError,
 )
-from kraft.rpc.framing import LENGTH_PREFIX, FrameType, decode_frame, encode_frame, read_frame
+from kraft.rpc.framing import (
+    LENGTH_PREFIX,
+    FrameType,
+    decode_frame,
+    encode_frame,
+    frame_splitter,
+)
 
 from .conftest import raw_frame
 
 
-def reader_of(data: bytes, *, eof: bool = True) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    reader.feed_data(data)
-    if eof:
-        reader.feed_eof()
-    return reader
-
-
-async def test_frames_read_back_in_order_with_type_id_and_body() -> None:
+def test_frames_cut_from_a_stream_decode_in_order_with_type_id_and_body() -> None:
     data = encode_frame(FrameType.REQUEST, {"kind": "propose", "value": b"v"}, 7) + encode_frame(
         FrameType.RAFT, [1, 2, 3]
     )
-    reader = reader_of(data)
+    splitter = frame_splitter()
 
-    first = await read_frame(reader)
-    second = await read_frame(reader)
+    first, second = (decode_frame(payload) for payload in splitter.feed(data))
 
-    assert first is not None and second is not None
     assert (first.frame_type, first.correlation_id, first.version) == (FrameType.REQUEST, 7, 1)
     assert first.body == {"kind": "propose", "value": b"v"}
     assert (second.frame_type, second.correlation_id, second.body) == (
@@ -49,16 +43,13 @@ async def test_frames_read_back_in_order_with_type_id_and_body() -> None:
         [1, 2, 3],
     )
     assert first.size_bytes + second.size_bytes == len(data)
-    assert await read_frame(reader) is None  # clean end between frames
+    assert not splitter.partial  # a clean end between frames
 
 
-async def test_oversized_length_is_refused_before_the_body_is_read() -> None:
-    """Only the 4-byte prefix arrives (and no EOF): the check must not wait for the body."""
-    reader = reader_of(LENGTH_PREFIX.pack(MAX_FRAME_BYTES + 1), eof=False)
-
-    async with asyncio.timeout(1):
-        with pytest.raises(FrameTooLargeError, match="exceeds MAX_FRAME_BYTES"):
-            await read_frame(reader)
+def test_oversized_length_is_refused_before_the_body_arrives() -> None:
+    """Only the 4-byte prefix is in: the check does not wait for the body."""
+    with pytest.raises(FrameTooLargeError, match="exceeds MAX_FRAME_BYTES"):
+        frame_splitter().feed(LENGTH_PREFIX.pack(MAX_FRAME_BYTES + 1))
 
 
 def test_encoding_an_oversized_frame_is_refused() -> None:
@@ -67,21 +58,32 @@ def test_encoding_an_oversized_frame_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "error", "message"),
+    ("data", "message"),
     [
-        (b"\x00\x00", TruncatedFrameError, "inside a length prefix (2 of 4 bytes)"),
-        (LENGTH_PREFIX.pack(100) + b"\x81" * 10, TruncatedFrameError, "(10 of 100 bytes)"),
-        (LENGTH_PREFIX.pack(0), MalformedFrameError, "frame length 0"),
-        (LENGTH_PREFIX.pack(3) + b"\xc1\xc1\xc1", MalformedFrameError, "not valid msgpack"),
-        (LENGTH_PREFIX.pack(3) + b"\x93\x01\x02", MalformedFrameError, "not valid msgpack"),
-        (LENGTH_PREFIX.pack(2) + b"\x01\x02", MalformedFrameError, "not valid msgpack"),
+        (b"\x00\x00", "inside a length prefix (2 of 4 bytes)"),
+        (LENGTH_PREFIX.pack(100) + b"\x81" * 10, "after 10 of a frame's 100 bytes"),
     ],
 )
-async def test_bad_bytes_are_a_typed_frame_error(
-    data: bytes, error: type[FrameError], message: str
-) -> None:
-    with pytest.raises(error, match=re.escape(message)):
-        await read_frame(reader_of(data))
+def test_a_stream_ending_inside_a_frame_says_where(data: bytes, message: str) -> None:
+    splitter = frame_splitter()
+    assert splitter.feed(data) == []
+    assert splitter.partial
+    assert message in splitter.describe_partial()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (LENGTH_PREFIX.pack(0), "frame length 0"),
+        (LENGTH_PREFIX.pack(3) + b"\xc1\xc1\xc1", "not valid msgpack"),
+        (LENGTH_PREFIX.pack(3) + b"\x93\x01\x02", "not valid msgpack"),
+        (LENGTH_PREFIX.pack(2) + b"\x01\x02", "not valid msgpack"),
+    ],
+)
+def test_bad_bytes_are_a_malformed_frame_error(data: bytes, message: str) -> None:
+    with pytest.raises(MalformedFrameError, match=re.escape(message)):
+        for payload in frame_splitter().feed(data):
+            decode_frame(payload)
 
 
 @pytest.mark.parametrize(
