@@ -78,10 +78,8 @@ VARLONG_MAX_BYTES = 10
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _OFFSET_LENGTH_EPOCH = struct.Struct(">qii")
-_INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
-_INT16 = struct.Struct(">h")
 assert _HEADER.size == BATCH_HEADER_SIZE_BYTES
 
 
@@ -156,9 +154,14 @@ def decode_varint(
 
 class RecordBatch:
     """A read-only view over the bytes of one batch (a memoryview, no copy). Properties read
-    the header fields; `validate()` checks frame, CRC and records before anyone trusts them."""
+    the header fields; `validate()` checks frame, CRC and records before anyone trusts them.
 
-    __slots__ = ("buffer",)
+    The header is unpacked once, when the view is made: an append reads its fields a dozen
+    times over (offsets, epoch, timestamps for the segment and the index), and one struct
+    call beats one per field. The bytes must not change under the view: `assign_offsets`
+    returns new bytes, and the log makes a new view of them."""
+
+    __slots__ = ("buffer", "_header")
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -168,6 +171,13 @@ class RecordBatch:
                 f"{LOG_OVERHEAD_BYTES}-byte offset and length prefix"
             )
         self.buffer = view
+        header: tuple[int, ...]
+        if len(view) >= BATCH_HEADER_SIZE_BYTES:
+            header = _HEADER.unpack_from(view)
+        else:
+            # too short to be a batch (validate_frame says so); the fields it lacks read 0
+            header = _HEADER.unpack(bytes(view) + bytes(BATCH_HEADER_SIZE_BYTES - len(view)))
+        self._header = header
 
     @classmethod
     def at(cls, data: bytes | bytearray | memoryview, position: int) -> RecordBatch:
@@ -179,11 +189,11 @@ class RecordBatch:
 
     @property
     def base_offset(self) -> int:
-        return int(_INT64.unpack_from(self.buffer, BASE_OFFSET_POSITION)[0])
+        return self._header[0]
 
     @property
     def batch_length(self) -> int:
-        return int(_INT32.unpack_from(self.buffer, BATCH_LENGTH_POSITION)[0])
+        return self._header[1]
 
     @property
     def size_bytes(self) -> int:
@@ -191,73 +201,75 @@ class RecordBatch:
 
     @property
     def partition_leader_epoch(self) -> int:
-        return int(_INT32.unpack_from(self.buffer, PARTITION_LEADER_EPOCH_POSITION)[0])
+        return self._header[2]
 
     @property
     def magic(self) -> int:
-        return int(self.buffer[MAGIC_POSITION])
+        return self._header[3]
 
     @property
     def crc(self) -> int:
-        return int(_UINT32.unpack_from(self.buffer, CRC_POSITION)[0])
+        return self._header[4]
 
     @property
     def attributes(self) -> int:
-        return int(_INT16.unpack_from(self.buffer, ATTRIBUTES_POSITION)[0])
+        return self._header[5]
 
     @property
     def compression(self) -> int:
         """The raw codec bits (a CompressionType value unless a newer client sent another)."""
-        return self.attributes & COMPRESSION_CODEC_MASK
+        return self._header[5] & COMPRESSION_CODEC_MASK
 
     @property
     def timestamp_type(self) -> TimestampType:
-        is_log_append = self.attributes & TIMESTAMP_TYPE_MASK
+        is_log_append = self._header[5] & TIMESTAMP_TYPE_MASK
         return TimestampType.LOG_APPEND_TIME if is_log_append else TimestampType.CREATE_TIME
 
     @property
     def is_transactional(self) -> bool:
-        return bool(self.attributes & TRANSACTIONAL_FLAG_MASK)
+        return bool(self._header[5] & TRANSACTIONAL_FLAG_MASK)
 
     @property
     def is_control(self) -> bool:
-        return bool(self.attributes & CONTROL_FLAG_MASK)
+        return bool(self._header[5] & CONTROL_FLAG_MASK)
 
     @property
     def last_offset_delta(self) -> int:
-        return int(_INT32.unpack_from(self.buffer, LAST_OFFSET_DELTA_POSITION)[0])
+        return self._header[6]
 
     @property
     def last_offset(self) -> int:
-        return self.base_offset + self.last_offset_delta
+        header = self._header
+        return header[0] + header[6]
 
     @property
     def next_offset(self) -> int:
-        return self.last_offset + 1
+        header = self._header
+        return header[0] + header[6] + 1
 
     @property
     def base_timestamp(self) -> int:
-        return int(_INT64.unpack_from(self.buffer, BASE_TIMESTAMP_POSITION)[0])
+        return self._header[7]
 
     @property
     def max_timestamp(self) -> int:
-        return int(_INT64.unpack_from(self.buffer, MAX_TIMESTAMP_POSITION)[0])
+        return self._header[8]
 
     @property
     def producer_id(self) -> int:
-        return int(_INT64.unpack_from(self.buffer, PRODUCER_ID_POSITION)[0])
+        return self._header[9]
 
     @property
     def producer_epoch(self) -> int:
-        return int(_INT16.unpack_from(self.buffer, PRODUCER_EPOCH_POSITION)[0])
+        return self._header[10]
 
     @property
     def base_sequence(self) -> int:
-        return int(_INT32.unpack_from(self.buffer, BASE_SEQUENCE_POSITION)[0])
+        return self._header[11]
 
     @property
     def records_count(self) -> int:
-        return int(_INT32.unpack_from(self.buffer, RECORDS_COUNT_POSITION)[0])
+        return self._header[12]
 
     def compute_crc(self) -> int:
         return int(crc32c.crc32c(self.buffer[CRC_START_POSITION:]))

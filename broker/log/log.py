@@ -113,7 +113,8 @@ class PartitionLog:
 
     @property
     def log_end_offset(self) -> int:
-        return self._active.next_offset
+        # read on every produce and fetch: the active segment without the _active check
+        return self._segments[-1].next_offset
 
     @property
     def recovery_point(self) -> int:

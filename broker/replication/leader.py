@@ -343,13 +343,18 @@ class PartitionLeaderState:
         if isr_size < self.min_insync_replicas and isr_size < len(self.registration.replicas):
             return
         candidate = self.log_end_offset
-        for replica in self.maximal_isr:
+        in_flight = self.in_flight_alter_partition
+        # the maximal ISR, without building it: this runs for every fetch and append
+        members = self.committed_isr if in_flight is None else self.maximal_isr
+        followers = self.followers
+        for replica in members:
             if replica == self.broker_id:
                 continue
-            follower_end = self.followers[replica].log_end_offset
+            follower_end = followers[replica].log_end_offset
             if follower_end is None:
                 return
-            candidate = min(candidate, follower_end)
+            if follower_end < candidate:
+                candidate = follower_end
         if candidate > self.high_watermark:
             self.high_watermark = candidate
             self._maybe_complete_produces()
@@ -398,6 +403,8 @@ class PartitionLeaderState:
     def _maybe_expand_isr(self, replica_id: int) -> None:
         """A follower that has everything below the high watermark and our epoch's start
         rejoins the ISR (Kafka's maybeExpandIsr)."""
+        if replica_id in self.committed_isr:
+            return  # the common case, answered without building the maximal ISR
         if replica_id in self.maximal_isr or not self._may_propose():
             return
         if self._now_ms < self._expansion_refused_until_ms.get(replica_id, 0):
