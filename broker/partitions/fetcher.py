@@ -16,11 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from broker.log import PartitionLogError, iter_batches
+from broker.partitions.fetch_sessions import (
+    NO_SESSION_ID,
+    FetchPosition,
+    FollowerFetchSession,
+    PartitionKey,
+)
 from broker.partitions.producer_log import producer_batch
 from broker.replication import (
     AppendRecords,
@@ -33,7 +40,7 @@ from broker.replication import (
     TruncateFullyAndStartAt,
     TruncateTo,
 )
-from kraft.protocol.errors import ErrorCode
+from kraft.protocol.errors import ErrorCode, error_name
 from kraft.protocol.native import KIND_FETCH
 
 if TYPE_CHECKING:
@@ -87,6 +94,7 @@ class ReplicaFetcher:
         self._manager = manager
         self.leader_id = leader_id
         self._wake = asyncio.Event()
+        self._session = FollowerFetchSession()  # KIP-227: broker/partitions/fetch_sessions.py
         self._task = asyncio.create_task(self._run(), name=f"replica-fetcher-{leader_id}")
 
     @property
@@ -129,11 +137,21 @@ class ReplicaFetcher:
     async def _fetch_once(self, followed: list[Partition]) -> bool:
         """One fetch round trip for every followed partition; True when it went wrong."""
         manager = self._manager
-        plans: list[tuple[Partition, FollowerState, FetchRequest]] = []
+        plans: dict[PartitionKey, tuple[Partition, FollowerState, FetchRequest]] = {}
+        positions: dict[PartitionKey, FetchPosition] = {}
         for partition in followed:
             follower = partition.follower
             assert follower is not None
-            plans.append((partition, follower, follower.next_fetch()))
+            request = follower.next_fetch()
+            key = (partition.topic, partition.partition_id)
+            plans[key] = (partition, follower, request)
+            positions[key] = (
+                partition.topic_id,
+                request.fetch_offset,
+                request.current_leader_epoch,
+                request.last_fetched_epoch,
+            )
+        session = self._session.plan(positions)
         broker_epoch = manager.broker_epoch()
         body: dict[str, Any] = {
             "kind": KIND_FETCH,
@@ -142,49 +160,64 @@ class ReplicaFetcher:
             "max_wait_ms": FOLLOWER_FETCH_MAX_WAIT_MS,
             "min_bytes": 1,
             "max_bytes": FOLLOWER_FETCH_MAX_BYTES,
-            "partitions": [
-                {
-                    "topic": partition.topic,
-                    "topic_id": partition.topic_id,
-                    "partition": partition.partition_id,
-                    "fetch_offset": request.fetch_offset,
-                    "partition_max_bytes": FOLLOWER_PARTITION_MAX_BYTES,
-                    "current_leader_epoch": request.current_leader_epoch,
-                    "last_fetched_epoch": request.last_fetched_epoch,
-                }
-                for partition, _, request in plans
-            ],
+            "session_id": session.session_id,
+            "session_epoch": session.epoch,
+            "partitions": [_partition_entry(key, positions[key]) for key in session.listed],
         }
+        if session.forgotten:
+            body["forgotten"] = [
+                {"topic": topic, "partition": partition_id}
+                for topic, partition_id in session.forgotten
+            ]
         timeout_s = FOLLOWER_FETCH_MAX_WAIT_MS / 1000 + FETCH_TIMEOUT_SLACK_S
         try:
             answer = await manager.request_broker(self.leader_id, body, timeout_s)
         except Exception as error:  # noqa: BLE001 - unreachable, timed out, refused: retry
             log.debug("fetcher.fetch_failed", leader=self.leader_id, reason=repr(error))
-            self._fail(plans)
+            self._fail(plans.values())
             return True
         answers = answer.get("partitions")
-        if not isinstance(answers, list):
-            log.warning("fetcher.bad_answer", leader=self.leader_id, answer=str(answer)[:200])
-            self._fail(plans)
+        error_code = answer.get("error_code", ErrorCode.NONE.value)
+        if not isinstance(answers, list) or error_code != ErrorCode.NONE.value:
+            # FETCH_SESSION_ID_NOT_FOUND or INVALID_FETCH_SESSION_EPOCH (the leader restarted
+            # or dropped the session), INVALID_REQUEST: the next request is a full one
+            log.info(
+                "fetcher.session_reset",
+                leader=self.leader_id,
+                error=error_name(error_code) if isinstance(error_code, int) else repr(error_code),
+                message=str(answer.get("error_message"))[:200],
+            )
+            self._fail(plans.values())
             return True
-        by_partition = {
-            (item.get("topic"), item.get("partition")): item
-            for item in answers
-            if isinstance(item, dict)
-        }
+        session_id = answer.get("session_id", NO_SESSION_ID)
+        self._session.on_answer(session_id if type(session_id) is int else NO_SESSION_ID)
         had_error = False
-        for partition, follower, request in plans:
-            item = by_partition.get((partition.topic, partition.partition_id))
+        answered: set[PartitionKey] = set()
+        for item in answers:
+            if not isinstance(item, dict):
+                continue
+            topic, partition_id = item.get("topic"), item.get("partition")
+            if not isinstance(topic, str) or type(partition_id) is not int:
+                continue
+            plan = plans.get((topic, partition_id))
+            if plan is None:
+                continue
+            answered.add((topic, partition_id))
+            partition, follower, request = plan
             if partition.follower is not follower:
                 continue  # the role changed while the fetch was out: its state is gone
-            if item is None:
-                follower.on_fetch_failed()
-                had_error = True
-                continue
             had_error |= not self._handle(partition, follower, request, item)
+        if session.is_full:
+            # a full request is answered for every partition: one left out failed
+            for key, (partition, follower, _) in plans.items():
+                if key not in answered and partition.follower is follower:
+                    follower.on_fetch_failed()
+                    had_error = True
+        # in a session, a partition left out has nothing new: its fetch stays as it was
         return had_error
 
-    def _fail(self, plans: list[tuple[Partition, FollowerState, FetchRequest]]) -> None:
+    def _fail(self, plans: Iterable[tuple[Partition, FollowerState, FetchRequest]]) -> None:
+        self._session.reset()
         for partition, follower, _ in plans:
             if partition.follower is follower:
                 follower.on_fetch_failed()
@@ -253,6 +286,19 @@ class ReplicaFetcher:
             return False
         follower.on_log_changed(partition_log.log_end_offset, partition.latest_epoch)
         return True
+
+
+def _partition_entry(key: PartitionKey, position: FetchPosition) -> dict[str, Any]:
+    topic_id, fetch_offset, current_leader_epoch, last_fetched_epoch = position
+    return {
+        "topic": key[0],
+        "topic_id": topic_id,
+        "partition": key[1],
+        "fetch_offset": fetch_offset,
+        "partition_max_bytes": FOLLOWER_PARTITION_MAX_BYTES,
+        "current_leader_epoch": current_leader_epoch,
+        "last_fetched_epoch": last_fetched_epoch,
+    }
 
 
 def _record_producers(partition: Partition, records: bytes) -> None:

@@ -10,6 +10,14 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from broker.partitions.fetch_sessions import (
+    FULL_FETCH_EPOCH,
+    NO_SESSION_ID,
+    SESSION_EPOCH_MAX,
+    SESSION_ID_MAX,
+    FetchSessionError,
+    LeaderFetchSessions,
+)
 from broker.partitions.manager import (
     OffsetLookup,
     PartitionFetch,
@@ -57,6 +65,7 @@ class NativeProtocolHandler:
         self._image = image
         self._cluster_id = cluster_id
         self._controller_id = controller_id
+        self._fetch_sessions = LeaderFetchSessions()  # of the followers fetching from us
 
     async def handle(self, sender: int | None, body: Mapping[str, Any]) -> dict[str, Any]:
         kind = body.get("kind")
@@ -110,34 +119,48 @@ class NativeProtocolHandler:
         replica_epoch = _int(body, "replica_epoch", -1, INT64_MAX, default=-1)
         max_wait_ms = _int(body, "max_wait_ms", 0, MAX_FETCH_WAIT_MS)
         min_bytes = _int(body, "min_bytes", 0, MAX_FETCH_BYTES, default=1)
-        max_bytes = _int(body, "max_bytes", 1, INT32_MAX)
-        requests = []
-        for entry in _partition_list(body):
-            topic_id = entry.get("topic_id")
-            if topic_id is not None and not isinstance(topic_id, str):
-                raise InvalidRequest("'topic_id' is a string or nil")
-            requests.append(
-                PartitionFetch(
-                    topic=_topic(entry),
-                    partition=_int(entry, "partition", 0, INT32_MAX),
-                    fetch_offset=_int(entry, "fetch_offset", 0, INT64_MAX),
-                    max_bytes=_int(entry, "partition_max_bytes", 1, INT32_MAX),
-                    current_leader_epoch=_int(
-                        entry, "current_leader_epoch", -1, INT32_MAX, default=-1
-                    ),
-                    last_fetched_epoch=_int(entry, "last_fetched_epoch", -1, INT32_MAX, default=-1),
-                    topic_id=topic_id,
-                )
+        max_bytes = min(_int(body, "max_bytes", 1, INT32_MAX), MAX_FETCH_BYTES)
+        if "session_epoch" not in body:  # sessionless: every partition, both ways
+            requests = _partition_fetches(_partition_list(body))
+            results = await self._manager.fetch(
+                replica_id, replica_epoch, requests, max_wait_ms, min_bytes, max_bytes
             )
+            return {"partitions": [_fetch_answer(result) for result in results]}
+        if replica_id == CONSUMER_REPLICA_ID:
+            raise InvalidRequest("fetch sessions are for followers (a replica_id >= 0)")
+        epoch = _int(body, "session_epoch", 0, SESSION_EPOCH_MAX)
+        if epoch == FULL_FETCH_EPOCH:
+            session = self._fetch_sessions.open(
+                replica_id, _partition_fetches(_partition_list(body))
+            )
+        else:
+            session_id = _int(body, "session_id", 1, SESSION_ID_MAX)
+            changed = _partition_fetches(_partition_list(body, may_be_empty=True))
+            forgotten = _forgotten(body)
+            try:
+                session = self._fetch_sessions.resume(
+                    replica_id, session_id, epoch, changed, forgotten
+                )
+            except FetchSessionError as error:
+                return {
+                    "error_code": int(error.code),
+                    "error_message": str(error),
+                    "session_id": NO_SESSION_ID,
+                    "partitions": [],
+                }
+            if len(session) > MAX_PARTITIONS_PER_REQUEST:
+                raise InvalidRequest(
+                    f"fetch session {session_id} holds {len(session)} partitions; the limit "
+                    f"is {MAX_PARTITIONS_PER_REQUEST}"
+                )
         results = await self._manager.fetch(
-            replica_id,
-            replica_epoch,
-            requests,
-            max_wait_ms,
-            min_bytes,
-            min(max_bytes, MAX_FETCH_BYTES),
+            replica_id, replica_epoch, session.requests(), max_wait_ms, min_bytes, max_bytes
         )
-        return {"partitions": [_fetch_answer(result) for result in results]}
+        news = session.news(results, everything=epoch == FULL_FETCH_EPOCH)
+        return {
+            "session_id": session.session_id,
+            "partitions": [_fetch_answer(result) for result in news],
+        }
 
     # -- list offsets ------------------------------------------------------------------------
 
@@ -291,9 +314,11 @@ def _topic(entry: Mapping[str, Any]) -> str:
     return topic
 
 
-def _partition_list(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _partition_list(
+    body: Mapping[str, Any], *, may_be_empty: bool = False
+) -> list[Mapping[str, Any]]:
     entries = body.get("partitions")
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list) or not (entries or may_be_empty):
         raise InvalidRequest("'partitions' must be a non-empty list")
     if len(entries) > MAX_PARTITIONS_PER_REQUEST:
         raise InvalidRequest(
@@ -302,3 +327,35 @@ def _partition_list(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not all(isinstance(entry, dict) for entry in entries):
         raise InvalidRequest("each entry of 'partitions' must be a map")
     return entries
+
+
+def _partition_fetches(entries: list[Mapping[str, Any]]) -> list[PartitionFetch]:
+    requests = []
+    for entry in entries:
+        topic_id = entry.get("topic_id")
+        if topic_id is not None and not isinstance(topic_id, str):
+            raise InvalidRequest("'topic_id' is a string or nil")
+        requests.append(
+            PartitionFetch(
+                topic=_topic(entry),
+                partition=_int(entry, "partition", 0, INT32_MAX),
+                fetch_offset=_int(entry, "fetch_offset", 0, INT64_MAX),
+                max_bytes=_int(entry, "partition_max_bytes", 1, INT32_MAX),
+                current_leader_epoch=_int(entry, "current_leader_epoch", -1, INT32_MAX, default=-1),
+                last_fetched_epoch=_int(entry, "last_fetched_epoch", -1, INT32_MAX, default=-1),
+                topic_id=topic_id,
+            )
+        )
+    return requests
+
+
+def _forgotten(body: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """The `forgotten` partitions of an incremental fetch: [{"topic", "partition"}, ...]."""
+    entries = body.get("forgotten", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise InvalidRequest("'forgotten' must be a list of maps")
+    if len(entries) > MAX_PARTITIONS_PER_REQUEST:
+        raise InvalidRequest(
+            f"{len(entries)} forgotten partitions; the limit is {MAX_PARTITIONS_PER_REQUEST}"
+        )
+    return [(_topic(entry), _int(entry, "partition", 0, INT32_MAX)) for entry in entries]
