@@ -551,6 +551,11 @@ class ReplicaManager:
         leader = partition.leader
         if leader is None:
             return
+        if not leader.resigned and leader.high_watermark != partition.last_woken_high_watermark:
+            # consumers first, then producers, as Kafka's checkAndCompleteAll: the tasks run
+            # in the order woken, and a record's end-to-end time ends at its consumer
+            partition.last_woken_high_watermark = leader.high_watermark
+            partition.wake_fetches(replicas=False)
         for completion in leader.completed_produces():
             partition.produce_started_ms.pop(completion.produce_id, None)
             waiter = partition.produce_waiters.pop(completion.produce_id, None)
@@ -558,9 +563,6 @@ class ReplicaManager:
                 waiter.set_result(completion)
         if leader.resigned:
             return
-        if leader.high_watermark != partition.last_woken_high_watermark:
-            partition.last_woken_high_watermark = leader.high_watermark
-            partition.wake_fetches(replicas=False)
         request = leader.take_alter_partition()
         if request is not None:
             self._spawn(self._alter_partition(partition, leader, request))

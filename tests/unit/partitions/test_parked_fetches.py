@@ -110,6 +110,32 @@ async def test_an_append_does_not_answer_a_consumer_parked_at_the_high_watermark
     await replicas.close()
 
 
+async def test_a_high_watermark_move_wakes_the_consumer_before_it_answers_the_producer(
+    tmp_path: Path,
+) -> None:
+    builder = ImageBuilder()
+    for broker_id in (1, 2):
+        builder.broker(broker_id)
+    builder.topic("t", [(1, 2)])
+    replicas = manager(builder, tmp_path)
+    replicas._reconcile()
+    finished: list[str] = []
+    consumer = fetch(replicas, CONSUMER_REPLICA_ID, 0)
+    consumer.add_done_callback(lambda _: finished.append("consumer"))
+    await settle()
+    batch = build_batch([Record(None, b"v", (), 1_000)])
+    producer = asyncio.create_task(replicas.produce("t", 0, batch, -1, 5000))
+    producer.add_done_callback(lambda _: finished.append("producer"))
+    await settle()
+    assert finished == []
+    follower = fetch(replicas, 2, 1)  # the follower holds the record: the high watermark is 1
+    await asyncio.wait_for(asyncio.gather(consumer, producer), 5)
+    # Kafka's order (checkAndCompleteAll): a record's end-to-end time ends at its consumer
+    assert finished == ["consumer", "producer"]
+    follower.cancel()
+    await replicas.close()
+
+
 async def test_fetches_that_run_out_of_time_leave_no_waiter_behind(tmp_path: Path) -> None:
     builder = ImageBuilder()
     builder.broker(1)
