@@ -63,6 +63,9 @@ FETCH_ERROR_BACKOFF_S = 0.05
 # A fetcher without partitions to fetch stops after this long.
 IDLE_FETCHER_EXIT_S = 5.0
 
+_SESSION_ERRORS = frozenset(
+    (ErrorCode.FETCH_SESSION_ID_NOT_FOUND.value, ErrorCode.INVALID_FETCH_SESSION_EPOCH.value)
+)
 # by their wire value (a dict lookup: converting every answer's int to the enum cost more)
 _ANSWERED_BY_THE_CORE = {
     code.value: code for code in (ErrorCode.NONE, ErrorCode.OFFSET_OUT_OF_RANGE)
@@ -179,13 +182,15 @@ class ReplicaFetcher:
         answers = answer.get("partitions")
         error_code = answer.get("error_code", ErrorCode.NONE.value)
         if not isinstance(answers, list) or error_code != ErrorCode.NONE.value:
-            # FETCH_SESSION_ID_NOT_FOUND or INVALID_FETCH_SESSION_EPOCH (the leader restarted
-            # or dropped the session), INVALID_REQUEST: the next request is a full one
-            log.info(
-                "fetcher.session_reset",
+            # the next request is a full one: after FETCH_SESSION_ID_NOT_FOUND or
+            # INVALID_FETCH_SESSION_EPOCH (the leader restarted or dropped the session) that
+            # is all it takes; anything else is a leader we do not understand
+            session_error = type(error_code) is int and error_code in _SESSION_ERRORS
+            (log.info if session_error else log.warning)(
+                "fetcher.session_reset" if session_error else "fetcher.bad_answer",
                 leader=self.leader_id,
-                error=error_name(error_code) if isinstance(error_code, int) else repr(error_code),
-                message=str(answer.get("error_message"))[:200],
+                error=error_name(error_code) if type(error_code) is int else repr(error_code),
+                answer=str(answer)[:200],
             )
             self._fail(plans.values())
             return True

@@ -47,6 +47,17 @@ def count_reads(replicas: ReplicaManager) -> dict[int, int]:
     return reads
 
 
+def leader_with_one_follower(tmp_path: Path) -> ReplicaManager:
+    """Broker 1 leading partition t-0, with broker 2 its follower (ISR 1, 2)."""
+    builder = ImageBuilder()
+    for broker_id in (1, 2):
+        builder.broker(broker_id)
+    builder.topic("t", [(1, 2)])
+    replicas = manager(builder, tmp_path)
+    replicas._reconcile()
+    return replicas
+
+
 async def settle() -> None:
     """Lets every task woken so far run to its next wait."""
     for _ in range(10):
@@ -89,12 +100,7 @@ async def test_a_high_watermark_move_answers_parked_consumers_but_not_parked_fol
 async def test_an_append_does_not_answer_a_consumer_parked_at_the_high_watermark(
     tmp_path: Path,
 ) -> None:
-    builder = ImageBuilder()
-    for broker_id in (1, 2):
-        builder.broker(broker_id)
-    builder.topic("t", [(1, 2)])
-    replicas = manager(builder, tmp_path)
-    replicas._reconcile()
+    replicas = leader_with_one_follower(tmp_path)
     reads = count_reads(replicas)
     consumer = fetch(replicas, CONSUMER_REPLICA_ID, 0)
     await settle()
@@ -113,12 +119,7 @@ async def test_an_append_does_not_answer_a_consumer_parked_at_the_high_watermark
 async def test_a_high_watermark_move_wakes_the_consumer_before_it_answers_the_producer(
     tmp_path: Path,
 ) -> None:
-    builder = ImageBuilder()
-    for broker_id in (1, 2):
-        builder.broker(broker_id)
-    builder.topic("t", [(1, 2)])
-    replicas = manager(builder, tmp_path)
-    replicas._reconcile()
+    replicas = leader_with_one_follower(tmp_path)
     finished: list[str] = []
     consumer = fetch(replicas, CONSUMER_REPLICA_ID, 0)
     consumer.add_done_callback(lambda _: finished.append("consumer"))
