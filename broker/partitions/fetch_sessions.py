@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kraft.protocol.errors import ErrorCode
+from kraft.protocol.native import MAX_PARTITIONS_PER_REQUEST
 
 if TYPE_CHECKING:
     from broker.partitions.manager import PartitionFetch, PartitionFetchResult
@@ -86,6 +87,9 @@ class LeaderFetchSession:
         for request in changed:
             self._partitions[(request.topic, request.partition)] = request
 
+    def keys(self) -> set[PartitionKey]:
+        return set(self._partitions)
+
     def requests(self) -> list[PartitionFetch]:
         """Every partition of the session, as its follower last asked for it."""
         return list(self._partitions.values())
@@ -123,7 +127,12 @@ class LeaderFetchSession:
 class LeaderFetchSessions:
     """The sessions of one leader: at most one per follower, at most `max_sessions`."""
 
-    def __init__(self, max_sessions: int = MAX_FETCH_SESSIONS, first_id: int | None = None) -> None:
+    def __init__(
+        self,
+        max_sessions: int = MAX_FETCH_SESSIONS,
+        first_id: int | None = None,
+        max_partitions: int = MAX_PARTITIONS_PER_REQUEST,
+    ) -> None:
         """Ids start at `first_id`, by default at random: a follower that kept an id across
         a restart of this leader is then all but sure to be told the id is unknown."""
         if first_id is None:
@@ -131,6 +140,7 @@ class LeaderFetchSessions:
         assert max_sessions >= 1, f"room for {max_sessions} sessions"
         assert 1 <= first_id <= SESSION_ID_MAX, f"session id {first_id} out of range"
         self._max_sessions = max_sessions
+        self._max_partitions = max_partitions  # in one session, as in one full request
         self._next_id = first_id
         # least recently used first
         self._sessions: collections.OrderedDict[int, LeaderFetchSession] = collections.OrderedDict()
@@ -160,8 +170,9 @@ class LeaderFetchSessions:
         forgotten: Iterable[PartitionKey],
     ) -> LeaderFetchSession:
         """An incremental request; FetchSessionError when the session is not this
-        follower's (anymore) or the epoch is not the one expected (the session is dropped:
-        its follower starts over)."""
+        follower's (anymore), when the epoch is not the one expected (the session is
+        dropped: its follower starts over) or when the session would grow past
+        max_partitions (INVALID_REQUEST, the session left as it was)."""
         session = self._sessions.get(session_id)
         if session is None or session.replica_id != replica_id:
             raise FetchSessionError(
@@ -173,6 +184,14 @@ class LeaderFetchSessions:
             raise FetchSessionError(
                 ErrorCode.INVALID_FETCH_SESSION_EPOCH,
                 f"fetch session {session_id} expected epoch {session.expected_epoch}, got {epoch}",
+            )
+        forgotten = list(forgotten)
+        size = len((session.keys() - set(forgotten)) | {(r.topic, r.partition) for r in changed})
+        if size > self._max_partitions:  # refused with the session as it was
+            raise FetchSessionError(
+                ErrorCode.INVALID_REQUEST,
+                f"fetch session {session_id} would hold {size} partitions; the limit is "
+                f"{self._max_partitions}",
             )
         session.expected_epoch = next_epoch(epoch)
         session.update(changed, forgotten)

@@ -148,11 +148,6 @@ class NativeProtocolHandler:
                     "session_id": NO_SESSION_ID,
                     "partitions": [],
                 }
-            if len(session) > MAX_PARTITIONS_PER_REQUEST:
-                raise InvalidRequest(
-                    f"fetch session {session_id} holds {len(session)} partitions; the limit "
-                    f"is {MAX_PARTITIONS_PER_REQUEST}"
-                )
         results = await self._manager.fetch(
             replica_id, replica_epoch, session.requests(), max_wait_ms, min_bytes, max_bytes
         )

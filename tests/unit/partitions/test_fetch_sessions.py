@@ -135,6 +135,18 @@ def test_the_least_recently_used_session_goes_when_the_leader_holds_its_maximum(
         sessions.resume(3, 2, 1, [], [])
 
 
+def test_a_session_may_not_grow_past_the_partition_limit_and_stays_as_it_was() -> None:
+    sessions = LeaderFetchSessions(first_id=1, max_partitions=2)
+    sessions.open(2, [fetch(0), fetch(1)])
+    with pytest.raises(FetchSessionError) as raised:
+        sessions.resume(2, 1, 1, [fetch(2)], [])
+    assert raised.value.code is ErrorCode.INVALID_REQUEST
+    assert "would hold 3 partitions; the limit is 2" in str(raised.value)
+    # nothing changed: the same epoch, trading one partition for another, is taken
+    session = sessions.resume(2, 1, 1, [fetch(2)], [("t", 0)])
+    assert session.requests() == [fetch(1), fetch(2)]
+
+
 def test_epochs_wrap_to_one_never_to_the_full_fetch_epoch() -> None:
     assert next_epoch(1) == 2
     assert next_epoch(SESSION_EPOCH_MAX) == 1
