@@ -28,6 +28,9 @@ class RequestContext:
     version: int
     correlation_id: int
     client_id: str | None
+    # the client's address as Kafka shows it (DescribeGroups, kafka-consumer-groups' HOST):
+    # "/" and the IP; "" where the request did not come over a connection
+    client_host: str = ""
 
     @property
     def response_module(self) -> ModuleType:

@@ -93,7 +93,9 @@ class ParsedRequest:
     body: Any
 
 
-def parse(payload: bytes) -> ParsedRequest:
+def parse(payload: bytes, client_host: str = "") -> ParsedRequest:
+    """The request in one frame's payload; client_host is the connection's (see
+    RequestContext)."""
     try:
         fixed = peek_header(payload)
     except HeaderError as error:
@@ -101,7 +103,9 @@ def parse(payload: bytes) -> ParsedRequest:
     if not is_supported(fixed.api_key, fixed.api_version):
         if fixed.api_key == ApiKey.API_VERSIONS:
             # KIP-511: answered in v0 whatever the client's header holds after the fixed part
-            context = RequestContext(ApiKey.API_VERSIONS, 0, fixed.correlation_id, None)
+            context = RequestContext(
+                ApiKey.API_VERSIONS, 0, fixed.correlation_id, None, client_host
+            )
             return ParsedRequest(context, None)
         raise ProtocolViolation(
             f"api key {fixed.api_key} version {fixed.api_version} is not served here "
@@ -120,7 +124,9 @@ def parse(payload: bytes) -> ParsedRequest:
             )
     except (HeaderError, BodyDecodeError) as error:
         raise ProtocolViolation(str(error)) from None
-    context = RequestContext(api_key, fixed.api_version, fixed.correlation_id, header.client_id)
+    context = RequestContext(
+        api_key, fixed.api_version, fixed.correlation_id, header.client_id, client_host
+    )
     return ParsedRequest(context, body)
 
 

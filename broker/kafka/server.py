@@ -140,6 +140,7 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._peer = "unknown"
+        self._client_host = ""  # Kafka's form of the peer's address: "/127.0.0.1"
         self._frames = frame_splitter()
         self._unstarted: collections.deque[bytes] = collections.deque()  # past the limit
         self._in_flight: collections.deque[_AnswerTask] = collections.deque()
@@ -157,6 +158,8 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self._peer = str(peer) if peer else "unknown"
+        if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
+            self._client_host = "/" + peer[0]
         if len(self._server._connections) >= MAX_CONNECTIONS:
             log.warning("kafka.connection_refused", reason=f"{MAX_CONNECTIONS} connections open")
             self._closed = True
@@ -224,7 +227,7 @@ class _Connection(asyncio.Protocol):
             payload = self._unstarted.popleft()
             read_at = time.perf_counter()
             try:
-                request = parse(payload)
+                request = parse(payload, self._client_host)
             except ProtocolViolation as error:
                 self._close_for_bad_input(error)
                 return

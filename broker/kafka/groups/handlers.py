@@ -136,7 +136,7 @@ async def handle_join_group(services: BrokerServices, context: RequestContext, r
             member_id=request.member_id,
             group_instance_id=getattr(request, "group_instance_id", None),
             client_id=client_id,
-            client_host="",  # the request context does not carry the peer address
+            client_host=context.client_host,
             session_timeout_ms=session_timeout_ms,
             rebalance_timeout_ms=rebalance_timeout_ms,
             protocol_type=request.protocol_type,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 from kio.schema.errors import ErrorCode as KafkaError
 
 from broker.kafka.apis import ApiKey
+from broker.kafka.framing import frame
 from broker.kafka.groups.coordinator import CoordinatorSettings, GroupCoordinator
 from broker.kafka.groups.model import GroupSettings
 from broker.kafka.groups.offsets_topic import OFFSETS_TOPIC, PartitionContents, partition_for
+from broker.kafka.server import KafkaServer
 from broker.log.batch import assign_offsets, iter_batches, iter_records
 from broker.partitions.manager import (
     OffsetLookup,
@@ -25,7 +28,15 @@ from broker.partitions.manager import (
     ProduceResult,
 )
 from kraft.protocol.errors import ErrorCode
-from tests.unit.kafka.helpers import FakeData, Fixture, KafkaImageBuilder, nested
+from tests.unit.kafka.helpers import (
+    FakeData,
+    Fixture,
+    KafkaImageBuilder,
+    decode_response,
+    encode_request,
+    nested,
+    request,
+)
 
 OFFSETS_PARTITIONS = 6
 SETTINGS = CoordinatorSettings(
@@ -468,6 +479,44 @@ async def test_list_and_describe_groups() -> None:
         ApiKey.DESCRIBE_GROUPS, 5, groups=("unknown",), include_authorized_operations=False
     )
     assert (older.groups[0].error_code, older.groups[0].group_state) == (KafkaError.none, "Dead")
+
+
+async def test_describe_groups_shows_where_each_member_connected_from_as_kafka_does() -> None:
+    fixture, coordinator, _ = groups_fixture()
+    group = group_led_by(1)
+    await loaded(fixture, coordinator, group)
+    server = KafkaServer("127.0.0.1", 0, fixture.services)
+    await server.start()
+    ticking = asyncio.create_task(tick_until_cancelled(coordinator))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+
+    async def call(api_key: ApiKey, version: int, **fields: Any) -> Any:
+        body = request(api_key, version, **fields)
+        writer.write(frame(encode_request(api_key, version, body)))
+        (size,) = struct.unpack(">i", await asyncio.wait_for(reader.readexactly(4), 5))
+        payload = await asyncio.wait_for(reader.readexactly(size), 5)
+        return decode_response(api_key, version, payload)
+
+    try:
+        first = await call(ApiKey.JOIN_GROUP, 5, **join_fields(5, group, ""))
+        joined = await call(ApiKey.JOIN_GROUP, 5, **join_fields(5, group, first.member_id))
+        described = await call(
+            ApiKey.DESCRIBE_GROUPS, 5, groups=(group,), include_authorized_operations=False
+        )
+    finally:
+        writer.close()
+        ticking.cancel()
+        await server.close()
+    assert [(m.member_id, m.client_host) for m in described.groups[0].members] == [
+        (joined.member_id, "/127.0.0.1")
+    ]
+
+
+async def tick_until_cancelled(coordinator: GroupCoordinator) -> None:
+    """The coordinator's timers, as the node's loop runs them (a join phase ends on one)."""
+    while True:
+        coordinator.tick()
+        await asyncio.sleep(0.01)
 
 
 async def test_offset_fetch_v8_answers_several_groups() -> None:
