@@ -313,25 +313,29 @@ class QuorumRuntime:
                 return
             delay = next_tick_at - loop.time()
             if delay > 0 and not core.has_ready() and self._nothing_queued():
-                # uvloop's clock and timers count whole milliseconds: a timer for less than
-                # one fires at once with the clock unchanged, and the loop spun until the
-                # millisecond passed (2,300 turns a second per idle node, most of its CPU)
+                # Sleep through the ticks at which nothing is due (an idle node woke 100
+                # times a second per raft.tick.ms 10, a tenth of a core for three nodes);
+                # a message or a proposal wakes the loop sooner. uvloop's clock and timers
+                # count whole milliseconds: a timer for less than one fires at once with the
+                # clock unchanged, and the loop spun until the millisecond passed.
+                delay += (core.ticks_until_due() - 1) * self._tick_s
                 await self._sleep(loop, max(delay, LOOP_TIMER_RESOLUTION_S))
-            self._drain_inbound(core)
-            self._drain_proposals(core)
-            self._compact_finished_snapshots(core)
+            # the ticks slept through first, so what arrived meanwhile is stepped at the
+            # tick it arrived in (a leader stamps each fetch with it for check-quorum)
             now = loop.time()
             while now >= next_tick_at:
                 core.tick()
                 self._tick_count += 1
                 next_tick_at += self._tick_s
+            self._drain_inbound(core)
+            self._drain_proposals(core)
+            self._compact_finished_snapshots(core)
             if core.has_ready():
                 await self._handle_ready(core, core.ready())
 
     async def _sleep(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
-        """Until the next tick is due or _wake() is called. A future and a timer, not
-        wait_for(Event.wait()): that made a task per sleep, and the loop sleeps 100 times a
-        second per node (raft.tick.ms 10)."""
+        """Until `delay` passes or _wake() is called. A future and a timer, not
+        wait_for(Event.wait()): that made a task per sleep, and a busy loop sleeps often."""
         wakeup = loop.create_future()
         self._wakeup = wakeup
         timer = loop.call_later(delay, _resolve, wakeup)

@@ -162,6 +162,11 @@ class RaftCore:
     def tick(self) -> None:
         timers.on_tick(self._ctx)
 
+    def ticks_until_due(self) -> int:
+        """Ticks until one may do something (see timers.ticks_until_due): a shell may let
+        the ticks before it pass unsent and tick them all when it wakes."""
+        return timers.ticks_until_due(self._ctx)
+
     def campaign(self) -> None:
         """Start a pre-vote now, as if the election timer fired (voters that are not leader)."""
         ctx = self._ctx

@@ -6,6 +6,8 @@ injected rng) and reset by messages; here they are only compared with the clock.
 
 from __future__ import annotations
 
+import math
+
 from kraft.raft import replication, transitions
 from kraft.raft.context import Context
 from kraft.raft.leader import LeaderState
@@ -32,6 +34,60 @@ def on_tick(ctx: Context) -> None:
         _follower_tick(ctx, state)
     elif isinstance(state, Leader):
         _leader_tick(ctx, state.state)
+
+
+def ticks_until_due(ctx: Context) -> int:
+    """How many ticks from now until on_tick may next act: the ticks before that one find
+    nothing due (each deadline above is compared as `now >= deadline` after the increment),
+    so a shell may sleep through them. Messages, proposals and snapshots move deadlines:
+    ask again after each. At least 1. The simulator checks every tick against it."""
+    state = ctx.role
+    if isinstance(state, Unattached):
+        due = state.election_deadline if ctx.is_voter else state.next_discovery_tick
+    elif isinstance(state, Voted | Resigned | Prospective | Candidate):
+        due = state.election_deadline
+    elif isinstance(state, Follower):
+        if ctx.outstanding_request_id is None:
+            return 1  # the next tick sends a fetch
+        resend = ctx.request_sent_tick + ctx.config.fetch_request_timeout_ticks
+        due = min(state.fetch_deadline, resend)
+    elif isinstance(state, Leader):
+        due = _leader_due(ctx, state.state)
+    else:
+        return 1
+    return max(1, due - ctx.now)
+
+
+def _leader_due(ctx: Context, leader: LeaderState) -> int:
+    """The first tick at which _leader_tick acts: check-quorum, a BeginQuorumEpoch resend or
+    a parked fetch's deadline."""
+    timeout = ctx.config.fetch_timeout_ticks
+    # check-quorum resigns once fewer than a majority (ourselves included) fetched within
+    # `timeout`: voter v counts until tick last_fetch_tick + timeout, so the quorum is lost
+    # at the (majority - 1)-th latest of those ends, or at once without that many
+    others_needed = ctx.majority - 1
+    due = math.inf
+    if others_needed > 0:
+        heard_until = sorted(
+            (
+                progress.last_fetch_tick + timeout
+                for voter, progress in leader.progress.items()
+                if voter in leader.voters
+                and voter != leader.node_id
+                and progress.last_fetch_tick is not None
+            ),
+            reverse=True,
+        )
+        quorum_lost = (
+            heard_until[others_needed - 1] if len(heard_until) >= others_needed else ctx.now
+        )
+        due = max(leader.became_leader_tick + timeout, quorum_lost)
+    if leader.begin_quorum_pending:
+        due = min(due, leader.next_begin_quorum_tick)
+    for parked in leader.parked.values():
+        due = min(due, parked.deadline)
+    # nothing can come due without an input (which wakes the shell): a single voter
+    return ctx.now + timeout if due == math.inf else int(due)
 
 
 def _unattached_tick(ctx: Context, state: Unattached) -> None:

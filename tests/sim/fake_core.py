@@ -64,6 +64,9 @@ class SingleVoterCore:
     def high_watermark(self) -> int:
         return self._high_watermark
 
+    def ticks_until_due(self) -> int:
+        return 1  # acts at every tick
+
     def tick(self) -> None:
         self._tick += 1
         if self._role != Role.LEADER:

@@ -46,6 +46,8 @@ class CoreLike(Protocol):
 
     def tick(self) -> None: ...
 
+    def ticks_until_due(self) -> int: ...
+
     def step(self, sender: int, message: Message) -> None: ...
 
     def propose(self, records: Sequence[bytes]) -> ProposalAck: ...
@@ -169,7 +171,14 @@ class SimNode:
     # -- inputs ---------------------------------------------------------------------------
 
     def tick(self) -> None:
-        self.live_core().tick()
+        core = self.live_core()
+        quiet = core.ticks_until_due()
+        core.tick()
+        # the runtime sleeps through the ticks the core says are not due yet: each of them
+        # must change nothing (no message, no role or election-state change)
+        assert quiet == 1 or not core.has_ready(), (
+            f"node {self.node_id}: a tick acted {quiet - 1} ticks before ticks_until_due said"
+        )
         self.drain()
 
     def deliver(self, source: int, message: object) -> None:
