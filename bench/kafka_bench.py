@@ -16,12 +16,14 @@ Phases, in this order, each printed as it ends:
   watermark (assigned; with --group it subscribes in a fresh consumer group instead);
   records/s and MB/s from the first record on, and the time to it (the group's join) apart;
   the consumer uses fetch.queue.backoff.ms=10 (CONSUME_PHASE_CONSUMER), --consumer-config
-  sets others.
+  sets others;
+- idle: nothing sent for --seconds; the CPU the three nodes use while they only keep the
+  quorum, the brokers' heartbeats and the replication long polls going (not by default).
 Each phase also prints the CPU time the three node processes used during it.
 
     .venv/bin/python bench/kafka_bench.py [--seconds 10] [--record-bytes 1024] [--rate 1000]
         [--latency-linger-ms 0] [--latency-without-consumer] [--partitions 3] [--group]
-        [--phases latency,produce,consume] [--fill-records N] [--partition-fetch-bytes B]
+        [--phases latency,produce,consume,idle] [--fill-records N] [--partition-fetch-bytes B]
         [--min-insync-replicas N] [--node-config KEY=VALUE ...] [--warmup-seconds 2]
         [--consumer-config KEY=VALUE ...] [--latency-runs 1]
 
@@ -60,7 +62,8 @@ from tests.cluster.harness import LocalCluster  # noqa: E402
 
 TOPIC = "kafka-bench"
 LATENCY_TOPIC = "kafka-bench-latency"
-PHASES = ("latency", "produce", "consume")
+PHASES = ("latency", "produce", "consume", "idle")
+DEFAULT_PHASES = ("latency", "produce", "consume")
 # How long a flush or the end of a phase may take before the benchmark gives up on it
 DRAIN_DEADLINE_S = 120.0
 POLL_TIMEOUT_S = 0.5
@@ -432,6 +435,20 @@ def run_phases(cluster: LocalCluster, args: argparse.Namespace, phases: set[str]
             )
             print(f"(wrote {filled.acknowledged:,} records to read)", flush=True)
         consume_phase(cluster, args)
+    if "idle" in phases:
+        idle_phase(cluster, args)
+
+
+def idle_phase(cluster: LocalCluster, args: argparse.Namespace) -> None:
+    cpu_before, started = broker_cpu_seconds(cluster), time.perf_counter()
+    time.sleep(args.seconds)  # a fixed time is what is measured here, not a wait
+    elapsed = time.perf_counter() - started
+    cpu = broker_cpu_seconds(cluster) - cpu_before
+    print(
+        f"idle: brokers' CPU {cpu * 1000 / elapsed:.1f} ms a second over {elapsed:.1f} s "
+        f"({cpu / elapsed / (os.cpu_count() or 1) * 100:.1f} % of {os.cpu_count()} cores)",
+        flush=True,
+    )
 
 
 def client_cpu_seconds() -> float:
@@ -601,7 +618,9 @@ def main() -> None:
         "measures it",
     )
     parser.add_argument("--group", action="store_true", help="consume in a consumer group")
-    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    parser.add_argument(
+        "--phases", default=",".join(DEFAULT_PHASES), help=f"comma-separated, of {PHASES}"
+    )
     parser.add_argument(
         "--partition-fetch-bytes",
         type=int,
