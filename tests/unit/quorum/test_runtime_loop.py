@@ -60,7 +60,12 @@ async def idle_loop_figures() -> tuple[int, int, int]:
     try:
         await runtime.wait_applied(0, timeout_s=5.0)  # it leads itself: from now on, idle
         sleeps_before, ticks_before = sleeps, runtime._tick_count
-        await asyncio.sleep(IDLE_TICKS * TICK_MS / 1000)
+        # IDLE_TICKS ticks by the loop's own clock, which the runtime ticks by, plus one:
+        # uvloop's clock counts whole milliseconds, so a bare sleep may end a little early
+        loop = asyncio.get_running_loop()
+        window_ends_at = loop.time() + (IDLE_TICKS + 1) * TICK_MS / 1000
+        while (left := window_ends_at - loop.time()) > 0:
+            await asyncio.sleep(left)
         idle_sleeps = sleeps - sleeps_before
         cut_short = 0
         await runtime.propose([KeyValueStateMachine.encode_put("k", "v")], timeout_s=5.0)
