@@ -23,6 +23,7 @@ from broker.partitions.manager import ReplicaSettings
 from kraft.config import KEYS, KEYS_BY_NAME, LONG_MAX
 from kraft.controller.configs import (
     CLEANUP_POLICY,
+    DEFAULT_CLEANUP_POLICY,
     MIN_INSYNC_REPLICAS,
     RETENTION_BYTES,
     RETENTION_MS,
@@ -126,7 +127,7 @@ TOPIC_CONFIG_DOCS: dict[str, str] = {
 }
 # Topic configs whose default no broker key of ours sets: the data plane's built-in value.
 BUILT_IN_TOPIC_DEFAULTS: dict[str, str] = {
-    CLEANUP_POLICY: "delete",
+    CLEANUP_POLICY: DEFAULT_CLEANUP_POLICY,
     MAX_MESSAGE_BYTES_CONFIG: str(MAX_MESSAGE_BYTES),
 }
 assert set(TOPIC_CONFIG_TYPES) == set(TOPIC_CONFIG_CHECKS), "a type for every topic config"

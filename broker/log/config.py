@@ -29,6 +29,10 @@ class LogConfig:
     retention_bytes: delete whole old segments past these (-1: no limit).
     flush_interval_messages: fsync after this many appended records (None: never).
     index_interval_bytes: bytes between offset-index entries. max_message_bytes: largest batch.
+    retention_deletes: whether retention_ms and retention_bytes delete segments at all: False
+    when the topic's cleanup.policy leaves out `delete` (`compact` alone), as Kafka's
+    LogConfig.delete. A compacted topic (__consumer_offsets, Connect's and Schema Registry's
+    topics) is kept whatever its age: its oldest records are its live keys.
     """
 
     segment_bytes: int = SEGMENT_BYTES
@@ -38,6 +42,7 @@ class LogConfig:
     flush_interval_messages: int | None = FLUSH_INTERVAL_MESSAGES
     index_interval_bytes: int = INDEX_INTERVAL_BYTES
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    retention_deletes: bool = True
 
     def validate(self) -> None:
         """Raises ValueError naming the setting, its value and the rule it breaks."""

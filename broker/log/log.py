@@ -365,9 +365,12 @@ class PartitionLog:
 
     def delete_old_segments(self, now_ms: int | None = None) -> int:
         """Deletes the oldest whole segments whose newest record is older than retention.ms,
-        and those that take the log over retention.bytes; never the active segment. Moves
+        and those that take the log over retention.bytes; never the active segment, and
+        none when the cleanup policy does not delete (LogConfig.retention_deletes). Moves
         the log start offset to the first kept segment; returns how many were deleted."""
         self._check_usable()
+        if not self.config.retention_deletes:
+            return 0
         now = self._clock_ms() if now_ms is None else now_ms
         candidates = self._segments[:-1]
         count = max(self._expired_count(candidates, now), self._oversize_count(candidates))

@@ -56,6 +56,7 @@ from broker.replication import (
     TooManyPendingProducesError,
 )
 from broker.replication.producer_state import DuplicateBatch, ProducerError, RefuseBatch
+from kraft.controller.configs import CLEANUP_POLICY, DEFAULT_CLEANUP_POLICY, cleanup_policies
 from kraft.controller.image import MetadataImage, PartitionRegistration
 from kraft.controller.records import (
     ConfigRecord,
@@ -344,6 +345,9 @@ class ReplicaManager:
             flush_interval_messages=settings.flush_interval_messages,
             # the batch header is the smallest batch there is
             max_message_bytes=max(max_message_bytes, BATCH_HEADER_SIZE_BYTES),
+            # retention.ms and retention.bytes apply only with `delete` (Kafka's LogConfig)
+            retention_deletes="delete"
+            in cleanup_policies(configs.get(CLEANUP_POLICY, DEFAULT_CLEANUP_POLICY)),
         )
 
     def _open_partition(self, topic: str, topic_id: str, partition_id: int) -> Partition:

@@ -24,6 +24,7 @@ LONG_MAX = 2**63 - 1  # Kafka's long and int ranges
 INT_MAX = 2**31 - 1
 MIN_SEGMENT_BYTES = 14  # Kafka's: one record batch header fits
 CLEANUP_POLICIES = frozenset({"delete", "compact"})
+DEFAULT_CLEANUP_POLICY = "delete"  # Kafka's log.cleanup.policy
 MAX_CONFIG_VALUE_CHARS = 1024
 
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
@@ -49,8 +50,13 @@ def _check_min_insync_replicas(value: str, replication_factor: int) -> str | Non
     return None if 1 <= int(value) <= replication_factor else rule
 
 
+def cleanup_policies(value: str) -> list[str]:
+    """The policies a cleanup.policy value lists (`compact,delete` -> compact, delete)."""
+    return [policy.strip() for policy in value.split(",")]
+
+
 def _check_cleanup_policy(value: str, replication_factor: int) -> str | None:
-    policies = [policy.strip() for policy in value.split(",")]
+    policies = cleanup_policies(value)
     valid = set(policies) <= CLEANUP_POLICIES and len(set(policies)) == len(policies)
     return None if valid else "delete, compact or compact,delete"
 

@@ -325,6 +325,24 @@ def test_retention_by_size_deletes_while_the_rest_still_holds_retention_bytes(
     log.close()
 
 
+def test_retention_deletes_nothing_when_the_cleanup_policy_does_not_delete(
+    tmp_path: Path,
+) -> None:
+    """cleanup.policy=compact alone: neither retention.ms nor retention.bytes delete."""
+    config = LogConfig(
+        segment_bytes=1024, retention_ms=10_000, retention_bytes=1024, retention_deletes=False
+    )
+    log = open_log(tmp_path, config)
+    for tag in range(20):
+        log.append_as_leader(make_batch(2, value_size_bytes=60, tag=tag), 0)
+    bases = log.segment_base_offsets()
+    assert len(bases) > 2
+    assert log.delete_old_segments(CLOCK_MS + 10**9) == 0
+    assert log.segment_base_offsets() == bases
+    assert log.log_start_offset == 0
+    log.close()
+
+
 def test_offset_for_timestamp_finds_the_first_record_at_or_after(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     for tag in range(40):

@@ -5,38 +5,13 @@ and only the leader answers."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from broker.log.batch import Record, build_batch
-from broker.partitions.manager import EpochEndOffset, ReplicaManager, ReplicaSettings
+from broker.partitions.manager import EpochEndOffset, ReplicaManager
 from kraft.controller.records import PartitionChangeRecord
 from kraft.protocol.errors import ErrorCode
 from tests.unit.api.images import ImageBuilder
-
-
-async def _never(*_: Any) -> dict[str, Any]:
-    raise AssertionError("a single-replica leader asks nobody")
-
-
-def manager(builder: ImageBuilder, log_dir: Path) -> ReplicaManager:
-    settings = ReplicaSettings(
-        broker_id=1,
-        log_dir=log_dir,
-        segment_bytes=1 << 20,
-        retention_ms=-1,
-        retention_bytes=-1,
-        flush_interval_messages=None,
-        min_insync_replicas=1,
-        replica_lag_time_max_ms=5000,
-    )
-    return ReplicaManager(
-        settings,
-        image=lambda: builder.image,
-        metadata_caught_up=lambda: True,
-        broker_epoch=lambda: 1,
-        ask_controller=_never,
-        request_broker=_never,
-    )
+from tests.unit.partitions.helpers import single_broker_manager
 
 
 async def produce(replicas: ReplicaManager, count: int) -> None:
@@ -51,7 +26,7 @@ async def test_the_leader_answers_each_epoch_with_where_it_ended(tmp_path: Path)
     builder.broker(2)
     topic_id = builder.topic("t", [(1, 2)])  # leader 1 in epoch 0
     builder.topic("elsewhere", [(2,)])
-    replicas = manager(builder, tmp_path)
+    replicas = single_broker_manager(builder, tmp_path)
     replicas._reconcile()
     await produce(replicas, 5)  # offsets 0-4 in epoch 0
     # leadership goes to 2 (epoch 1, nothing written) and back to 1 (epoch 2)

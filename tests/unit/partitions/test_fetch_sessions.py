@@ -27,7 +27,7 @@ from broker.partitions.native import NativeProtocolHandler
 from kraft.protocol.errors import ErrorCode
 from kraft.protocol.native import KIND_FETCH
 from tests.unit.api.images import ImageBuilder
-from tests.unit.partitions.test_end_offset_for_epoch import manager
+from tests.unit.partitions.helpers import single_broker_manager
 
 
 def fetch(partition: int, offset: int = 0) -> PartitionFetch:
@@ -209,7 +209,7 @@ def leader_of_two_partitions(tmp_path: Path) -> tuple[Any, NativeProtocolHandler
     for broker_id in (1, 2, 3):
         builder.broker(broker_id)
     builder.topic("t", [(1, 2, 3), (1, 2, 3)])  # broker 1 leads both, ISR 1, 2, 3
-    replicas = manager(builder, tmp_path)
+    replicas = single_broker_manager(builder, tmp_path)
     replicas._reconcile()
     handler = NativeProtocolHandler(
         replicas, image=lambda: builder.image, cluster_id=lambda: "c", controller_id=lambda: 1

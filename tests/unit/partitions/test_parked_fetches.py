@@ -15,7 +15,7 @@ from broker.partitions.manager import PartitionFetch, PartitionFetchResult, Repl
 from kraft.protocol.errors import ErrorCode
 from kraft.protocol.native import CONSUMER_REPLICA_ID
 from tests.unit.api.images import ImageBuilder
-from tests.unit.partitions.test_end_offset_for_epoch import manager
+from tests.unit.partitions.helpers import single_broker_manager
 
 LONG_WAIT_MS = 30_000
 MAX_BYTES = 1 << 20
@@ -53,7 +53,7 @@ def leader_with_one_follower(tmp_path: Path) -> ReplicaManager:
     for broker_id in (1, 2):
         builder.broker(broker_id)
     builder.topic("t", [(1, 2)])
-    replicas = manager(builder, tmp_path)
+    replicas = single_broker_manager(builder, tmp_path)
     replicas._reconcile()
     return replicas
 
@@ -71,7 +71,7 @@ async def test_a_high_watermark_move_answers_parked_consumers_but_not_parked_fol
     for broker_id in (1, 2, 3):
         builder.broker(broker_id)
     builder.topic("t", [(1, 2, 3)])  # leader 1, ISR 1, 2, 3
-    replicas = manager(builder, tmp_path)
+    replicas = single_broker_manager(builder, tmp_path)
     replicas._reconcile()
     await append(replicas, 3)  # offsets 0-2; the high watermark waits for both followers
     (first,) = await fetch(replicas, 2, 0)
@@ -141,7 +141,7 @@ async def test_fetches_that_run_out_of_time_leave_no_waiter_behind(tmp_path: Pat
     builder = ImageBuilder()
     builder.broker(1)
     builder.topic("t", [(1,)])
-    replicas = manager(builder, tmp_path)
+    replicas = single_broker_manager(builder, tmp_path)
     replicas._reconcile()
     request = PartitionFetch("t", 0, 0, MAX_BYTES, current_leader_epoch=0)
     for _ in range(50):  # an idle partition long-polled again and again
@@ -159,7 +159,7 @@ async def test_a_fetch_woken_by_one_partition_reads_only_that_one_again(tmp_path
         builder.broker(broker_id)
     builder.topic("t", [(1, 2)])
     builder.topic("idle", [(1, 2)])
-    replicas = manager(builder, tmp_path)
+    replicas = single_broker_manager(builder, tmp_path)
     replicas._reconcile()
     reads: list[str] = []
     read_partition = replicas._read_partition
