@@ -204,7 +204,8 @@ class BrokerMetrics:
     - `count_fetched(topic, size_bytes)` for records returned to a consumer (not to a
       follower);
     - `on_isr_shrink()` / `on_isr_expand()` when an ISR change this broker asked for as leader
-      is committed.
+      is committed;
+    - `on_log_cleaned(records_removed, bytes_reclaimed)` after each compaction pass.
     Gauges need no calls: they read `partition_stats()` at each scrape, so it must be cheap
     and safe to call at any time. Calls and scrapes run on the node's event loop.
     """
@@ -235,6 +236,22 @@ class BrokerMetrics:
         self.isr_expands = Counter(
             KAFKA_REPLICA_MANAGER_PREFIX + "isrexpands",
             "ISR expansions of partitions this broker leads.",
+            registry=registry,
+        )
+        self.cleaner_records_removed = Counter(
+            "kraft_log_cleaner_records_removed",
+            "Records the log cleaner removed from compacted partitions (a later record has "
+            "their key, or they are tombstones past delete.retention.ms).",
+            registry=registry,
+        )
+        self.cleaner_bytes_reclaimed = Counter(
+            "kraft_log_cleaner_bytes_reclaimed",
+            "Bytes of segment files the log cleaner's passes freed.",
+            registry=registry,
+        )
+        self.cleaner_passes = Counter(
+            "kraft_log_cleaner_passes",
+            "Compaction passes the log cleaner completed.",
             registry=registry,
         )
         registry.register(_BrokerCollector(partition_stats, self._traffic))
@@ -270,3 +287,10 @@ class BrokerMetrics:
 
     def on_isr_expand(self) -> None:
         self.isr_expands.inc()
+
+    def on_log_cleaned(self, records_removed: int, bytes_reclaimed: int) -> None:
+        assert records_removed >= 0, f"negative records removed {records_removed}"
+        self.cleaner_passes.inc()
+        self.cleaner_records_removed.inc(records_removed)
+        # a pass may grow a segment by a few bytes (a thinned compressed batch)
+        self.cleaner_bytes_reclaimed.inc(max(0, bytes_reclaimed))

@@ -280,6 +280,7 @@ class Node:
             flush_interval_messages=None if flush_messages >= 2**63 - 1 else flush_messages,
             min_insync_replicas=config.min_insync_replicas,
             replica_lag_time_max_ms=config.replica_lag_time_max_ms,
+            cleaner_backoff_ms=config.log_cleaner_backoff_ms,
         )
         self._replicas = ReplicaManager(
             settings,

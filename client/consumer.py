@@ -129,7 +129,7 @@ def decode_fetched_records(
         position += size_bytes
         try:
             # iter_records walks a compressed batch's records itself: decompress once
-            batch.validate(check_records=batch.compression == CompressionType.NONE)
+            batch.validate(check_records=batch.compression == CompressionType.NONE, compacted=True)
             if batch.next_offset <= fetch_offset:
                 continue  # wholly below the fetch offset
             if not batch.is_control:

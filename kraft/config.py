@@ -47,6 +47,7 @@ LOG_RETENTION_MS_DEFAULT = 7 * 24 * 3600 * 1000  # Kafka: log.retention.hours=16
 LOG_RETENTION_BYTES_DEFAULT = -1  # unlimited
 LOG_SEGMENT_BYTES_DEFAULT = 1024 * 1024 * 1024
 LOG_FLUSH_INTERVAL_MESSAGES_DEFAULT = 2**63 - 1  # never by count: rely on replication
+LOG_CLEANER_BACKOFF_MS_DEFAULT = 15_000  # as Kafka's
 SNAPSHOT_INTERVAL_RECORDS_DEFAULT = 20_000
 TICK_MS_DEFAULT = 10
 LOG_LEVEL_DEFAULT = "info"
@@ -179,6 +180,11 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     _spec("log.segment.bytes", LOG_SEGMENT_BYTES_DEFAULT, "size at which a segment rolls"),
     _spec(
+        "log.cleaner.backoff.ms",
+        LOG_CLEANER_BACKOFF_MS_DEFAULT,
+        "how often the log cleaner looks for compacted partitions with enough new records",
+    ),
+    _spec(
         "log.flush.interval.messages",
         LOG_FLUSH_INTERVAL_MESSAGES_DEFAULT,
         "fsync a partition log after this many records",
@@ -261,6 +267,7 @@ class NodeConfig:
     log_retention_bytes: int
     log_segment_bytes: int
     log_flush_interval_messages: int
+    log_cleaner_backoff_ms: int
     admin_token: str | None
     broker_rack: str | None
     snapshot_interval_records: int
@@ -585,6 +592,7 @@ def _build(raw: dict[str, str]) -> NodeConfig:
             raw, "log.segment.bytes", LOG_SEGMENT_BYTES_MIN, LOG_SEGMENT_BYTES_MAX
         ),
         log_flush_interval_messages=_parse_int(raw, "log.flush.interval.messages", 1, LONG_MAX),
+        log_cleaner_backoff_ms=_parse_int(raw, "log.cleaner.backoff.ms", 1, TIMEOUT_MS_MAX),
         admin_token=raw.get("http.admin.token") or None,
         broker_rack=raw.get("broker.rack") or None,
         snapshot_interval_records=_parse_int(

@@ -274,13 +274,19 @@ class RecordBatch:
     def compute_crc(self) -> int:
         return int(crc32c.crc32c(self.buffer[CRC_START_POSITION:]))
 
-    def validate(self, *, check_records: bool = True) -> None:
+    def validate(self, *, check_records: bool = True, compacted: bool = False) -> None:
         """Checks, in this order, naming the first fact that fails: the frame (lengths and
         magic) and the CRC (CorruptRecordError), then the offsets and, for uncompressed
         batches with check_records, every record's structure (InvalidRecordError).
 
         A follower passes check_records=False, as Kafka's followers do: its leader walked
-        the records when it accepted the batch, and the CRC shows the bytes are the same."""
+        the records when it accepted the batch, and the CRC shows the bytes are the same.
+
+        A producer's batch holds the offset deltas 0, 1, ..., lastOffsetDelta. A batch read
+        from a log (a follower's append, recovery, a consumer) passes compacted=True: the
+        log cleaner (broker/log/cleaner.py) may have removed records, so it may hold fewer,
+        even none, and its records' deltas may skip; they still rise within
+        [0, lastOffsetDelta], so the batch keeps its offsets."""
         self.validate_frame()
         stored_crc = self.crc
         computed_crc = self.compute_crc()
@@ -289,7 +295,10 @@ class RecordBatch:
                 f"record batch at offset {self.base_offset} fails its CRC: stored "
                 f"{stored_crc:#010x}, computed {computed_crc:#010x}"
             )
-        self.validate_content(check_records=check_records)
+        if compacted:
+            self._validate_compacted_content(check_records)
+        else:
+            self.validate_content(check_records=check_records)
 
     def validate_frame(self) -> None:
         size_bytes = len(self.buffer)
@@ -330,6 +339,21 @@ class RecordBatch:
             walk_records(self.buffer, count)
         else:
             _walk_section(self.records_section(), 0, count)
+
+    def _validate_compacted_content(self, check_records: bool) -> None:
+        count, last_offset_delta = self.records_count, self.last_offset_delta
+        if last_offset_delta < 0 or not 0 <= count <= last_offset_delta + 1:
+            raise InvalidRecordError(
+                f"record batch has records count {count} and lastOffsetDelta "
+                f"{last_offset_delta}: it cannot hold that many offsets"
+            )
+        codec = compression_type(self.compression)  # 5-7: UnsupportedCompressionError
+        if not check_records:
+            return
+        if codec is CompressionType.NONE:
+            _walk_compacted_section(bytes(self.buffer), BATCH_HEADER_SIZE_BYTES, self)
+        else:
+            _walk_compacted_section(self.records_section(), 0, self)
 
     def records_section(self) -> bytes:
         """The records after the header, decompressed if need be (CorruptRecordError,
@@ -403,6 +427,54 @@ def _walk_section(data: bytes, position: int, count: int) -> None:
         )
 
 
+def _walk_compacted_section(data: bytes, position: int, batch: RecordBatch) -> None:
+    """walk_records for a batch the log cleaner may have thinned: recordsCount records
+    whose offset deltas rise within [0, lastOffsetDelta]."""
+    previous_delta = -1
+    for span in _spans(data, position, batch.records_count):
+        if not previous_delta < span.offset_delta <= batch.last_offset_delta:
+            raise InvalidRecordError(
+                f"record at byte {span.start} has offsetDelta {span.offset_delta}; expected "
+                f"one above {previous_delta} and at most {batch.last_offset_delta}"
+            )
+        previous_delta = span.offset_delta
+
+
+class RecordSpan(NamedTuple):
+    """Where one record lies in a records section, with what the log cleaner decides on."""
+
+    start: int
+    end: int
+    offset_delta: int
+    key: bytes | None
+    is_tombstone: bool  # a null value: the key's deletion marker
+
+
+def record_spans(batch: RecordBatch) -> tuple[bytes, list[RecordSpan]]:
+    """The batch's records section (decompressed if need be) and the span of each record in
+    it, every record walked (InvalidRecordError for one that is malformed)."""
+    if batch.compression == CompressionType.NONE:
+        data, position = bytes(batch.buffer), BATCH_HEADER_SIZE_BYTES
+    else:
+        data, position = batch.records_section(), 0
+    return data, list(_spans(data, position, batch.records_count))
+
+
+def _spans(data: bytes, position: int, count: int) -> Iterator[RecordSpan]:
+    end = len(data)
+    for index in range(count):
+        start = position
+        position, offset_delta, key_start, key_length, value_length = _parse_record(
+            data, position, end, index
+        )
+        key = None if key_length < 0 else data[key_start : key_start + key_length]
+        yield RecordSpan(start, position, offset_delta, key, value_length == -1)
+    if position != end:
+        raise InvalidRecordError(
+            f"{end - position} bytes follow the last of the {count} records of the batch"
+        )
+
+
 def _varint(
     data: bytes, position: int, end: int, max_bytes: int = VARINT_MAX_BYTES
 ) -> tuple[int, int]:
@@ -419,20 +491,31 @@ def _varint(
 
 
 def _walk_record(data: bytes, position: int, end: int, expected_delta: int) -> int:
-    length, position = _varint(data, position, end)
-    record_end = position + length
-    if length <= 0 or record_end > end:
-        raise InvalidRecordError(
-            f"record {expected_delta} has length {length}, which does not fit the batch"
-        )
-    position += 1  # attributes, unused in v2
-    _, position = _varint(data, position, record_end, VARLONG_MAX_BYTES)
-    offset_delta, position = _varint(data, position, record_end)
+    record_end, offset_delta, _, _, _ = _parse_record(data, position, end, expected_delta)
     if offset_delta != expected_delta:
         raise InvalidRecordError(
             f"record {expected_delta} has offsetDelta {offset_delta}; expected {expected_delta}"
         )
+    return record_end
+
+
+def _parse_record(
+    data: bytes, position: int, end: int, index: int
+) -> tuple[int, int, int, int, int]:
+    """Walks the `index`-th record, at `position`, checking its structure; returns (its end,
+    its offsetDelta, where its key starts, key length, value length), lengths -1 for null.
+    InvalidRecordError for anything that does not fit."""
+    length, position = _varint(data, position, end)
+    record_end = position + length
+    if length <= 0 or record_end > end:
+        raise InvalidRecordError(
+            f"record {index} has length {length}, which does not fit the batch"
+        )
+    position += 1  # attributes, unused in v2
+    _, position = _varint(data, position, record_end, VARLONG_MAX_BYTES)
+    offset_delta, position = _varint(data, position, record_end)
     key_length, position = _varint(data, position, record_end)
+    key_start = position
     if key_length >= 0:
         position += key_length
     elif key_length != -1:
@@ -444,19 +527,19 @@ def _walk_record(data: bytes, position: int, end: int, expected_delta: int) -> i
         raise InvalidRecordError(f"value length {value_length} at byte {position} does not fit")
     if position > record_end:
         raise InvalidRecordError(
-            f"record {expected_delta}: key and value run past its end at byte {record_end}"
+            f"record {index}: key and value run past its end at byte {record_end}"
         )
     header_count, position = _varint(data, position, record_end)
     if header_count < 0:
-        raise InvalidRecordError(f"record {expected_delta} has {header_count} headers")
+        raise InvalidRecordError(f"record {index} has {header_count} headers")
     for _ in range(header_count):
         position = _skip_bytes_field(data, position, record_end, "header key", False)
         position = _skip_bytes_field(data, position, record_end, "header value", True)
     if position != record_end:
         raise InvalidRecordError(
-            f"record {expected_delta} ends at byte {position}, its length says {record_end}"
+            f"record {index} ends at byte {position}, its length says {record_end}"
         )
-    return record_end
+    return record_end, offset_delta, key_start, key_length, value_length
 
 
 def _skip_bytes_field(
@@ -490,7 +573,7 @@ def iter_records(batch: RecordBatch) -> Iterator[DecodedRecord]:
     else:
         data = batch.records_section()
         position = 0
-        _walk_section(data, position, batch.records_count)
+        _walk_compacted_section(data, position, batch)
     return _decode_records(data, position, batch)
 
 
@@ -641,3 +724,59 @@ def assign_offsets(
         batch_bytes[: len(prefix)] = prefix
         return bytes(batch_bytes)
     return b"".join((prefix, view[len(prefix) :]))
+
+
+def thinned_batch(batch: RecordBatch, section: bytes, kept: list[RecordSpan]) -> bytes:
+    """The batch with only the `kept` records of its records section `section` (from
+    record_spans), in order: the same header (offsets, epoch, timestamps, producer, codec)
+    but recordsCount, batchLength and CRC; a compressed batch is compressed again with its
+    codec. The log cleaner's rewrite of a batch some of whose records are obsolete."""
+    assert kept, "a thinned batch keeps a record; see empty_batch"
+    records = b"".join(section[span.start : span.end] for span in kept)
+    codec = compression_type(batch.compression)
+    if codec is not CompressionType.NONE:
+        records = compress(codec, records)
+    header = bytearray(batch.buffer[:BATCH_HEADER_SIZE_BYTES])
+    _INT32.pack_into(header, BATCH_LENGTH_POSITION, BATCH_LENGTH_MIN + len(records))
+    _INT32.pack_into(header, RECORDS_COUNT_POSITION, len(kept))
+    data = header + records
+    _UINT32.pack_into(data, CRC_POSITION, crc32c.crc32c(memoryview(data)[CRC_START_POSITION:]))
+    return bytes(data)
+
+
+def empty_batch(
+    base_offset: int,
+    last_offset: int,
+    partition_leader_epoch: int,
+    timestamp_ms: int,
+    *,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+) -> bytes:
+    """A batch of no records that holds the offsets base..last (Kafka's
+    DefaultRecordBatch.writeEmptyHeader): what the log cleaner leaves where every record of
+    a run of batches was obsolete, so the log's offsets stay contiguous and a consumer's
+    position moves past them; with a producer's fields, the last batch of that producer."""
+    assert base_offset <= last_offset, f"empty batch {base_offset}..{last_offset}"
+    assert last_offset - base_offset <= 2**31 - 1, "lastOffsetDelta is an int32"
+    data = bytearray(BATCH_HEADER_SIZE_BYTES)
+    _HEADER.pack_into(
+        data,
+        0,
+        base_offset,
+        BATCH_LENGTH_MIN,
+        partition_leader_epoch,
+        MAGIC_V2,
+        0,
+        0,  # attributes: no codec for no records
+        last_offset - base_offset,
+        timestamp_ms,
+        timestamp_ms,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        0,
+    )
+    _UINT32.pack_into(data, CRC_POSITION, crc32c.crc32c(memoryview(data)[CRC_START_POSITION:]))
+    return bytes(data)

@@ -33,6 +33,8 @@ class LogConfig:
     when the topic's cleanup.policy leaves out `delete` (`compact` alone), as Kafka's
     LogConfig.delete. A compacted topic (__consumer_offsets, Connect's and Schema Registry's
     topics) is kept whatever its age: its oldest records are its live keys.
+    compacts: the policy lists `compact`: the log cleaner (cleaner.py) keeps the latest
+    record of each key.
     """
 
     segment_bytes: int = SEGMENT_BYTES
@@ -43,6 +45,7 @@ class LogConfig:
     index_interval_bytes: int = INDEX_INTERVAL_BYTES
     max_message_bytes: int = MAX_MESSAGE_BYTES
     retention_deletes: bool = True
+    compacts: bool = False
 
     def validate(self) -> None:
         """Raises ValueError naming the setting, its value and the rule it breaks."""

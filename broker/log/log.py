@@ -22,21 +22,33 @@ Not thread-safe: one owner (the partition's task or storage thread) calls it.
 from __future__ import annotations
 
 import bisect
+import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from broker.log.batch import (
     NO_PARTITION_LEADER_EPOCH,
+    RECORDS_COUNT_POSITION,
     RecordBatch,
     assign_offsets,
     batch_size_at,
     iter_batches,
 )
 from broker.log.checkpoint import read_single_offset, write_single_offset
+from broker.log.cleaner import (
+    CLEANER_CHECKPOINT_NAME,
+    CleaningPlan,
+    CleaningResult,
+    PlannedSegment,
+    plan,
+    remove_cleaning_directory,
+)
 from broker.log.config import RETENTION_BYTES_UNLIMITED, RETENTION_MS_UNLIMITED, LogConfig
 from broker.log.epoch_cache import LeaderEpochCache
 from broker.log.errors import (
+    CorruptLogError,
     InvalidRecordError,
     LogWriteError,
     MessageTooLargeError,
@@ -61,6 +73,15 @@ from kraft.storage.durable_files import (
 CLEAN_SHUTDOWN_MARKER_NAME = ".clean-shutdown"
 RECOVERY_POINT_CHECKPOINT_NAME = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT_NAME = "log-start-offset-checkpoint"
+
+
+RECORDS_COUNT_SLICE = slice(RECORDS_COUNT_POSITION, RECORDS_COUNT_POSITION + 4)
+NO_RECORDS = bytes(4)
+
+
+def _holds_records(data: bytes) -> bool:
+    """Whether any batch of a read holds a record (the cleaner leaves empty ones)."""
+    return any(batch.records_count for batch in iter_batches(data))
 
 
 def wall_clock_ms() -> int:
@@ -89,6 +110,8 @@ class PartitionLog:
         self._active_created_ms = clock_ms()
         self._is_closed = False
         self._is_failed = False
+        self._cleaned_up_to = 0  # the last compaction pass's end (cleaner.py)
+        self._cleaning_cancelled = threading.Event()  # set by close(): a pass stops
         try:
             if not directory.exists():
                 directory.mkdir(parents=True)
@@ -187,7 +210,7 @@ class PartitionLog:
         expected_offset = self.log_end_offset
         last_epoch = self.epoch_cache.latest_epoch
         for batch in batches:
-            batch.validate(check_records=False)  # the leader walked the records
+            batch.validate(check_records=False, compacted=True)  # the leader walked them
             if batch.base_offset != expected_offset:
                 raise UnexpectedAppendOffsetError(batch.base_offset, expected_offset)
             epoch = batch.partition_leader_epoch
@@ -263,16 +286,39 @@ class PartitionLog:
     def read(self, offset: int, max_bytes: int) -> bytes:
         """Whole batches from the one holding `offset`, up to max_bytes but at least one
         batch (as Kafka answers a fetch), from one segment; b"" at the log end.
-        OffsetOutOfRangeError outside [log start offset, log end offset]."""
+        OffsetOutOfRangeError outside [log start offset, log end offset].
+
+        Only when what one segment gives holds no record (the empty batches compaction
+        leaves) does the read go on into the next segments, within max_bytes: a consumer
+        given no record thinks the batch too large for its fetch size (librdkafka doubles
+        it, then reports MSG_SIZE_TOO_LARGE)."""
         self._check_usable()
         if not self._log_start_offset <= offset <= self.log_end_offset:
             raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
         index = bisect.bisect_right(self._segments, offset, key=lambda segment: segment.base_offset)
-        for segment in self._segments[max(index - 1, 0) :]:
+        following = self._segments[max(index - 1, 0) :]
+        for position, segment in enumerate(following):
             data = segment.read(max(offset, segment.base_offset), max_bytes)
             if data:
-                return data
+                if data[RECORDS_COUNT_SLICE] != NO_RECORDS or _holds_records(data):
+                    return data
+                return self._read_past_empty_batches(data, following[position + 1 :], max_bytes)
         return b""
+
+    def _read_past_empty_batches(
+        self, data: bytes, following: list[Segment], max_bytes: int
+    ) -> bytes:
+        parts = [data]
+        size_bytes = len(data)
+        for segment in following:
+            more = segment.read(segment.base_offset, max_bytes - size_bytes)
+            if not more or size_bytes + len(more) > max_bytes:
+                break
+            parts.append(more)
+            size_bytes += len(more)
+            if _holds_records(more):
+                break
+        return b"".join(parts)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
         """The offset of the first record whose timestamp is >= timestamp_ms (Kafka's
@@ -323,6 +369,7 @@ class PartitionLog:
         self._truncate_epochs_from_end(self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self._write_recovery_point()
+        self._lower_cleaned_up_to(self.log_end_offset)
         self._unflushed_messages = 0
 
     def _truncate_epochs_from_end(self, end_offset: int) -> None:
@@ -360,6 +407,7 @@ class PartitionLog:
         self._recovery_point = offset
         self._write_recovery_point()
         self._unflushed_messages = 0
+        self._lower_cleaned_up_to(offset)
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -418,6 +466,116 @@ class PartitionLog:
             count += 1
         return count
 
+    # -- compaction (cleaner.py) -------------------------------------------------------------
+
+    def cleaning_plan(self, cleanable_end: int, now_ms: int | None = None) -> CleaningPlan | None:
+        """A compaction pass over the closed segments wholly below `cleanable_end` (the high
+        watermark: records not yet committed are never cleaned), when enough of them was
+        appended since the last pass (cleaner.plan); for cleaner.clean on a thread, then
+        install_cleaned here."""
+        self._check_usable()
+        segments = [
+            PlannedSegment(segment.base_offset, segment.size_bytes, segment.next_offset)
+            for segment in self._segments[:-1]
+            if segment.next_offset <= cleanable_end
+        ]
+        if not segments:
+            return None
+        return plan(
+            self.directory,
+            segments,
+            self._cleaned_up_to,
+            self.config.index_interval_bytes,
+            self._clock_ms() if now_ms is None else now_ms,
+            self._cleaning_cancelled,
+        )
+
+    def stop_cleaning(self) -> None:
+        """A pass running on another thread stops at its next batch (CleaningCancelled);
+        close() does this too. The log's owner calls it before waiting for that thread."""
+        self._cleaning_cancelled.set()
+
+    def install_cleaned(self, result: CleaningResult) -> int:
+        """Swaps in the segments a pass rewrote, each only if it is still the segment that
+        was planned (retention or a truncation may have removed or cut it meanwhile), and
+        records where the pass ended; returns how many were swapped. The cleaning directory
+        goes either way."""
+        self._check_usable()
+        swapped = 0
+        try:
+            for cleaned in result.cleaned:
+                planned = cleaned.planned
+                index = bisect.bisect_right(self.segment_base_offsets(), planned.base_offset) - 1
+                if index < 0 or index == len(self._segments) - 1:
+                    continue
+                segment = self._segments[index]
+                if (segment.base_offset, segment.size_bytes, segment.next_offset) != (
+                    planned.base_offset,
+                    planned.size_bytes,
+                    planned.next_offset,
+                ):
+                    continue
+                self._segments[index] = self._swap_in(segment, result.plan)
+                swapped += 1
+            end_offset = min(result.end_offset, self.log_end_offset)
+            if end_offset > self._cleaned_up_to:
+                write_single_offset(self.directory / CLEANER_CHECKPOINT_NAME, end_offset)
+                self._cleaned_up_to = end_offset
+        except OSError as error:
+            self._is_failed = True
+            raise LogWriteError(
+                f"installing cleaned segments in {self.directory} failed: {error}"
+            ) from error
+        finally:
+            remove_cleaning_directory(self.directory)
+        return swapped
+
+    def _swap_in(self, segment: Segment, cleaning: CleaningPlan) -> Segment:
+        """Replaces the segment's files by their cleaned versions. The old indexes go first:
+        a crash at any point leaves a whole `.log` (old or cleaned, both valid) and either
+        its own indexes or missing ones, which the next open rebuilds from it; never an
+        index of the other file."""
+        cleaned = cleaning.cleaning_directory
+        segment.offset_index_path.unlink(missing_ok=True)
+        segment.time_index_path.unlink(missing_ok=True)
+        fsync_directory(self.directory)
+        os.replace(cleaned / segment.path.name, segment.path)
+        fsync_directory(self.directory)
+        os.replace(cleaned / segment.offset_index_path.name, segment.offset_index_path)
+        os.replace(cleaned / segment.time_index_path.name, segment.time_index_path)
+        fsync_directory(self.directory)
+        segment.close()
+        replacement = Segment.open_existing(
+            self.directory, segment.base_offset, self.config.index_interval_bytes
+        )
+        try:
+            replacement.load_trusted()
+        except IndexCorruptError as error:  # we just wrote and fsynced them
+            replacement.close()
+            raise OSError(f"the cleaned {segment.path} does not load: {error}") from error
+        replacement.on_become_inactive()
+        return replacement
+
+    def _read_cleaner_checkpoint(self) -> int:
+        try:
+            offset = read_single_offset(self.directory / CLEANER_CHECKPOINT_NAME)
+        except CorruptLogError:
+            return 0  # only an optimisation: the next pass cleans the whole log again
+        return min(offset or 0, self.log_end_offset)
+
+    def _lower_cleaned_up_to(self, log_end_offset: int) -> None:
+        """After a truncation, records appended again below the last pass's end are dirty."""
+        if self._cleaned_up_to <= log_end_offset:
+            return
+        self._cleaned_up_to = log_end_offset
+        try:
+            write_single_offset(self.directory / CLEANER_CHECKPOINT_NAME, log_end_offset)
+        except OSError as error:
+            self._is_failed = True
+            raise LogWriteError(
+                f"writing the cleaner checkpoint of {self.directory} failed: {error}"
+            ) from error
+
     # -- flush and close ---------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -437,6 +595,7 @@ class PartitionLog:
         marker so the next open trusts the files; a failed log closes without the marker."""
         if self._is_closed:
             return
+        self._cleaning_cancelled.set()
         try:
             if not self._is_failed:
                 self._active.on_become_inactive()
@@ -453,6 +612,7 @@ class PartitionLog:
         failed disk, and for crash tests."""
         if not self._is_closed:
             self._is_closed = True
+            self._cleaning_cancelled.set()
             self._close_segments()
 
     def _close_segments(self) -> None:
@@ -472,6 +632,7 @@ class PartitionLog:
     def _open(self) -> RecoveryReport:
         for leftover in self.directory.glob(f"*{TEMPORARY_SUFFIX}"):
             leftover.unlink()
+        remove_cleaning_directory(self.directory)
         marker = self.directory / CLEAN_SHUTDOWN_MARKER_NAME
         was_clean = marker.exists()
         recovery_point = read_single_offset(self.directory / RECOVERY_POINT_CHECKPOINT_NAME) or 0
@@ -504,6 +665,7 @@ class PartitionLog:
         self.epoch_cache.write()
         self._recovery_point = self.log_end_offset
         self._write_recovery_point()
+        self._cleaned_up_to = self._read_cleaner_checkpoint()
         if was_clean:
             remove_file_durably(marker)
         return RecoveryReport(

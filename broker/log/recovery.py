@@ -80,7 +80,7 @@ def recover_segment(segment: Segment, epoch_cache: LeaderEpochCache) -> Truncate
     failure: str | None = None
     try:
         for batch in segment.walk_batches(0, file_size_bytes):
-            batch.validate()
+            batch.validate(compacted=True)  # a cleaned segment may be recovered too
             if batch.base_offset != segment.next_offset:
                 raise CorruptRecordError(
                     f"batch at offset {batch.base_offset} does not follow offset "

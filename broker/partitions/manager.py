@@ -30,8 +30,15 @@ from typing import Any, Protocol
 import structlog
 
 from broker.api.facade import LocalPartitionStats
-from broker.log import LogConfig, LogWriteError, PartitionLog, PartitionLogError
+from broker.log import (
+    LogConfig,
+    LogWriteError,
+    PartitionLog,
+    PartitionLogError,
+    RecordBatchError,
+)
 from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
+from broker.log.cleaner import CleaningCancelled, clean
 from broker.log.config import MAX_MESSAGE_BYTES
 from broker.partitions.errors import log_error_code, replication_error_code
 from broker.partitions.partition import (
@@ -56,6 +63,7 @@ from broker.replication import (
     TooManyPendingProducesError,
 )
 from broker.replication.producer_state import DuplicateBatch, ProducerError, RefuseBatch
+from kraft.config import LOG_CLEANER_BACKOFF_MS_DEFAULT
 from kraft.controller.configs import CLEANUP_POLICY, DEFAULT_CLEANUP_POLICY, cleanup_policies
 from kraft.controller.image import MetadataImage, PartitionRegistration
 from kraft.controller.records import (
@@ -106,6 +114,8 @@ class BrokerMetricsSink(Protocol):
 
     def on_isr_expand(self) -> None: ...
 
+    def on_log_cleaned(self, records_removed: int, bytes_reclaimed: int) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicaSettings:
@@ -119,6 +129,7 @@ class ReplicaSettings:
     flush_interval_messages: int | None
     min_insync_replicas: int
     replica_lag_time_max_ms: int
+    cleaner_backoff_ms: int = LOG_CLEANER_BACKOFF_MS_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +233,9 @@ class ReplicaManager:
         # checkpoint files (high watermarks, producer snapshots) are written here, off the
         # event loop, one partition after another
         self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-checkpoints")
+        # compaction passes (broker/log/cleaner.py) read and write whole segments: one
+        # partition after another on a thread of their own, off the event loop
+        self._cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-cleaner")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -233,6 +247,7 @@ class ReplicaManager:
             asyncio.create_task(
                 self._every(RETENTION_CHECK_INTERVAL_S, self._apply_retention), name="retention"
             ),
+            asyncio.create_task(self._cleaner_loop(), name="log-cleaner"),
         ]
 
     async def close(self) -> None:
@@ -243,6 +258,9 @@ class ReplicaManager:
         await self.fetchers.close()
         # a checkpoint being written finishes first; the ones below are the last
         await asyncio.get_running_loop().run_in_executor(None, self._files.shutdown)
+        for partition in self.partitions.values():
+            partition.log.stop_cleaning()
+        await asyncio.get_running_loop().run_in_executor(None, self._cleaner.shutdown)
         for partition in list(self.partitions.values()):
             self._resign(partition, reason="broker stopping")
             partition.checkpoint_high_watermark()
@@ -338,6 +356,7 @@ class ReplicaManager:
     def _log_config(self, configs: Any) -> LogConfig:
         settings = self.settings
         max_message_bytes = int(configs.get("max.message.bytes", MAX_MESSAGE_BYTES))
+        policies = cleanup_policies(configs.get(CLEANUP_POLICY, DEFAULT_CLEANUP_POLICY))
         return LogConfig(
             segment_bytes=int(configs.get("segment.bytes", settings.segment_bytes)),
             retention_ms=int(configs.get("retention.ms", settings.retention_ms)),
@@ -346,8 +365,8 @@ class ReplicaManager:
             # the batch header is the smallest batch there is
             max_message_bytes=max(max_message_bytes, BATCH_HEADER_SIZE_BYTES),
             # retention.ms and retention.bytes apply only with `delete` (Kafka's LogConfig)
-            retention_deletes="delete"
-            in cleanup_policies(configs.get(CLEANUP_POLICY, DEFAULT_CLEANUP_POLICY)),
+            retention_deletes="delete" in policies,
+            compacts="compact" in policies,
         )
 
     def _open_partition(self, topic: str, topic_id: str, partition_id: int) -> Partition:
@@ -683,6 +702,57 @@ class ReplicaManager:
                 continue
             for (partition, _), result in zip(jobs, written, strict=True):
                 partition.checkpoint_written(result)
+
+    async def _cleaner_loop(self) -> None:
+        """Compacts the partitions whose cleanup.policy lists `compact`: every
+        log.cleaner.backoff.ms, each one with enough new records below its high watermark
+        (broker/log/cleaner.py), one after another."""
+        while True:
+            await asyncio.sleep(self.settings.cleaner_backoff_ms / 1000)
+            for key, partition in list(self.partitions.items()):
+                if self.partitions.get(key) is partition and partition.log.config.compacts:
+                    try:
+                        await self._clean(key, partition)
+                    except Exception:  # a bug in one pass must not stop the loop for good
+                        log.exception("replicas.loop_failed", action="clean")
+
+    async def _clean(self, key: tuple[str, int], partition: Partition) -> None:
+        try:
+            plan = partition.log.cleaning_plan(partition.high_watermark)
+        except PartitionLogError:
+            return  # a failed log: its failure was reported when it happened
+        if plan is None:
+            return
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._cleaner, clean, plan)
+        except CleaningCancelled:
+            return
+        except (OSError, RecordBatchError) as error:
+            log.warning("partition.cleaning_failed", partition=partition.name, reason=str(error))
+            return
+        if self.partitions.get(key) is not partition or self._closed:
+            return  # removed meanwhile; its directory went with the cleaning files
+        try:
+            swapped = partition.log.install_cleaned(result)
+        except PartitionLogError as error:
+            log.error("partition.cleaning_failed", partition=partition.name, reason=str(error))
+            self.storage_failed(error)
+            return
+        if self.metrics is not None:
+            self.metrics.on_log_cleaned(result.records_removed, result.bytes_reclaimed)
+        log.info(
+            "partition.compacted",
+            partition=partition.name,
+            segments=len(plan.segments),
+            segments_rewritten=swapped,
+            records_removed=result.records_removed,
+            bytes_reclaimed=result.bytes_reclaimed,
+            keys=result.keys_mapped,
+            cleaned_up_to=result.end_offset,
+            seconds=round(time.monotonic() - started, 3),
+        )
 
     def _apply_retention(self) -> None:
         for partition in list(self.partitions.values()):

@@ -39,6 +39,9 @@ def partition_for(group_id: str, partition_count: int) -> int:
     return (0 if hashcode == _INT32_MIN else abs(hashcode)) % partition_count
 
 
+OFFSETS_TOPIC_SEGMENT_BYTES = 100 * 1024 * 1024  # Kafka's offsets.topic.segment.bytes
+
+
 @dataclass(frozen=True, slots=True)
 class OffsetsTopicShape:
     partitions: int
@@ -53,9 +56,10 @@ def offsets_topic_shape(
     registered brokers on a smaller cluster (Kafka refuses instead; a one- or two-broker
     development cluster would then have no groups). min.insync.replicas is one less than
     the replication factor, at most 2 (2 at RF 3: a commit survives the loss of any one
-    replica and commits go on while one is down). Offsets are kept forever (retention.ms
-    -1) as Kafka keeps the last one per key; cleanup.policy=compact states that intent,
-    although this broker does not compact logs yet."""
+    replica and commits go on while one is down). The log is compacted (cleanup.policy
+    compact, without delete: retention never removes a commit), so it keeps the last
+    record of each key; its segments roll at 100 MiB (Kafka's offsets.topic.segment.bytes)
+    so the cleaner, which cleans only closed segments, gets to them."""
     assert broker_count > 0, "no broker is registered"
     replication_factor = max(1, min(wanted_replication_factor, broker_count))
     min_insync_replicas = max(1, min(2, replication_factor - 1))
@@ -66,6 +70,7 @@ def offsets_topic_shape(
             "cleanup.policy": "compact",
             "min.insync.replicas": str(min_insync_replicas),
             "retention.ms": "-1",
+            "segment.bytes": str(OFFSETS_TOPIC_SEGMENT_BYTES),
         },
     )
 

@@ -174,6 +174,19 @@ def test_isr_changes_are_counted() -> None:
     assert value(samples, "kafka_server_replicamanager_isrexpands_total") == 1
 
 
+def test_log_cleaner_passes_are_counted() -> None:
+    registry = CollectorRegistry()
+    metrics = BrokerMetrics(registry, Broker().partition_stats)
+
+    metrics.on_log_cleaned(records_removed=30, bytes_reclaimed=4096)
+    metrics.on_log_cleaned(records_removed=0, bytes_reclaimed=-12)  # a recompressed batch grew
+    samples = scrape(registry)
+
+    assert value(samples, "kraft_log_cleaner_passes_total") == 2
+    assert value(samples, "kraft_log_cleaner_records_removed_total") == 30
+    assert value(samples, "kraft_log_cleaner_bytes_reclaimed_total") == 4096
+
+
 def test_latencies_are_histograms_from_sub_millisecond_to_seconds() -> None:
     """SPEC §6: kraft_produce_latency_seconds and kraft_fetch_latency_seconds."""
     registry = CollectorRegistry()

@@ -261,7 +261,12 @@ async def test_find_coordinator_creates_the_offsets_topic_and_names_the_partitio
             OFFSETS_TOPIC,
             OFFSETS_PARTITIONS,
             3,
-            {"cleanup.policy": "compact", "min.insync.replicas": "2", "retention.ms": "-1"},
+            {
+                "cleanup.policy": "compact",
+                "min.insync.replicas": "2",
+                "retention.ms": "-1",
+                "segment.bytes": "104857600",
+            },
         )
     ]
     assert (body.error_code, body.node_id, body.host, body.port) == (

@@ -72,6 +72,10 @@ def test_offsets_topic_is_rf3_with_two_in_sync_replicas_and_lower_on_small_clust
     assert (shape.partitions, shape.replication_factor) == (6, 3)
     assert shape.configs["min.insync.replicas"] == "2"
     assert shape.configs["retention.ms"] == "-1"
+    assert (shape.configs["cleanup.policy"], shape.configs["segment.bytes"]) == (
+        "compact",
+        str(100 * 1024 * 1024),
+    )
     assert offsets_topic_shape(6, 3, 2).replication_factor == 2
     assert offsets_topic_shape(6, 3, 2).configs["min.insync.replicas"] == "1"
     assert offsets_topic_shape(6, 3, 1).configs["min.insync.replicas"] == "1"

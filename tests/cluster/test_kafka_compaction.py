@@ -1,0 +1,234 @@
+"""Log compaction against real node processes (cleanup.policy=compact, RF 3): every replica's
+cleaner keeps the latest record of each key and drops the older ones, offsets do not move,
+and unmodified Kafka consumers (librdkafka, kafka-python, aiokafka) and the native Consumer
+read the compacted partition from its start to its end: thinned batches, the empty batches
+left for runs of obsolete records, and the offsets that records no longer fill."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.log.batch import iter_batches, iter_records
+from client.consumer import Consumer
+from tests.cluster.dataplane import DATA_PLANE_TIMING, create_topic, log_bytes, wait_for_partition
+from tests.cluster.harness import LocalCluster, NodeProcess, wait_for
+from tests.cluster.kafka import bootstrap, ready_cluster
+
+pytestmark = pytest.mark.cluster
+
+DEADLINE_S = 60.0
+TOPIC = "changelog"
+KEYS = 8
+UPDATES = 240  # 30 per key
+FILLERS = 40  # distinct keys after the updates: they roll the segments the updates are in
+
+Row = tuple[int, bytes, bytes | None]  # offset, key, value
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    config = {**DATA_PLANE_TIMING, "log.cleaner.backoff.ms": "300"}
+    with ready_cluster(Path(tmp_path_factory.mktemp("kafka-compaction")), config) as local:
+        yield local
+
+
+def produce(cluster: LocalCluster, pairs: list[tuple[bytes, bytes | None]]) -> list[int]:
+    """acks=all, one record per request (so each is its own batch); their offsets."""
+    import confluent_kafka
+
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap(cluster), "acks": "all", "batch.num.messages": 1}
+    )
+    offsets: list[int] = []
+    errors: list[object] = []
+
+    def on_delivery(error: object, message: object) -> None:
+        if error is not None:
+            errors.append(error)
+        else:
+            offsets.append(message.offset())  # type: ignore[attr-defined]
+
+    for key, value in pairs:
+        producer.produce(TOPIC, key=key, value=value, partition=0, on_delivery=on_delivery)
+        producer.poll(0)
+    assert producer.flush(DEADLINE_S) == 0, "every record delivered before the deadline"
+    assert not errors, errors
+    return sorted(offsets)
+
+
+def stored_rows(node: NodeProcess) -> list[Row]:
+    rows: list[Row] = []
+    for batch in iter_batches(log_bytes(node, TOPIC)):
+        batch.validate(compacted=True)
+        rows += [(r.offset, r.key or b"", r.value) for r in iter_records(batch)]
+    return rows
+
+
+def compacted(rows: list[Row], end: int) -> list[Row]:
+    """Below `end`, only the latest record of each key."""
+    latest = {key: offset for offset, key, _ in rows if offset < end}
+    return [row for row in rows if row[0] >= end or latest[row[1]] == row[0]]
+
+
+def short_of(rows: list[Row], last_offset: int, give_up_at: float) -> bool:
+    """A reader goes on until it has the record at last_offset, or the deadline."""
+    return (not rows or rows[-1][0] < last_offset) and time.monotonic() < give_up_at
+
+
+def read_confluent(cluster: LocalCluster, last_offset: int) -> list[Row]:
+    import confluent_kafka
+
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap(cluster),
+            "group.id": "compaction-reader",  # required by librdkafka; nothing is committed
+            "enable.auto.commit": False,
+        }
+    )
+    rows: list[Row] = []
+    try:
+        consumer.assign([confluent_kafka.TopicPartition(TOPIC, 0, 0)])
+        give_up_at = time.monotonic() + DEADLINE_S
+        while short_of(rows, last_offset, give_up_at):
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            rows.append((message.offset(), message.key(), message.value()))
+    finally:
+        consumer.close()
+    return rows
+
+
+def read_kafka_python(cluster: LocalCluster, last_offset: int) -> list[Row]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap(cluster), enable_auto_commit=False, group_id=None
+    )
+    rows: list[Row] = []
+    try:
+        partition = TopicPartition(TOPIC, 0)
+        consumer.assign([partition])
+        consumer.seek(partition, 0)
+        give_up_at = time.monotonic() + DEADLINE_S
+        while short_of(rows, last_offset, give_up_at):
+            for messages in consumer.poll(timeout_ms=500).values():
+                rows += [(m.offset, m.key, m.value) for m in messages]
+    finally:
+        consumer.close()
+    return rows
+
+
+def read_aiokafka(cluster: LocalCluster, last_offset: int) -> list[Row]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def run() -> list[Row]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(cluster), enable_auto_commit=False)
+        await consumer.start()
+        rows: list[Row] = []
+        try:
+            partition = TopicPartition(TOPIC, 0)
+            consumer.assign([partition])
+            consumer.seek(partition, 0)
+            give_up_at = time.monotonic() + DEADLINE_S
+            while short_of(rows, last_offset, give_up_at):
+                batches = await consumer.getmany(partition, timeout_ms=500)
+                for messages in batches.values():
+                    rows += [(m.offset, m.key, m.value) for m in messages]
+        finally:
+            await consumer.stop()
+        return rows
+
+    return asyncio.run(run())
+
+
+def read_native(cluster: LocalCluster, last_offset: int) -> list[Row]:
+    servers = [f"127.0.0.1:{node.rpc_port}" for node in cluster.nodes.values()]
+
+    async def run() -> list[Row]:
+        rows: list[Row] = []
+        async with Consumer(servers, auto_offset_reset="earliest") as consumer:
+            consumer.assign([(TOPIC, 0)])
+            give_up_at = time.monotonic() + DEADLINE_S
+            while short_of(rows, last_offset, give_up_at):
+                for record in await consumer.poll(timeout_ms=500):
+                    rows.append((record.offset, record.key or b"", record.value))
+        return rows
+
+    return asyncio.run(run())
+
+
+READERS = {
+    "confluent-kafka": read_confluent,
+    "kafka-python": read_kafka_python,
+    "aiokafka": read_aiokafka,
+    "native": read_native,
+}
+
+
+@pytest.fixture(scope="module")
+def compacted_topic(cluster: LocalCluster) -> tuple[list[Row], int]:
+    """The topic once every replica compacted it: (the records as produced, the end of the
+    part below which each key must appear once)."""
+    configs = {"cleanup.policy": "compact", "segment.bytes": "1024"}
+    create_topic(cluster.nodes[1], TOPIC, configs=configs)
+    wait_for_partition(cluster, TOPIC, lambda s: len(s["isr"]) == 3, "all in sync")
+    updates = [(b"key-%d" % (n % KEYS), b"value-%d" % n) for n in range(UPDATES)]
+    updates[-1] = (updates[-1][0], None)  # the last update of its key deletes it
+    fillers = [(b"filler-%d" % n, b"f" * 40) for n in range(FILLERS)]
+    offsets = produce(cluster, updates + fillers)
+    assert offsets == list(range(UPDATES + FILLERS))
+    produced = [
+        (offset, key, value)
+        for offset, (key, value) in zip(offsets, updates + fillers, strict=True)
+    ]
+    # all updates lie in segments the fillers rolled: every replica's first pass covers them
+    expected = compacted(produced, UPDATES)
+
+    def every_replica_compacted() -> bool:
+        return all(
+            [row for row in stored_rows(node) if row[0] < UPDATES] == expected[:KEYS]
+            for node in cluster.running()
+        )
+
+    wait_for(every_replica_compacted, deadline_s=DEADLINE_S, what="every replica compacted")
+    return produced, UPDATES
+
+
+def test_every_replica_keeps_the_latest_record_of_each_key_at_its_offset(
+    cluster: LocalCluster, compacted_topic: tuple[list[Row], int]
+) -> None:
+    produced, end = compacted_topic
+    for node in cluster.running():
+        rows = stored_rows(node)
+        below = [row for row in rows if row[0] < end]
+        assert len({key for _, key, _ in below}) == len(below) == KEYS, "each key once"
+        assert below == compacted(produced, end)[:KEYS]
+        assert below[-1] == (UPDATES - 1, b"key-%d" % ((UPDATES - 1) % KEYS), None)
+        assert [row for row in rows if row[0] >= end] == [r for r in produced if r[0] >= end]
+        assert cleaner_records_removed(node) == UPDATES - KEYS
+
+
+def cleaner_records_removed(node: NodeProcess) -> float:
+    url = f"{node.http_url}/metrics"
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    (line,) = [
+        x for x in text.splitlines() if x.startswith("kraft_log_cleaner_records_removed_total ")
+    ]
+    return float(line.split()[-1])
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_consumers_read_the_compacted_partition_to_its_end(
+    cluster: LocalCluster, compacted_topic: tuple[list[Row], int], reader: str
+) -> None:
+    produced, end = compacted_topic
+    rows = READERS[reader](cluster, produced[-1][0])
+    assert rows == compacted(produced, end)

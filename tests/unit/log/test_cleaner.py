@@ -1,0 +1,336 @@
+"""Log compaction (broker/log/cleaner.py) on real partition logs: a pass keeps the latest
+record of every key at its offset and drops the older ones, thins batches and leaves one
+empty batch for each run of wholly obsolete batches of an epoch, keeps tombstones for
+delete.retention.ms, keeps each producer's last batch, never touches what lies at or above
+the cleanable end, survives a crash in the middle of its swap, and its output replicates
+to a follower as any other batches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from broker.log import LogConfig, LogWriteError, PartitionLog, Record, build_batch
+from broker.log.batch import NO_PRODUCER_ID, RecordBatch, iter_batches, iter_records
+from broker.log.cleaner import (
+    DELETE_RETENTION_MS,
+    CleaningCancelled,
+    CleaningResult,
+    clean,
+)
+from broker.log.compression import CompressionType
+from tests.unit.log.helpers import CLOCK_MS, open_log
+
+# about three one-record batches a segment
+CONFIG = LogConfig(segment_bytes=256, index_interval_bytes=100)
+
+Row = tuple[int, bytes | None, bytes | None]  # offset, key, value
+
+
+def keyed(
+    *pairs: tuple[str, str | None],
+    timestamp_ms: int = CLOCK_MS,
+    compression: CompressionType = CompressionType.NONE,
+    producer_id: int = NO_PRODUCER_ID,
+    base_sequence: int = -1,
+) -> bytes:
+    records = [
+        Record(key.encode(), None if value is None else value.encode(), (), timestamp_ms)
+        for key, value in pairs
+    ]
+    return build_batch(
+        records,
+        compression=compression,
+        producer_id=producer_id,
+        producer_epoch=0 if producer_id != NO_PRODUCER_ID else -1,
+        base_sequence=base_sequence,
+    )
+
+
+def batches_of(log: PartitionLog) -> list[RecordBatch]:
+    """Every batch from the log start, checked as a follower or consumer checks them; the
+    batches must hold every offset exactly once."""
+    found: list[RecordBatch] = []
+    offset = log.log_start_offset
+    while offset < log.log_end_offset:
+        data = log.read(offset, 1 << 20)
+        assert data, f"nothing at {offset} below the log end {log.log_end_offset}"
+        for batch in iter_batches(data):
+            batch.validate(compacted=True)
+            assert batch.base_offset == offset, "the batches hold every offset once"
+            found.append(batch)
+            offset = batch.next_offset
+    return found
+
+
+def rows_of(log: PartitionLog) -> list[Row]:
+    return [
+        (record.offset, record.key, record.value)
+        for batch in batches_of(log)
+        for record in iter_records(batch)
+    ]
+
+
+def compacted(rows: list[Row], end: int) -> list[Row]:
+    """The model: below `end`, a record survives unless a later one below `end` has its key."""
+    latest = {key: offset for offset, key, _ in rows if offset < end and key is not None}
+    return [row for row in rows if row[0] >= end or row[1] is None or latest[row[1]] == row[0]]
+
+
+def run_pass(
+    log: PartitionLog, cleanable_end: int | None = None, now_ms: int = CLOCK_MS
+) -> CleaningResult | None:
+    end = log.log_end_offset if cleanable_end is None else cleanable_end
+    plan = log.cleaning_plan(end, now_ms)
+    if plan is None:
+        return None
+    result = clean(plan)
+    log.install_cleaned(result)
+    return result
+
+
+def cleaned_end(log: PartitionLog) -> int:
+    """Where a full pass ends: the active segment's base."""
+    return log.segment_base_offsets()[-1]
+
+
+def test_a_pass_keeps_the_latest_record_of_each_key_at_its_offset(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n % 4}", f"v{n}")), 0)
+    before = rows_of(log)
+    end = cleaned_end(log)
+    result = run_pass(log)
+    assert result is not None and result.records_removed > 0
+    assert result.end_offset == end
+    assert rows_of(log) == compacted(before, end)
+    assert (log.log_start_offset, log.log_end_offset) == (0, 30)
+    assert result.bytes_reclaimed > 0
+    log.close()
+    reopened = open_log(tmp_path, CONFIG)
+    assert not reopened.recovery_report.lost_data
+    assert rows_of(reopened) == compacted(before, end)
+    reopened.close()
+
+
+def test_a_batch_keeps_its_surviving_records_and_its_offsets(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    log.append_as_leader(keyed(("a", "1"), ("b", "1"), ("c", "1")), 0)  # offsets 0-2
+    log.append_as_leader(keyed(("b", "2")), 0)  # 3
+    for n in range(6):  # roll past them
+        log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
+    run_pass(log)
+    first = batches_of(log)[0]
+    assert (first.base_offset, first.last_offset, first.records_count) == (0, 2, 2)
+    assert [(r.offset, r.key) for r in iter_records(first)] == [(0, b"a"), (2, b"c")]
+    log.close()
+
+
+def test_wholly_obsolete_batches_become_one_empty_batch_per_leader_epoch(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    for n in range(5):
+        log.append_as_leader(keyed(("k", f"epoch1-{n}")), 1)  # offsets 0-4
+    for n in range(4):
+        log.append_as_leader(keyed(("k", f"epoch2-{n}")), 2)  # 5-8
+    log.append_as_leader(keyed(("k", "last")), 2)  # 9
+    for n in range(4):
+        log.append_as_leader(keyed((f"other{n}", "x" * 60)), 2)  # 10-13, rolls
+    epochs_before = log.leader_epoch_entries()
+    ends_before = [log.end_offset_for_epoch(epoch) for epoch in (0, 1, 2)]
+    run_pass(log)
+    shapes = [
+        (batch.base_offset, batch.last_offset, batch.records_count, batch.partition_leader_epoch)
+        for batch in batches_of(log)
+        if batch.base_offset < 10
+    ]
+    # one empty batch per segment and epoch: 0-4 may span segments, so look at records only
+    assert [shape for shape in shapes if shape[2] > 0] == [(9, 9, 1, 2)]
+    assert all(shape[3] == 1 for shape in shapes if shape[1] <= 4)
+    assert all(shape[3] == 2 for shape in shapes if shape[0] >= 5)
+    assert len(shapes) < 10, "runs of obsolete batches were merged"
+    assert log.leader_epoch_entries() == epochs_before
+    assert [log.end_offset_for_epoch(epoch) for epoch in (0, 1, 2)] == ends_before
+    rows = rows_of(log)
+    log.close()
+    for index in tmp_path.glob("*.index"):  # recovery rebuilds them from the cleaned files
+        index.unlink()
+    recovered = open_log(tmp_path, CONFIG)
+    assert not recovered.recovery_report.lost_data
+    assert recovered.recovery_report.rebuilt_indexes
+    assert recovered.leader_epoch_entries() == epochs_before
+    assert rows_of(recovered) == rows
+    recovered.close()
+
+
+def test_tombstones_stay_for_delete_retention_then_go(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    log.append_as_leader(keyed(("gone", "value")), 0)
+    log.append_as_leader(keyed(("gone", None)), 0)  # the tombstone, at CLOCK_MS
+    log.append_as_leader(keyed(("kept", "value")), 0)
+    for n in range(6):
+        log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
+    end = cleaned_end(log)
+    run_pass(log, now_ms=CLOCK_MS + DELETE_RETENTION_MS)  # not older than the retention
+    assert [(o, k, v) for o, k, v in rows_of(log) if o < 3] == [
+        (1, b"gone", None),
+        (2, b"kept", b"value"),
+    ]
+    for n in range(15):  # a new dirty part, larger than the clean one: the next pass runs
+        log.append_as_leader(keyed((f"y{n}", "filler" * 10)), 0)
+    assert run_pass(log, now_ms=CLOCK_MS + DELETE_RETENTION_MS + 1) is not None
+    assert [(o, k) for o, k, _ in rows_of(log) if o < end] == [
+        (2, b"kept"),
+        *[(o, k) for o, k, _ in rows_of(log) if 3 <= o < end],
+    ]
+    assert all(k != b"gone" for _, k, _ in rows_of(log))
+    log.close()
+
+
+@pytest.mark.parametrize(
+    "codec",
+    [CompressionType.GZIP, CompressionType.SNAPPY, CompressionType.LZ4, CompressionType.ZSTD],
+)
+def test_a_compressed_batch_is_thinned_and_compressed_again(
+    tmp_path: Path, codec: CompressionType
+) -> None:
+    log = open_log(tmp_path, CONFIG)
+    log.append_as_leader(keyed(("a", "1"), ("b", "1"), ("c", "1"), compression=codec), 0)
+    log.append_as_leader(keyed(("a", "2"), compression=codec), 0)
+    for n in range(6):
+        log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
+    run_pass(log)
+    first = batches_of(log)[0]
+    assert first.compression == codec
+    assert [(r.offset, r.key, r.value) for r in iter_records(first)] == [
+        (1, b"b", b"1"),
+        (2, b"c", b"1"),
+    ]
+    log.close()
+
+
+def test_a_producers_last_batch_stays_with_its_sequence(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    log.append_as_leader(keyed(("k", "1"), producer_id=7, base_sequence=0), 0)  # 0
+    log.append_as_leader(keyed(("k", "2"), producer_id=7, base_sequence=1), 0)  # 1
+    log.append_as_leader(keyed(("k", "3")), 0)  # 2: a plain producer's record wins
+    for n in range(6):
+        log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
+    run_pass(log)
+    kept = [b for b in batches_of(log) if b.producer_id == 7]
+    assert [(b.base_offset, b.records_count, b.base_sequence) for b in kept] == [(1, 0, 1)]
+    log.close()
+
+
+def test_nothing_at_or_above_the_cleanable_end_changes(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    for n in range(30):
+        log.append_as_leader(keyed(("k", f"v{n}")), 0)
+    bases = log.segment_base_offsets()
+    before = rows_of(log)
+    high_watermark = bases[3] + 1  # inside the fourth segment: three are cleanable
+    result = run_pass(log, cleanable_end=high_watermark)
+    assert result is not None and result.end_offset == bases[3]
+    after = rows_of(log)
+    assert [row for row in after if row[0] >= bases[3]] == [
+        row for row in before if row[0] >= bases[3]
+    ]
+    assert after == compacted(before, bases[3])
+    log.close()
+
+
+def test_a_pass_waits_for_enough_dirty_records(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n}", "v")), 0)  # all keys distinct: nothing goes
+    assert run_pass(log) is not None
+    assert run_pass(log) is None, "nothing new since the last pass"
+    log.append_as_leader(keyed(("k0", "again" * 20)), 0)
+    log.append_as_leader(keyed(("k1", "again" * 20)), 0)
+    assert run_pass(log) is None, "one new segment against nine cleaned: below the ratio"
+    log.close()
+
+
+def test_a_cleaned_log_replicates_to_a_follower(tmp_path: Path) -> None:
+    leader = open_log(tmp_path / "leader", CONFIG)
+    for n in range(40):
+        leader.append_as_leader(keyed((f"k{n % 3}", f"v{n}")), n // 10)
+    run_pass(leader)
+    follower = open_log(tmp_path / "follower", CONFIG)
+    while follower.log_end_offset < leader.log_end_offset:
+        follower.append_as_follower(leader.read(follower.log_end_offset, 300))
+    assert rows_of(follower) == rows_of(leader)
+    assert follower.leader_epoch_entries() == leader.leader_epoch_entries()
+    leader.close()
+    follower.close()
+
+
+@pytest.mark.parametrize("failing_replace", [1, 2, 3])
+def test_a_crash_inside_the_swap_leaves_old_or_cleaned_segments_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_replace: int
+) -> None:
+    """The swap renames the cleaned .log, then its two indexes; whichever rename fails (a
+    crash there), the reopened log holds every offset, old or cleaned, and loses nothing."""
+    log = open_log(tmp_path, CONFIG)
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n % 4}", f"v{n}")), 0)
+    before = rows_of(log)
+    end = cleaned_end(log)
+    plan = log.cleaning_plan(log.log_end_offset, CLOCK_MS)
+    assert plan is not None
+    result = clean(plan)
+    calls = 0
+    real_replace = os.replace
+
+    def replace(source: object, target: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == failing_replace:
+            raise OSError("the machine stops here")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(LogWriteError):
+        log.install_cleaned(result)
+    monkeypatch.undo()
+    log.abandon()
+    reopened = open_log(tmp_path, CONFIG)
+    assert not reopened.recovery_report.lost_data
+    rows = rows_of(reopened)
+    assert {offset for offset, _, _ in compacted(before, end)} <= {o for o, _, _ in rows}
+    assert [row for row in rows if row in before] == rows, "no record that was not written"
+    assert rows_of(reopened)[-1] == before[-1]
+    assert not (tmp_path / ".cleaning").exists()
+    reopened.close()
+
+
+def test_closing_the_log_stops_a_pass(tmp_path: Path) -> None:
+    log = open_log(tmp_path, CONFIG)
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n % 4}", f"v{n}")), 0)
+    plan = log.cleaning_plan(log.log_end_offset, CLOCK_MS)
+    assert plan is not None
+    log.close()
+    with pytest.raises(CleaningCancelled):
+        clean(plan)
+
+
+def test_a_read_goes_past_segments_left_with_empty_batches_only(tmp_path: Path) -> None:
+    """A consumer given no record at all takes the batch for too large (librdkafka doubles
+    its fetch size, then reports MSG_SIZE_TOO_LARGE): a read of empty batches goes on to
+    the next segments, within its max_bytes."""
+    log = open_log(tmp_path, CONFIG)
+    for n in range(12):
+        log.append_as_leader(keyed(("k", f"v{n}")), 0)  # four segments of "k"
+    for n in range(6):
+        log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
+    run_pass(log)
+    first_record = min(offset for offset, _, _ in rows_of(log))
+    assert first_record > 6, "the first segments hold no record any more"
+    data = log.read(0, 1 << 20)
+    batches = list(iter_batches(data))
+    assert batches[-1].records_count > 0, "the read reached a record"
+    assert all(batch.records_count == 0 for batch in batches[:-1])
+    assert len(log.read(0, len(batches[0].buffer))) == len(batches[0].buffer), "within max_bytes"
+    log.close()
