@@ -5,9 +5,12 @@ record with a null value, a tombstone) for delete.retention.ms.
 A pass cleans the closed segments below the cleanable end (the high watermark, and never
 the active segment). Records appended since the last pass are the dirty part: the pass maps
 each key in it to its latest offset, then rewrites every segment of the range, dropping each
-record whose key has a later offset in the map, and each tombstone older than
-delete.retention.ms. A pass starts when the dirty part is at least min.cleanable.dirty.ratio
-of the range (`plan`); its end offset is kept in `cleaner-offset-checkpoint`.
+record whose key has a later offset in the map, and each tombstone whose segment was last
+appended to more than delete.retention.ms ago (the segment file's modification time, which
+a rewrite keeps, as Kafka's cleaner did before KIP-534: a consumer that read a key's value
+has that long to read its deletion, whatever timestamp the producer gave it). A pass starts
+when the dirty part is at least min.cleanable.dirty.ratio of the range (`plan`); its end
+offset is kept in `cleaner-offset-checkpoint`.
 
 Offsets never move, and the log stays contiguous (every offset lies in exactly one batch),
 which every other part of the log relies on (segments, indexes, recovery, followers):
@@ -66,6 +69,7 @@ class PlannedSegment:
     base_offset: int
     size_bytes: int
     next_offset: int
+    modified_ms: int  # when it was last appended to (its file's mtime, kept by rewrites)
 
 
 class CleaningCancelled(Exception):
@@ -240,7 +244,7 @@ def _rewrite(
 ) -> CleanedSegment | None:
     """The segment without its obsolete records, written to the cleaning directory; None
     (nothing left there) when it would come out the same."""
-    tombstone_horizon_ms = plan.now_ms - plan.delete_retention_ms
+    tombstones_expired = planned.modified_ms < plan.now_ms - plan.delete_retention_ms
     writer = Segment.create(plan.cleaning_directory, planned.base_offset, plan.index_interval_bytes)
     run: _EmptyRun | None = None
     removed = 0
@@ -259,7 +263,7 @@ def _rewrite(
             if batch.is_control:
                 kept, dropped = bytes(batch.buffer), 0
             else:
-                kept, dropped = _clean_batch(batch, latest, tombstone_horizon_ms)
+                kept, dropped = _clean_batch(batch, latest, tombstones_expired)
             removed += dropped
             changed = changed or dropped > 0
             if kept is None and batch.base_offset in last_batches:
@@ -297,7 +301,7 @@ def _rewrite(
 
 
 def _clean_batch(
-    batch: RecordBatch, latest: dict[bytes, int], tombstone_horizon_ms: int
+    batch: RecordBatch, latest: dict[bytes, int], tombstones_expired: bool
 ) -> tuple[bytes | None, int]:
     """The batch's bytes with its surviving records (the same bytes if all survive), or
     None if none does; and how many records it lost."""
@@ -305,14 +309,13 @@ def _clean_batch(
         return None, 0
     section, spans = record_spans(batch)
     base_offset = batch.base_offset
-    expired_tombstones = batch.max_timestamp < tombstone_horizon_ms
     kept: list[RecordSpan] = []
     for span in spans:
         key = span.key
         if key is not None:
             if latest.get(key, -1) > base_offset + span.offset_delta:
                 continue  # a later record of this key is in the range
-            if span.is_tombstone and expired_tombstones:
+            if span.is_tombstone and tombstones_expired:
                 continue
         kept.append(span)
     dropped = len(spans) - len(kept)

@@ -475,7 +475,12 @@ class PartitionLog:
         install_cleaned here."""
         self._check_usable()
         segments = [
-            PlannedSegment(segment.base_offset, segment.size_bytes, segment.next_offset)
+            PlannedSegment(
+                segment.base_offset,
+                segment.size_bytes,
+                segment.next_offset,
+                os.stat(segment.path).st_mtime_ns // 1_000_000,
+            )
             for segment in self._segments[:-1]
             if segment.next_offset <= cleanable_end
         ]
@@ -539,6 +544,9 @@ class PartitionLog:
         segment.offset_index_path.unlink(missing_ok=True)
         segment.time_index_path.unlink(missing_ok=True)
         fsync_directory(self.directory)
+        # the cleaned file keeps the time of the last append: the tombstones' clock
+        modified_ns = os.stat(segment.path).st_mtime_ns
+        os.utime(cleaned / segment.path.name, ns=(modified_ns, modified_ns))
         os.replace(cleaned / segment.path.name, segment.path)
         fsync_directory(self.directory)
         os.replace(cleaned / segment.offset_index_path.name, segment.offset_index_path)

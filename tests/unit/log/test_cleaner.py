@@ -8,6 +8,7 @@ to a follower as any other batches."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -164,27 +165,42 @@ def test_wholly_obsolete_batches_become_one_empty_batch_per_leader_epoch(tmp_pat
     recovered.close()
 
 
-def test_tombstones_stay_for_delete_retention_then_go(tmp_path: Path) -> None:
+def age_segments(directory: Path, by_ms: int) -> None:
+    """Moves every segment file's modification time `by_ms` into the past."""
+    for path in directory.glob("*.log"):
+        modified_ns = path.stat().st_mtime_ns - by_ms * 1_000_000
+        os.utime(path, ns=(modified_ns, modified_ns))
+
+
+def test_tombstones_stay_for_delete_retention_after_their_segment_was_written(
+    tmp_path: Path,
+) -> None:
+    """A tombstone's clock is its segment's last append (the file's modification time,
+    which a rewrite keeps), not the producer's timestamp: a consumer that read the value
+    has delete.retention.ms to read the deletion even when the producer's clock is old."""
     log = open_log(tmp_path, CONFIG)
     log.append_as_leader(keyed(("gone", "value")), 0)
-    log.append_as_leader(keyed(("gone", None)), 0)  # the tombstone, at CLOCK_MS
+    log.append_as_leader(keyed(("gone", None), timestamp_ms=0), 0)  # the tombstone
     log.append_as_leader(keyed(("kept", "value")), 0)
     for n in range(6):
         log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
     end = cleaned_end(log)
-    run_pass(log, now_ms=CLOCK_MS + DELETE_RETENTION_MS)  # not older than the retention
+    now_ms = time.time_ns() // 1_000_000
+    modified = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("*.log")}
+    assert run_pass(log, now_ms=now_ms) is not None
     assert [(o, k, v) for o, k, v in rows_of(log) if o < 3] == [
         (1, b"gone", None),
         (2, b"kept", b"value"),
     ]
+    assert {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("*.log")} == modified
+    age_segments(tmp_path, DELETE_RETENTION_MS + 60_000)
     for n in range(15):  # a new dirty part, larger than the clean one: the next pass runs
         log.append_as_leader(keyed((f"y{n}", "filler" * 10)), 0)
-    assert run_pass(log, now_ms=CLOCK_MS + DELETE_RETENTION_MS + 1) is not None
-    assert [(o, k) for o, k, _ in rows_of(log) if o < end] == [
-        (2, b"kept"),
-        *[(o, k) for o, k, _ in rows_of(log) if 3 <= o < end],
-    ]
-    assert all(k != b"gone" for _, k, _ in rows_of(log))
+    assert run_pass(log, now_ms=now_ms) is not None
+    rows = rows_of(log)
+    assert [(o, k) for o, k, _ in rows if o < 3] == [(2, b"kept")]
+    assert all(k != b"gone" for _, k, _ in rows)
+    assert [o for o, _, _ in rows if 3 <= o < end] == list(range(3, end)), "fillers stay"
     log.close()
 
 
