@@ -150,6 +150,7 @@ def plan(
 def clean(plan: CleaningPlan) -> CleaningResult:
     """Maps the dirty part's keys and writes the rewritten segments (those that changed)
     into the cleaning directory, emptied first. Touches nothing the log reads."""
+    plan.check_cancelled()  # the log was closed or its partition removed since the plan
     shutil.rmtree(plan.cleaning_directory, ignore_errors=True)
     plan.cleaning_directory.mkdir()
     latest, mapped_segments = _map_keys(plan)

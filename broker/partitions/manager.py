@@ -709,12 +709,15 @@ class ReplicaManager:
         (broker/log/cleaner.py), one after another."""
         while True:
             await asyncio.sleep(self.settings.cleaner_backoff_ms / 1000)
-            for key, partition in list(self.partitions.items()):
-                if self.partitions.get(key) is partition and partition.log.config.compacts:
-                    try:
-                        await self._clean(key, partition)
-                    except Exception:  # a bug in one pass must not stop the loop for good
-                        log.exception("replicas.loop_failed", action="clean")
+            await self._clean_compacted_partitions()
+
+    async def _clean_compacted_partitions(self) -> None:
+        for key, partition in list(self.partitions.items()):
+            if self.partitions.get(key) is partition and partition.log.config.compacts:
+                try:
+                    await self._clean(key, partition)
+                except Exception:  # a bug in one pass must not stop the loop for good
+                    log.exception("replicas.loop_failed", action="clean")
 
     async def _clean(self, key: tuple[str, int], partition: Partition) -> None:
         try:
