@@ -7,6 +7,7 @@ left for runs of obsolete records, and the offsets that records no longer fill."
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +17,13 @@ import pytest
 
 from broker.log.batch import iter_batches, iter_records
 from client.consumer import Consumer
-from tests.cluster.dataplane import DATA_PLANE_TIMING, create_topic, log_bytes, wait_for_partition
+from tests.cluster.dataplane import (
+    DATA_PLANE_TIMING,
+    create_topic,
+    log_bytes,
+    partition_dir,
+    wait_for_partition,
+)
 from tests.cluster.harness import LocalCluster, NodeProcess, wait_for
 from tests.cluster.kafka import bootstrap, ready_cluster
 
@@ -232,3 +239,23 @@ def test_consumers_read_the_compacted_partition_to_its_end(
     produced, end = compacted_topic
     rows = READERS[reader](cluster, produced[-1][0])
     assert rows == compacted(produced, end)
+
+
+def test_a_replica_that_lost_its_log_copies_the_compacted_one(
+    cluster: LocalCluster, compacted_topic: tuple[list[Row], int]
+) -> None:
+    """SIGKILL a follower and delete its copy: it fetches the leader's compacted batches
+    (thinned ones, empty ones) from offset 0 and ends with the same records."""
+    produced, end = compacted_topic
+    state = wait_for_partition(cluster, TOPIC, lambda s: len(s["isr"]) == 3, "all in sync")
+    victim = next(node_id for node_id in cluster.nodes if node_id != state["leader"])
+    cluster.kill(victim)
+    shutil.rmtree(partition_dir(cluster.nodes[victim], TOPIC, 0))
+    cluster.start(victim)
+    wait_for_partition(cluster, TOPIC, lambda s: len(s["isr"]) == 3, "the copy back in sync")
+    expected = compacted(produced, end)
+    wait_for(
+        lambda: stored_rows(cluster.nodes[victim]) == expected,
+        deadline_s=DEADLINE_S,
+        what="the new copy holding the compacted records",
+    )
