@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.log import LogConfig, LogWriteError, PartitionLog, Record, build_batch
+from broker.log import LogConfig, LogWriteError, PartitionLog, Record, build_batch, cleaner
 from broker.log.batch import NO_PRODUCER_ID, RecordBatch, iter_batches, iter_records
 from broker.log.cleaner import (
     DELETE_RETENTION_MS,
@@ -349,4 +349,36 @@ def test_a_read_goes_past_segments_left_with_empty_batches_only(tmp_path: Path) 
     assert batches[-1].records_count > 0, "the read reached a record"
     assert all(batch.records_count == 0 for batch in batches[:-1])
     assert len(log.read(0, len(batches[0].buffer))) == len(batches[0].buffer), "within max_bytes"
+    log.close()
+
+
+def test_a_pass_hands_the_gil_over_after_each_work_slice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass runs on a thread beside the event loop: it sleeps (which releases the GIL at
+    once) whenever it has worked CLEANER_WORK_SLICE_S, or the loop would wait up to the
+    interpreter's 5 ms switch interval at every wake-up. Measured by a fake clock."""
+    log = open_log(tmp_path, CONFIG)
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n % 4}", f"v{n}")), 0)
+    clock = [0.0]
+    worked_since_sleep: list[float] = []
+    last_sleep = [0.0]
+
+    def perf_counter() -> float:
+        clock[0] += cleaner.CLEANER_WORK_SLICE_S / 3  # every look at the clock: a third
+        return clock[0]
+
+    def sleep(seconds: float) -> None:
+        assert seconds > 0
+        worked_since_sleep.append(clock[0] - last_sleep[0])
+        last_sleep[0] = clock[0]
+
+    monkeypatch.setattr(cleaner.time, "perf_counter", perf_counter)
+    monkeypatch.setattr(cleaner.time, "sleep", sleep)
+    plan = log.cleaning_plan(log.log_end_offset, CLOCK_MS)
+    assert plan is not None
+    log.install_cleaned(clean(plan))
+    assert len(worked_since_sleep) > 10
+    assert max(worked_since_sleep) <= 2 * cleaner.CLEANER_WORK_SLICE_S
     log.close()
