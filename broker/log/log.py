@@ -504,24 +504,38 @@ class PartitionLog:
         """Swaps in the segments a pass rewrote, each only if it is still the segment that
         was planned (retention or a truncation may have removed or cut it meanwhile), and
         records where the pass ended; returns how many were swapped. The cleaning directory
-        goes either way."""
+        goes either way.
+
+        The swap goes in three steps over all the segments, each ending with one directory
+        fsync: the old indexes are unlinked, the cleaned `.log` files renamed over the old
+        ones, then their indexes moved in. A crash at any point leaves every segment a whole
+        `.log`, old or cleaned (both valid), with its own indexes or missing ones, which the
+        next open rebuilds from it; never an index of the other file."""
         self._check_usable()
-        swapped = 0
+        cleaning = result.plan.cleaning_directory
         try:
-            for cleaned in result.cleaned:
-                planned = cleaned.planned
-                index = bisect.bisect_right(self.segment_base_offsets(), planned.base_offset) - 1
-                if index < 0 or index == len(self._segments) - 1:
-                    continue
-                segment = self._segments[index]
-                if (segment.base_offset, segment.size_bytes, segment.next_offset) != (
-                    planned.base_offset,
-                    planned.size_bytes,
-                    planned.next_offset,
-                ):
-                    continue
-                self._segments[index] = self._swap_in(segment, result.plan)
-                swapped += 1
+            swaps = [
+                (index, self._segments[index])
+                for cleaned in result.cleaned
+                if (index := self._planned_segment_index(cleaned.planned)) is not None
+            ]
+            if swaps:
+                for _, segment in swaps:
+                    segment.offset_index_path.unlink(missing_ok=True)
+                    segment.time_index_path.unlink(missing_ok=True)
+                fsync_directory(self.directory)
+                for _, segment in swaps:
+                    # the cleaned file keeps the time of the last append: tombstones' clock
+                    modified_ns = os.stat(segment.path).st_mtime_ns
+                    os.utime(cleaning / segment.path.name, ns=(modified_ns, modified_ns))
+                    os.replace(cleaning / segment.path.name, segment.path)
+                fsync_directory(self.directory)
+                for _, segment in swaps:
+                    for path in (segment.offset_index_path, segment.time_index_path):
+                        os.replace(cleaning / path.name, path)
+                fsync_directory(self.directory)
+                for index, segment in swaps:
+                    self._segments[index] = self._reopen_cleaned(segment)
             end_offset = min(result.end_offset, self.log_end_offset)
             if end_offset > self._cleaned_up_to:
                 write_single_offset(self.directory / CLEANER_CHECKPOINT_NAME, end_offset)
@@ -533,25 +547,20 @@ class PartitionLog:
             ) from error
         finally:
             remove_cleaning_directory(self.directory)
-        return swapped
+        return len(swaps)
 
-    def _swap_in(self, segment: Segment, cleaning: CleaningPlan) -> Segment:
-        """Replaces the segment's files by their cleaned versions. The old indexes go first:
-        a crash at any point leaves a whole `.log` (old or cleaned, both valid) and either
-        its own indexes or missing ones, which the next open rebuilds from it; never an
-        index of the other file."""
-        cleaned = cleaning.cleaning_directory
-        segment.offset_index_path.unlink(missing_ok=True)
-        segment.time_index_path.unlink(missing_ok=True)
-        fsync_directory(self.directory)
-        # the cleaned file keeps the time of the last append: the tombstones' clock
-        modified_ns = os.stat(segment.path).st_mtime_ns
-        os.utime(cleaned / segment.path.name, ns=(modified_ns, modified_ns))
-        os.replace(cleaned / segment.path.name, segment.path)
-        fsync_directory(self.directory)
-        os.replace(cleaned / segment.offset_index_path.name, segment.offset_index_path)
-        os.replace(cleaned / segment.time_index_path.name, segment.time_index_path)
-        fsync_directory(self.directory)
+    def _planned_segment_index(self, planned: PlannedSegment) -> int | None:
+        """Where the planned segment is in the log, if it is still there, closed, unchanged."""
+        index = bisect.bisect_right(self.segment_base_offsets(), planned.base_offset) - 1
+        if index < 0 or index == len(self._segments) - 1:
+            return None
+        segment = self._segments[index]
+        now = (segment.base_offset, segment.size_bytes, segment.next_offset)
+        return (
+            index if now == (planned.base_offset, planned.size_bytes, planned.next_offset) else None
+        )
+
+    def _reopen_cleaned(self, segment: Segment) -> Segment:
         segment.close()
         replacement = Segment.open_existing(
             self.directory, segment.base_offset, self.config.index_interval_bytes

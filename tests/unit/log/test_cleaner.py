@@ -282,11 +282,11 @@ def test_a_cleaned_log_replicates_to_a_follower(tmp_path: Path) -> None:
     follower.close()
 
 
-@pytest.mark.parametrize("failing_replace", [1, 2, 3])
+@pytest.mark.parametrize("failing_replace", ["first log", "last log", "first index", "last index"])
 def test_a_crash_inside_the_swap_leaves_old_or_cleaned_segments_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_replace: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_replace: str
 ) -> None:
-    """The swap renames the cleaned .log, then its two indexes; whichever rename fails (a
+    """The swap renames every cleaned .log, then every index; whichever rename fails (a
     crash there), the reopened log holds every offset, old or cleaned, and loses nothing."""
     log = open_log(tmp_path, CONFIG)
     for n in range(30):
@@ -296,13 +296,21 @@ def test_a_crash_inside_the_swap_leaves_old_or_cleaned_segments_whole(
     plan = log.cleaning_plan(log.log_end_offset, CLOCK_MS)
     assert plan is not None
     result = clean(plan)
+    swapped = len(result.cleaned)
+    assert swapped > 2
+    failing_call = {
+        "first log": 1,
+        "last log": swapped,
+        "first index": swapped + 1,
+        "last index": 3 * swapped,
+    }[failing_replace]
     calls = 0
     real_replace = os.replace
 
     def replace(source: object, target: object) -> None:
         nonlocal calls
         calls += 1
-        if calls == failing_replace:
+        if calls == failing_call:
             raise OSError("the machine stops here")
         real_replace(source, target)  # type: ignore[arg-type]
 
