@@ -25,8 +25,9 @@ which every other part of the log relies on (segments, indexes, recovery, follow
 Kafka's cleaner drops such batches and leaves gaps; an empty batch costs 61 bytes a run
 instead, and clients already skip empty batches because Kafka writes them too.
 
-A record without a key is never superseded, so it is kept (Kafka refuses keyless records
-in a compacted topic; kraft accepts them and keeps them).
+A record without a key is never superseded, so it is kept. A compacted topic's leader
+refuses them (PartitionLog.append_as_leader, INVALID_RECORD, as Kafka's LogValidator), so
+they come only from before the topic's cleanup.policy became `compact`.
 
 `clean` runs on a thread: it reads the segments through its own descriptors and writes each
 rewritten segment, with fresh indexes, into `.cleaning/` in the partition directory. The

@@ -35,6 +35,7 @@ from broker.log.batch import (
     assign_offsets,
     batch_size_at,
     iter_batches,
+    record_spans,
 )
 from broker.log.checkpoint import read_single_offset, write_single_offset
 from broker.log.cleaner import (
@@ -77,6 +78,17 @@ LOG_START_OFFSET_CHECKPOINT_NAME = "log-start-offset-checkpoint"
 
 RECORDS_COUNT_SLICE = slice(RECORDS_COUNT_POSITION, RECORDS_COUNT_POSITION + 4)
 NO_RECORDS = bytes(4)
+
+
+def _refuse_keyless_records(batch: RecordBatch) -> None:
+    """Kafka's LogValidator: a compacted log keeps the latest record of each key, so a
+    record without a key has no place in it (the cleaner could never supersede it)."""
+    for index, span in enumerate(record_spans(batch)[1]):
+        if span.key is None:
+            raise InvalidRecordError(
+                f"a compacted topic cannot accept a record without a key (record {index} "
+                "of the batch has none)"
+            )
 
 
 def _holds_records(data: bytes) -> bool:
@@ -187,6 +199,8 @@ class PartitionLog:
                 f"start with one of {batch_size_at(batch.buffer, 0)}"
             )
         batch.validate()
+        if self.config.compacts and not batch.is_control:
+            _refuse_keyless_records(batch)
         latest_epoch = self.epoch_cache.latest_epoch
         assert latest_epoch is None or leader_epoch >= latest_epoch, (
             f"leader epoch {leader_epoch} is older than the log's latest {latest_epoch}"

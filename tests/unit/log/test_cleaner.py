@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from broker.log import LogConfig, LogWriteError, PartitionLog, Record, build_batch, cleaner
+from broker.log import (
+    InvalidRecordError,
+    LogConfig,
+    LogWriteError,
+    PartitionLog,
+    Record,
+    build_batch,
+    cleaner,
+)
 from broker.log.batch import NO_PRODUCER_ID, RecordBatch, iter_batches, iter_records
 from broker.log.cleaner import (
     DELETE_RETENTION_MS,
@@ -390,3 +398,22 @@ def test_a_pass_hands_the_gil_over_after_each_work_slice(
     assert len(worked_since_sleep) > 10
     assert max(worked_since_sleep) <= 2 * cleaner.CLEANER_WORK_SLICE_S
     log.close()
+
+
+@pytest.mark.parametrize("codec", [CompressionType.NONE, CompressionType.GZIP])
+def test_a_compacted_log_refuses_a_record_without_a_key(
+    tmp_path: Path, codec: CompressionType
+) -> None:
+    """Kafka's LogValidator: the cleaner could never supersede it. Nothing is written."""
+    log = open_log(tmp_path, LogConfig(segment_bytes=256, compacts=True))
+    keyless = build_batch(
+        [Record(b"k", b"v", (), CLOCK_MS), Record(None, b"v", (), CLOCK_MS)], compression=codec
+    )
+    with pytest.raises(InvalidRecordError, match="without a key"):
+        log.append_as_leader(keyless, 0)
+    assert log.log_end_offset == 0
+    assert log.append_as_leader(keyed(("k", "v"), compression=codec), 0) == (0, 0)
+    log.close()
+    plain = open_log(tmp_path / "plain", LogConfig(segment_bytes=256))
+    assert plain.append_as_leader(keyless, 0) == (0, 1), "a topic that deletes takes them"
+    plain.close()
