@@ -24,6 +24,7 @@ from tests.cluster.dataplane import (
     log_bytes,
     partition_dir,
     wait_for_partition,
+    wait_until_ready,
 )
 from tests.cluster.harness import LocalCluster, NodeProcess, wait_for
 from tests.cluster.kafka import bootstrap, ready_cluster
@@ -70,9 +71,9 @@ def produce(cluster: LocalCluster, pairs: list[tuple[bytes, bytes | None]]) -> l
     return sorted(offsets)
 
 
-def stored_rows(node: NodeProcess) -> list[Row]:
+def stored_rows(node: NodeProcess, topic: str = TOPIC) -> list[Row]:
     rows: list[Row] = []
-    for batch in iter_batches(log_bytes(node, TOPIC)):
+    for batch in iter_batches(log_bytes(node, topic)):
         batch.validate(compacted=True)
         rows += [(r.offset, r.key or b"", r.value) for r in iter_records(batch)]
     return rows
@@ -89,7 +90,7 @@ def short_of(rows: list[Row], last_offset: int, give_up_at: float) -> bool:
     return (not rows or rows[-1][0] < last_offset) and time.monotonic() < give_up_at
 
 
-def read_confluent(cluster: LocalCluster, last_offset: int) -> list[Row]:
+def read_confluent(cluster: LocalCluster, last_offset: int, topic: str = TOPIC) -> list[Row]:
     import confluent_kafka
 
     consumer = confluent_kafka.Consumer(
@@ -101,7 +102,7 @@ def read_confluent(cluster: LocalCluster, last_offset: int) -> list[Row]:
     )
     rows: list[Row] = []
     try:
-        consumer.assign([confluent_kafka.TopicPartition(TOPIC, 0, 0)])
+        consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
         give_up_at = time.monotonic() + DEADLINE_S
         while short_of(rows, last_offset, give_up_at):
             message = consumer.poll(0.5)
@@ -279,3 +280,84 @@ def test_a_replica_that_lost_its_log_copies_the_compacted_one(
         return below == compacted(produced, end)[:KEYS] and rows == stored_rows(leader)
 
     wait_for(copied, deadline_s=DEADLINE_S, what="the new copy holding the compacted records")
+
+
+def latest_values(rows: list[Row]) -> dict[bytes, int]:
+    """Each key's last value, checking that every key's values rise with their offsets."""
+    latest: dict[bytes, int] = {}
+    for _, key, value in rows:
+        assert value is not None
+        number = int(value)
+        assert number > latest.get(key, -1), f"{key!r}: {number} after {latest[key]}"
+        latest[key] = number
+    return latest
+
+
+def test_each_keys_latest_acknowledged_write_survives_compaction_and_a_leader_kill(
+    cluster: LocalCluster,
+) -> None:
+    """An idempotent producer updates 20 keys while every replica compacts and the leader
+    is SIGKILLed halfway: read from the start, every key ends at its last acknowledged
+    value or a later one, its values rise with their offsets, and every replica's copy
+    ends each key at the same value."""
+    import confluent_kafka
+
+    topic = "changelog-failover"
+    configs = {"cleanup.policy": "compact", "segment.bytes": "1024", "min.insync.replicas": "2"}
+    wait_until_ready(cluster)  # the node an earlier test restarted is registered again
+    create_topic(cluster.nodes[1], topic, configs=configs)
+    state = wait_for_partition(
+        cluster, topic, lambda s: len(s["isr"]) == 3, "all in sync", partition=0
+    )
+    producer = confluent_kafka.Producer(
+        {
+            "bootstrap.servers": bootstrap(cluster),
+            "acks": "all",
+            "enable.idempotence": True,
+            "batch.num.messages": 1,
+        }
+    )
+    acknowledged: dict[bytes, int] = {}
+    failures: list[Any] = []
+
+    def on_delivery(error: Any, message: Any) -> None:
+        if error is not None:
+            failures.append(error)
+            return
+        key, number = message.key(), int(message.value())
+        acknowledged[key] = max(acknowledged.get(key, -1), number)
+
+    for number in range(600):
+        producer.produce(
+            topic,
+            key=b"k%d" % (number % 20),
+            value=b"%d" % number,
+            partition=0,
+            on_delivery=on_delivery,
+        )
+        producer.poll(0)
+        if number == 300:
+            assert producer.flush(DEADLINE_S) == 0
+            cluster.kill(state["leader"])
+    assert producer.flush(DEADLINE_S) == 0, "every record answered before the deadline"
+    assert not failures, failures
+    cluster.start(state["leader"])
+    wait_for_partition(cluster, topic, lambda s: len(s["isr"]) == 3, "all back in sync")
+
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap(cluster), "group.id": "x"})
+    try:
+        _, end = consumer.get_watermark_offsets(
+            confluent_kafka.TopicPartition(topic, 0), timeout=DEADLINE_S
+        )
+    finally:
+        consumer.close()
+    latest = latest_values(read_confluent(cluster, end - 1, topic))
+    for key, number in acknowledged.items():
+        assert latest[key] >= number, f"{key!r}: read {latest[key]}, acknowledged {number}"
+    wait_for(
+        lambda: all(
+            latest_values(stored_rows(node, topic)) == latest for node in cluster.running()
+        ),
+        deadline_s=DEADLINE_S,
+        what="every replica ending each key at the value read",
+    )
