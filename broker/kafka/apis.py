@@ -35,6 +35,7 @@ class ApiKey(enum.IntEnum):
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
+    OFFSET_DELETE = 47
     DESCRIBE_CLUSTER = 60
 
     @property
@@ -81,6 +82,7 @@ SUPPORTED_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.INIT_PRODUCER_ID: (0, 5),  # idempotent only; 6: two-phase commit (KIP-939)
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
+    ApiKey.OFFSET_DELETE: (0, 0),  # KIP-496: kafka-consumer-groups --delete-offsets
     ApiKey.DESCRIBE_CLUSTER: (0, 1),  # 2: fenced brokers on request
 }
 

@@ -821,3 +821,54 @@ def test_a_live_group_carries_on_when_its_coordinator_is_sigkilled(cluster: Loca
     for partition in range(PARTITIONS):
         resumed_at(everything, partition)  # asserts no offset was skipped
     assert {v for _, _, v in phase_b} <= {v for _, _, v in everything}
+
+
+def test_kafka_python_deletes_the_offsets_of_topics_its_group_no_longer_reads(
+    cluster: LocalCluster,
+) -> None:
+    """OffsetDelete (kafka-consumer-groups --delete-offsets) through kafka-python's admin
+    client: refused for a topic a live member subscribes to, done for one it does not, and
+    done for every topic once the group is empty."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import GroupSubscribedToTopicError, NoError
+    from kafka.structs import OffsetAndMetadata
+
+    read, dropped, group = "offsets-read", "offsets-dropped", "offset-deleter"
+    create_topic(cluster, read)
+    create_topic(cluster, dropped)
+    consumer = KafkaConsumer(
+        read,
+        bootstrap_servers=bootstrap(cluster),
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(cluster), request_timeout_ms=30_000)
+    try:
+        wait_for(
+            lambda: consumer.poll(timeout_ms=200) is not None and consumer.assignment(),
+            deadline_s=DEADLINE_S,
+            what="the consumer assigned its partitions",
+        )
+        consumer.commit(
+            {
+                TopicPartition(read, 0): OffsetAndMetadata(5, "", -1),
+                TopicPartition(dropped, 0): OffsetAndMetadata(9, "", -1),
+            }
+        )
+        both = [TopicPartition(read, 0), TopicPartition(dropped, 0)]
+        answer = admin.delete_group_offsets(group, both)
+        assert {tp.topic: error for tp, error in answer.items()} == {
+            read: GroupSubscribedToTopicError,
+            dropped: NoError,
+        }
+        left = admin.list_group_offsets(group)[group]
+        assert {tp: meta.offset for tp, meta in left.items()} == {TopicPartition(read, 0): 5}
+        consumer.close()  # leaves the group: empty now
+        answer = admin.delete_group_offsets(group, [TopicPartition(read, 0)])
+        assert list(answer.values()) == [NoError]
+        assert admin.list_group_offsets(group)[group] == {}
+    finally:
+        consumer.close()
+        admin.close()

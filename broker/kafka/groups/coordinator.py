@@ -585,6 +585,39 @@ class GroupCoordinator:
             log.warning("groups.delete_failed", group=group_id, error=error.name, reason=message)
         return error
 
+    async def delete_offsets(
+        self, group_id: str, partitions: list[tuple[str, int]]
+    ) -> tuple[KafkaError, dict[tuple[str, int], KafkaError]]:
+        """OffsetDelete: the group's error and each partition's. The offsets of partitions
+        no member consumes go (tombstones written with acks=all, then forgotten); those of
+        subscribed topics stay, answered GROUP_SUBSCRIBED_TO_TOPIC."""
+        state, group = self._group(group_id, create=False)
+        if group is None:
+            return KafkaError.group_id_not_found, {}
+        error, subscribed = group.check_offset_delete({topic for topic, _ in partitions})
+        if error is not KafkaError.none:
+            return error, {}
+        errors = {
+            partition: KafkaError.group_subscribed_to_topic
+            if partition[0] in subscribed
+            else KafkaError.none
+            for partition in partitions
+        }
+        deleted = [p for p in partitions if errors[p] is KafkaError.none and p in group.offsets]
+        if not deleted:
+            return KafkaError.none, errors
+        now_ms = self._wall_clock_ms()
+        tombstones = [Record(offset_key(group_id, t, p), None, (), now_ms) for t, p in deleted]
+        error, message = await self._append(state.partition_id, tombstones)
+        if error is not KafkaError.none:
+            log.warning(
+                "groups.offset_delete_failed", group=group_id, error=error.name, reason=message
+            )
+            return error, {}
+        group.forget_offsets(deleted)
+        log.info("groups.offsets_deleted", group=group_id, partitions=len(deleted))
+        return KafkaError.none, errors
+
     def committed_offsets(
         self, group_id: str, partitions: Iterable[tuple[str, int]] | None
     ) -> dict[tuple[str, int], CommittedOffset]:

@@ -285,13 +285,7 @@ async def handle_offset_commit(
                 wall_ms,
             )
     try:
-        _check_group_id(request.group_id)
-        if len(entries) > MAX_PARTITIONS_PER_COMMIT:
-            raise CoordinatorError(
-                KafkaError.invalid_request,
-                f"{len(entries)} partitions in one commit; the limit is "
-                f"{MAX_PARTITIONS_PER_COMMIT}",
-            )
+        _check_group_and_partitions(request.group_id, len(entries))
         outcome = await _coordinator(services).commit(
             request.group_id,
             request.member_id,
@@ -304,22 +298,42 @@ async def handle_offset_commit(
         errors = {}
     for name, partition in entries:
         errors.setdefault((name, int(partition.partition_index)), outcome)
-    topics = tuple(
+    topics = _partition_errors(context, "OffsetCommit", request.topics, errors)
+    return context.build("OffsetCommitResponse", throttle_time=0, topics=topics)
+
+
+def _partition_errors(
+    context: RequestContext,
+    api: str,
+    request_topics: Iterable[Any],
+    errors: dict[tuple[str, int], KafkaError],
+) -> tuple[Any, ...]:
+    """`<api>ResponseTopic`s answering each requested partition with its error (NONE when
+    it has none)."""
+    return tuple(
         context.build(
-            "OffsetCommitResponseTopic",
+            f"{api}ResponseTopic",
             name=topic.name,
             partitions=tuple(
                 context.build(
-                    "OffsetCommitResponsePartition",
+                    f"{api}ResponsePartition",
                     partition_index=p.partition_index,
-                    error_code=errors[(topic.name, int(p.partition_index))],
+                    error_code=errors.get((topic.name, int(p.partition_index)), KafkaError.none),
                 )
                 for p in topic.partitions
             ),
         )
-        for topic in request.topics
+        for topic in request_topics
     )
-    return context.build("OffsetCommitResponse", throttle_time=0, topics=topics)
+
+
+def _check_group_and_partitions(group_id: str | None, partitions: int) -> None:
+    _check_group_id(group_id)
+    if partitions > MAX_PARTITIONS_PER_COMMIT:
+        raise CoordinatorError(
+            KafkaError.invalid_request,
+            f"{partitions} partitions in one request; the limit is {MAX_PARTITIONS_PER_COMMIT}",
+        )
 
 
 def _wall_clock_ms() -> int:
@@ -430,6 +444,32 @@ async def handle_delete_groups(
             error = refusal.error
         results.append(context.build("DeletableGroupResult", group_id=group_id, error_code=error))
     return context.build("DeleteGroupsResponse", throttle_time=0, results=tuple(results))
+
+
+# -- OffsetDelete ------------------------------------------------------------------------------
+
+
+async def handle_offset_delete(
+    services: BrokerServices, context: RequestContext, request: Any
+) -> Any:
+    """KIP-496 (kafka-consumer-groups --delete-offsets): a group error for the whole request
+    (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, NOT_COORDINATOR, ...) or one per partition."""
+    partitions = [
+        (topic.name, int(p.partition_index)) for topic in request.topics for p in topic.partitions
+    ]
+    errors: dict[tuple[str, int], KafkaError] = {}
+    try:
+        _check_group_and_partitions(request.group_id, len(partitions))
+        group_error, errors = await _coordinator(services).delete_offsets(
+            request.group_id, partitions
+        )
+    except CoordinatorError as refusal:
+        group_error = refusal.error
+    answered = request.topics if group_error is KafkaError.none else ()
+    topics = _partition_errors(context, "OffsetDelete", answered, errors)
+    return context.build(
+        "OffsetDeleteResponse", error_code=group_error, throttle_time=0, topics=topics
+    )
 
 
 # -- DescribeGroups, ListGroups ----------------------------------------------------------------

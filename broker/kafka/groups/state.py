@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,29 @@ class _JoinPhase:
     initial: bool
     remaining_ms: int = 0  # initial delay: how much longer it may still be extended
     new_member_added: bool = False
+
+
+CONSUMER_PROTOCOL_TYPE = "consumer"
+
+
+def subscribed_topics(metadata: bytes) -> set[str] | None:
+    """The topics of a consumer's ConsumerProtocolSubscription (every version starts with
+    int16 version, then an array of int16-length strings), None if they cannot be read."""
+    try:
+        (count,) = struct.unpack_from(">i", metadata, 2)
+        if not 0 <= count <= len(metadata):
+            return None
+        position, topics = 6, set()
+        for _ in range(count):
+            (length,) = struct.unpack_from(">h", metadata, position)
+            position += 2
+            if length < 0 or position + length > len(metadata):
+                return None
+            topics.add(metadata[position : position + length].decode())
+            position += length
+        return topics
+    except (struct.error, UnicodeDecodeError):
+        return None
 
 
 @dataclass(slots=True)
@@ -639,6 +663,32 @@ class ClassicGroup:
 
     def apply_commits(self, offsets: dict[tuple[str, int], CommittedOffset]) -> None:
         self.offsets.update(offsets)
+
+    def check_offset_delete(self, topics: set[str]) -> tuple[ErrorCode, set[str]]:
+        """OffsetDelete (KIP-496, Kafka's handleDeleteOffsets): the group's error and, of
+        `topics`, those whose offsets it may not lose because a member consumes them (each
+        answered GROUP_SUBSCRIBED_TO_TOPIC). An empty group's offsets may all go; a
+        consumer group's only for topics no member subscribes to; another protocol's
+        (Connect's) only once it is empty. A member subscription that cannot be read
+        counts as subscribing to every topic: a group that is consuming must not be
+        rewound."""
+        if self.state is GroupState.DEAD:
+            return ErrorCode.group_id_not_found, set()
+        if self.is_empty:
+            return ErrorCode.none, set()
+        if self.protocol_type != CONSUMER_PROTOCOL_TYPE or self.protocol_name is None:
+            return ErrorCode.non_empty_group, set()
+        subscribed: set[str] = set()
+        for member in self.members.values():
+            member_topics = subscribed_topics(member.metadata(self.protocol_name))
+            if member_topics is None:
+                return ErrorCode.none, set(topics)
+            subscribed |= member_topics
+        return ErrorCode.none, topics & subscribed
+
+    def forget_offsets(self, partitions: list[tuple[str, int]]) -> None:
+        for partition in partitions:
+            self.offsets.pop(partition, None)
 
     # -- timers --------------------------------------------------------------------------------
 

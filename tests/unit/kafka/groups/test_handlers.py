@@ -146,28 +146,44 @@ async def loaded(fixture: Fixture, coordinator: GroupCoordinator, group: str) ->
         await asyncio.sleep(0)
 
 
-def join_fields(version: int, group: str, member_id: str) -> dict[str, Any]:
+def join_fields(
+    version: int,
+    group: str,
+    member_id: str,
+    metadata: bytes = b"sub",
+    protocol_type: str = "consumer",
+) -> dict[str, Any]:
     protocol = nested(
-        ApiKey.JOIN_GROUP, version, "JoinGroupRequestProtocol", name="range", metadata=b"sub"
+        ApiKey.JOIN_GROUP, version, "JoinGroupRequestProtocol", name="range", metadata=metadata
     )
     return {
         "group_id": group,
         "session_timeout": datetime.timedelta(milliseconds=10_000),
         "rebalance_timeout": datetime.timedelta(milliseconds=30_000),
         "member_id": member_id,
-        "protocol_type": "consumer",
+        "protocol_type": protocol_type,
         "protocols": (protocol,),
     }
 
 
 async def join(
-    fixture: Fixture, coordinator: GroupCoordinator, group: str, version: int = 5
+    fixture: Fixture,
+    coordinator: GroupCoordinator,
+    group: str,
+    version: int = 5,
+    metadata: bytes = b"sub",
+    protocol_type: str = "consumer",
 ) -> Any:
     """KIP-394's two JoinGroups; the second waits for the join phase, which a tick ends."""
-    first = await fixture.call(ApiKey.JOIN_GROUP, version, **join_fields(version, group, ""))
+    fields = {"metadata": metadata, "protocol_type": protocol_type}
+    first = await fixture.call(
+        ApiKey.JOIN_GROUP, version, **join_fields(version, group, "", **fields)
+    )
     assert first.error_code is KafkaError.member_id_required
     task = asyncio.ensure_future(
-        fixture.call(ApiKey.JOIN_GROUP, version, **join_fields(version, group, first.member_id))
+        fixture.call(
+            ApiKey.JOIN_GROUP, version, **join_fields(version, group, first.member_id, **fields)
+        )
     )
     while not task.done():
         await asyncio.sleep(0)
@@ -678,3 +694,98 @@ async def test_delete_groups_drops_an_empty_group_and_writes_tombstones() -> Non
     await loaded(successor_fixture, successor, empty)
     listed = await successor_fixture.call(ApiKey.LIST_GROUPS, 4, states_filter=())
     assert empty not in [g.group_id for g in listed.groups]
+
+
+# -- OffsetDelete ------------------------------------------------------------------------------
+
+
+def subscription(*topics: str) -> bytes:
+    """A ConsumerProtocolSubscription v0: version, topics, null user data."""
+    encoded = b"".join(struct.pack(">h", len(t)) + t.encode() for t in topics)
+    return struct.pack(">hi", 0, len(topics)) + encoded + struct.pack(">i", -1)
+
+
+async def delete_offsets(
+    fixture: Fixture, group: str, partitions: list[tuple[str, int]]
+) -> tuple[KafkaError, dict[tuple[str, int], KafkaError]]:
+    topics: dict[str, list[Any]] = {}
+    for topic, partition in partitions:
+        topics.setdefault(topic, []).append(
+            nested(
+                ApiKey.OFFSET_DELETE, 0, "OffsetDeleteRequestPartition", partition_index=partition
+            )
+        )
+    body = await fixture.call(
+        ApiKey.OFFSET_DELETE,
+        0,
+        group_id=group,
+        topics=tuple(
+            nested(
+                ApiKey.OFFSET_DELETE, 0, "OffsetDeleteRequestTopic", name=name, partitions=tuple(ps)
+            )
+            for name, ps in topics.items()
+        ),
+    )
+    errors = {(t.name, p.partition_index): p.error_code for t in body.topics for p in t.partitions}
+    return body.error_code, errors
+
+
+async def test_offset_delete_drops_an_empty_groups_offsets_for_good() -> None:
+    fixture, coordinator, log = groups_fixture()
+    group = group_led_by(1, "idle")
+    await loaded(fixture, coordinator, group)
+    await commit(fixture, group, "", -1, {("orders", 0): 4, ("orders", 1): 2})
+
+    outcome = await delete_offsets(fixture, group, [("orders", 0), ("orders", 2)])
+
+    assert outcome == (
+        KafkaError.none,
+        {("orders", 0): KafkaError.none, ("orders", 2): KafkaError.none},
+    )
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {("orders", 1): 2})
+    stored = log.contents(partition_for(group, OFFSETS_PARTITIONS))
+    assert set(stored.offsets[group]) == {("orders", 1)}, "a tombstone for orders-0"
+    successor_fixture, successor, _ = groups_fixture(log)
+    await loaded(successor_fixture, successor, group)
+    assert await fetch_offsets(successor_fixture, group) == (KafkaError.none, {("orders", 1): 2})
+
+
+async def test_offset_delete_keeps_the_offsets_of_topics_a_member_consumes() -> None:
+    fixture, coordinator, _ = groups_fixture()
+    fixture.builder.topic("payments", [(1, 2, 3)])
+    group = group_led_by(1, "busy")
+    await loaded(fixture, coordinator, group)
+    joined = await join(fixture, coordinator, group, metadata=subscription("orders"))
+    await sync(fixture, group, joined.member_id, joined.generation_id)
+    offsets = {("orders", 0): 7, ("payments", 0): 3}
+    await commit(fixture, group, joined.member_id, joined.generation_id, offsets)
+
+    outcome = await delete_offsets(fixture, group, [("orders", 0), ("payments", 0)])
+
+    assert outcome == (
+        KafkaError.none,
+        {("orders", 0): KafkaError.group_subscribed_to_topic, ("payments", 0): KafkaError.none},
+    )
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {("orders", 0): 7})
+
+
+async def test_offset_delete_refuses_what_it_cannot_tell_is_safe() -> None:
+    fixture, coordinator, _ = groups_fixture()
+    unreadable, connect, unknown = (group_led_by(1, name) for name in ("odd", "connect", "none"))
+    for group in (unreadable, connect, unknown):
+        await loaded(fixture, coordinator, group)
+    await join(fixture, coordinator, unreadable, metadata=b"sub")  # not a subscription
+    await join(fixture, coordinator, connect, protocol_type="connect")
+
+    assert await delete_offsets(fixture, unreadable, [("orders", 0)]) == (
+        KafkaError.none,
+        {("orders", 0): KafkaError.group_subscribed_to_topic},
+    )
+    assert await delete_offsets(fixture, connect, [("orders", 0)]) == (
+        KafkaError.non_empty_group,
+        {},
+    )
+    assert await delete_offsets(fixture, unknown, [("orders", 0)]) == (
+        KafkaError.group_id_not_found,
+        {},
+    )
