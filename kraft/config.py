@@ -56,6 +56,9 @@ OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT = 3
 GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT = 3_000
 GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT = 6_000
 GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT = 1_800_000
+OFFSETS_RETENTION_MINUTES_DEFAULT = 7 * 24 * 60  # as Kafka's
+OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT = 600_000  # as Kafka's
+OFFSETS_RETENTION_MINUTES_MAX = 100 * 365 * 24 * 60
 
 # Bounds on values (STYLE.md §5: bound everything).
 TIMEOUT_MS_MAX = 3_600_000
@@ -214,6 +217,16 @@ KEYS: tuple[KeySpec, ...] = (
         GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT,
         "largest session timeout a group member may ask for",
     ),
+    _spec(
+        "offsets.retention.minutes",
+        OFFSETS_RETENTION_MINUTES_DEFAULT,
+        "a consumer group empty this long loses its committed offsets (KIP-211)",
+    ),
+    _spec(
+        "offsets.retention.check.interval.ms",
+        OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+        "how often a group coordinator looks for expired offsets",
+    ),
     _spec("http.admin.token", None, "when set, the admin API requires this bearer token"),
     _spec("broker.rack", None, "rack of this broker, for rack-aware replica placement"),
     _spec(
@@ -278,6 +291,8 @@ class NodeConfig:
     group_initial_rebalance_delay_ms: int
     group_min_session_timeout_ms: int
     group_max_session_timeout_ms: int
+    offsets_retention_minutes: int
+    offsets_retention_check_interval_ms: int
 
     @property
     def is_controller(self) -> bool:
@@ -614,6 +629,12 @@ def _build(raw: dict[str, str]) -> NodeConfig:
         ),
         group_max_session_timeout_ms=_parse_int(
             raw, "group.max.session.timeout.ms", 1, TIMEOUT_MS_MAX
+        ),
+        offsets_retention_minutes=_parse_int(
+            raw, "offsets.retention.minutes", 1, OFFSETS_RETENTION_MINUTES_MAX
+        ),
+        offsets_retention_check_interval_ms=_parse_int(
+            raw, "offsets.retention.check.interval.ms", 1, TIMEOUT_MS_MAX
         ),
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import time
 import uuid
@@ -74,15 +75,24 @@ LOAD_RETRY_S = 0.2
 TOPIC_CREATION_TIMEOUT_S = 25.0  # the gateway bounds its calls to 10 s forward + 10 s apply
 
 
+# Kafka's offsets.retention.minutes (7 days) and offsets.retention.check.interval.ms.
+OFFSETS_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+OFFSETS_RETENTION_CHECK_INTERVAL_MS = 10 * 60 * 1000
+
+
 @dataclass(frozen=True, slots=True)
 class CoordinatorSettings:
     offsets_topic_partitions: int  # offsets.topic.num.partitions
     offsets_topic_replication_factor: int  # offsets.topic.replication.factor
     group: GroupSettings
+    offsets_retention_ms: int = OFFSETS_RETENTION_MS  # offsets.retention.minutes
+    offsets_retention_check_interval_ms: int = OFFSETS_RETENTION_CHECK_INTERVAL_MS
 
     def __post_init__(self) -> None:
         assert self.offsets_topic_partitions >= 1, self.offsets_topic_partitions
         assert self.offsets_topic_replication_factor >= 1, self.offsets_topic_replication_factor
+        assert self.offsets_retention_ms > 0, self.offsets_retention_ms
+        assert self.offsets_retention_check_interval_ms > 0
 
 
 class CoordinatorError(Exception):
@@ -168,6 +178,12 @@ class GroupCoordinator:
         self._creating: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        # offset expiry (KIP-211): since when (wall clock) each loaded group has been empty,
+        # as seen here; a group loaded empty counts from its loading (a later expiry, never
+        # an earlier one)
+        self._empty_since_ms: dict[str, int] = {}
+        self._expiring: set[str] = set()
+        self._next_expiry_check_ms = clock_ms() + settings.offsets_retention_check_interval_ms
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -435,6 +451,109 @@ class GroupCoordinator:
                 group.tick(now_ms)
                 self._deliver(group)
                 _maybe_forget(state, group)
+        if now_ms >= self._next_expiry_check_ms:
+            self._next_expiry_check_ms = now_ms + self.settings.offsets_retention_check_interval_ms
+            self.expire_offsets()
+
+    # -- offset expiry ---------------------------------------------------------------------------
+
+    def expire_offsets(self) -> None:
+        """Kafka's offset expiry (offsets.retention.minutes, KIP-211), over the loaded groups:
+        a consumer group's offsets go once it has been empty for the retention; those of a
+        group that never joined (commits from outside group management) each go once the
+        retention passed since its commit; a group with members keeps them all. A group
+        left empty with no offsets is deleted. Tombstones are written with acks=all."""
+        wall_ms = self._wall_clock_ms()
+        retention_ms = self.settings.offsets_retention_ms
+        for state in list(self._partitions.values()):
+            if state.status is not _Status.LOADED:
+                continue
+            for group in list(state.groups.values()):
+                group_id = group.group_id
+                if not group.is_empty or group.pending_members:
+                    self._empty_since_ms.pop(group_id, None)
+                    continue
+                empty_since_ms = self._empty_since_ms.setdefault(group_id, wall_ms)
+                if group_id in self._expiring:
+                    continue
+                if group.protocol_type is None:  # never joined: only its offsets are stored
+                    expired = {
+                        partition: committed
+                        for partition, committed in group.offsets.items()
+                        if committed.commit_timestamp_ms + retention_ms <= wall_ms
+                    }
+                    remove_group = False  # forgotten by the tick once it holds nothing
+                elif empty_since_ms + retention_ms <= wall_ms:
+                    expired, remove_group = dict(group.offsets), True
+                else:
+                    continue
+                if expired or remove_group:
+                    self._expiring.add(group_id)
+                    self._spawn(self._expire(state, group, expired, remove_group))
+
+    async def _expire(
+        self,
+        state: _OffsetsPartition,
+        group: ClassicGroup,
+        expired: dict[tuple[str, int], CommittedOffset],
+        remove_group: bool,
+    ) -> None:
+        group_id = group.group_id
+        try:
+            if expired and not await self._write_offset_expiry(state, group, expired):
+                return
+            if not remove_group:
+                return
+            still_idle = group.is_empty and not group.pending_members and not group.offsets
+            if not still_idle or state.groups.get(group_id) is not group:
+                return
+            tombstone = Record(group_key(group_id), None, (), self._wall_clock_ms())
+            error, message = await self._append(state.partition_id, [tombstone])
+            if error is not KafkaError.none:
+                log.warning(
+                    "groups.expiry_failed", group=group_id, error=error.name, reason=message
+                )
+                return
+            if group.is_empty and not group.offsets and state.groups.get(group_id) is group:
+                group.delete(self._clock_ms())
+                state.groups.pop(group_id, None)
+                self._empty_since_ms.pop(group_id, None)
+                log.info("groups.expired", group=group_id)
+        finally:
+            self._expiring.discard(group_id)
+
+    async def _write_offset_expiry(
+        self,
+        state: _OffsetsPartition,
+        group: ClassicGroup,
+        expired: dict[tuple[str, int], CommittedOffset],
+    ) -> bool:
+        """Writes the tombstones, then forgets the offsets. A commit of one of them that
+        came in meanwhile may have been written before the tombstone: it is written again,
+        so the log's last word is the commit the group now holds."""
+        group_id = group.group_id
+        wall_ms = self._wall_clock_ms()
+        tombstones = [Record(offset_key(group_id, t, p), None, (), wall_ms) for t, p in expired]
+        error, message = await self._append(state.partition_id, tombstones)
+        if error is not KafkaError.none:
+            log.warning("groups.expiry_failed", group=group_id, error=error.name, reason=message)
+            return False
+        recommitted = {}
+        for partition, committed in expired.items():
+            current = group.offsets.get(partition)
+            if current is committed:
+                del group.offsets[partition]
+            elif current is not None:
+                recommitted[partition] = current
+        log.info("groups.offsets_expired", group=group_id, partitions=len(expired))
+        if recommitted:
+            records = [
+                Record(offset_key(group_id, t, p), offset_value(c), (), self._wall_clock_ms())
+                for (t, p), c in recommitted.items()
+            ]
+            await self._append(state.partition_id, records)
+            return False
+        return True
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -549,6 +668,11 @@ class GroupCoordinator:
         if error is not KafkaError.none or not offsets:
             return error
         now_ms = self._wall_clock_ms()
+        # stamped by the clock offset expiry reads (offsets.retention.minutes)
+        offsets = {
+            partition: dataclasses.replace(committed, commit_timestamp_ms=now_ms)
+            for partition, committed in offsets.items()
+        }
         records = [
             Record(offset_key(group_id, topic, partition), offset_value(committed), (), now_ms)
             for (topic, partition), committed in offsets.items()

@@ -6,6 +6,7 @@ and a coordinator that loads the log afterwards sees the same group and offsets.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import struct
 from collections.abc import Sequence
@@ -112,16 +113,27 @@ class OffsetsLog(FakeData):
         return contents
 
 
-def groups_fixture(log: OffsetsLog | None = None) -> tuple[Fixture, GroupCoordinator, OffsetsLog]:
-    """Brokers 1, 2, 3 live; "orders" with 3 partitions; a coordinator on broker 1."""
+def groups_fixture(
+    log: OffsetsLog | None = None,
+    settings: CoordinatorSettings = SETTINGS,
+    wall_clock: list[int] | None = None,
+    clock: list[int] | None = None,
+) -> tuple[Fixture, GroupCoordinator, OffsetsLog]:
+    """Brokers 1, 2, 3 live; "orders" with 3 partitions; a coordinator on broker 1 (whose
+    wall and monotonic clocks read `wall_clock[0]` and `clock[0]` when given)."""
     builder = KafkaImageBuilder()
     for broker_id in (1, 2, 3):
         builder.broker(broker_id)
     builder.topic("orders", [(1, 2, 3), (2, 3, 1), (3, 1, 2)])
     log = log if log is not None else OffsetsLog()
     fixture = Fixture(builder=builder, data=log)
+    clocks: dict[str, Any] = {}
+    if wall_clock is not None:
+        clocks["wall_clock_ms"] = lambda: wall_clock[0]
+    if clock is not None:
+        clocks["clock_ms"] = lambda: clock[0]
     coordinator = GroupCoordinator(
-        1, SETTINGS, data=log, admin=fixture.admin, image=lambda: builder.image
+        1, settings, data=log, admin=fixture.admin, image=lambda: builder.image, **clocks
     )
     fixture.groups = coordinator
     return fixture, coordinator, log
@@ -789,3 +801,79 @@ async def test_offset_delete_refuses_what_it_cannot_tell_is_safe() -> None:
         KafkaError.group_id_not_found,
         {},
     )
+
+
+# -- offset expiry (offsets.retention.minutes, KIP-211) ---------------------------------------
+
+RETENTION_MS = 60_000
+EXPIRING = dataclasses.replace(SETTINGS, offsets_retention_ms=RETENTION_MS)
+
+
+async def expiry_round(coordinator: GroupCoordinator) -> None:
+    """One expiry check, and the writes it starts."""
+    coordinator.expire_offsets()
+    while coordinator._tasks:
+        await asyncio.sleep(0)
+
+
+async def test_an_empty_consumer_group_loses_its_offsets_a_retention_after_it_emptied() -> None:
+    wall = [1_000_000]
+    fixture, coordinator, log = groups_fixture(settings=EXPIRING, wall_clock=wall)
+    group = group_led_by(1, "leaving")
+    await loaded(fixture, coordinator, group)
+    joined = await join(fixture, coordinator, group)
+    await sync(fixture, group, joined.member_id, joined.generation_id)
+    await commit(fixture, group, joined.member_id, joined.generation_id, {("orders", 0): 4})
+    for _ in range(3):  # the commit grows old: a live group keeps it all the same
+        wall[0] += RETENTION_MS
+        await expiry_round(coordinator)
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {("orders", 0): 4})
+
+    await fixture.call(ApiKey.LEAVE_GROUP, 0, group_id=group, member_id=joined.member_id)
+    await expiry_round(coordinator)  # empty from now on
+    wall[0] += RETENTION_MS - 1
+    await expiry_round(coordinator)
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {("orders", 0): 4})
+    wall[0] += 1
+    await expiry_round(coordinator)
+
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {})
+    listed = await fixture.call(ApiKey.LIST_GROUPS, 4, states_filter=())
+    assert group not in [g.group_id for g in listed.groups], "the group went too"
+    stored = log.contents(partition_for(group, OFFSETS_PARTITIONS))
+    assert (stored.offsets.get(group, {}), group in stored.groups) == ({}, False)
+
+
+async def test_offsets_committed_outside_a_group_expire_each_a_retention_after_its_commit() -> None:
+    wall = [1_000_000]
+    fixture, coordinator, log = groups_fixture(settings=EXPIRING, wall_clock=wall)
+    group = group_led_by(1, "standalone")
+    await loaded(fixture, coordinator, group)
+    await commit(fixture, group, "", -1, {("orders", 0): 4})
+    wall[0] += RETENTION_MS // 2
+    await commit(fixture, group, "", -1, {("orders", 1): 7})
+    wall[0] += RETENTION_MS // 2
+    await expiry_round(coordinator)
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {("orders", 1): 7})
+    wall[0] += RETENTION_MS // 2
+    await expiry_round(coordinator)
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {})
+    assert log.contents(partition_for(group, OFFSETS_PARTITIONS)).offsets.get(group, {}) == {}
+
+
+async def test_expiry_runs_from_the_coordinators_tick_every_check_interval() -> None:
+    wall, clock = [1_000_000], [0]
+    settings = dataclasses.replace(EXPIRING, offsets_retention_check_interval_ms=500)
+    fixture, coordinator, _ = groups_fixture(settings=settings, wall_clock=wall, clock=clock)
+    group = group_led_by(1, "ticked")
+    await loaded(fixture, coordinator, group)
+    await commit(fixture, group, "", -1, {("orders", 0): 4})
+    wall[0] += RETENTION_MS
+    clock[0] += 499
+    coordinator.tick()
+    assert not coordinator._tasks, "not yet: the check interval has not passed"
+    clock[0] += 1
+    coordinator.tick()
+    while coordinator._tasks:
+        await asyncio.sleep(0)
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {})
