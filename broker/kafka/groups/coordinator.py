@@ -465,6 +465,9 @@ class GroupCoordinator:
         left empty with no offsets is deleted. Tombstones are written with acks=all."""
         wall_ms = self._wall_clock_ms()
         retention_ms = self.settings.offsets_retention_ms
+        loaded = {group_id for state in self._partitions.values() for group_id in state.groups}
+        for group_id in set(self._empty_since_ms) - loaded:  # unloaded or forgotten meanwhile
+            del self._empty_since_ms[group_id]
         for state in list(self._partitions.values()):
             if state.status is not _Status.LOADED:
                 continue
