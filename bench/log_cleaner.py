@@ -7,7 +7,9 @@ keyed records: how fast a pass reads and rewrites segments, and what it leaves.
 The log holds N records of V-byte values over K keys, B records a batch (B=1: a producer
 with linger.ms=0), in segments of S bytes; the pass cleans every closed segment. Prints the
 pass's time, its read rate (MB of segments read a second), records removed, bytes before
-and after, and the time a consumer takes to read the compacted log from its start. The
+and after, and the time a consumer takes to read the compacted log from its start; and,
+as a broker runs it, on a thread beside an event loop whose 1 ms timers it measures: how
+late they fire while the pass holds the GIL between its pauses (and with no pass). The
 directory defaults to a temporary one beside the working directory (not /tmp, which may be
 tmpfs).
 """
@@ -15,7 +17,9 @@ tmpfs).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +35,35 @@ def fill(log: PartitionLog, records: int, keys: int, batch: int, value_bytes: in
         count = min(batch, records - start)
         pairs = [Record(b"key-%d" % ((start + n) % keys), value, (), 0) for n in range(count)]
         log.append_as_leader(build_batch(pairs), 0)
+
+
+async def timer_lateness_ms(work: asyncio.Future[object] | None, samples: int) -> list[float]:
+    """How late 1 ms timers fire on this loop: while `work` runs, or `samples` of them."""
+    late: list[float] = []
+    while (work is not None and not work.done()) or (work is None and len(late) < samples):
+        started = time.perf_counter()
+        await asyncio.sleep(0.001)
+        late.append((time.perf_counter() - started - 0.001) * 1000)
+    return sorted(late)
+
+
+def lateness_line(name: str, late: list[float]) -> str:
+    p99 = late[int(len(late) * 0.99)]
+    return (
+        f"  1 ms loop timers {name}: late by p50 {statistics.median(late):.2f} ms, "
+        f"p99 {p99:.2f} ms, max {late[-1]:.2f} ms ({len(late):,} timers)"
+    )
+
+
+async def clean_beside_a_loop(log: PartitionLog) -> None:
+    plan = log.cleaning_plan(log.log_end_offset)
+    assert plan is not None
+    idle = await timer_lateness_ms(None, 2000)
+    work = asyncio.get_running_loop().run_in_executor(None, clean, plan)
+    busy = await timer_lateness_ms(work, 0)
+    log.install_cleaned(await work)
+    print(lateness_line("with no pass", idle))
+    print(lateness_line("during a pass on a thread", busy))
 
 
 def read_all(log: PartitionLog) -> int:
@@ -80,6 +113,10 @@ def main() -> None:
         reading_s = time.perf_counter() - started
         print(f"  reading the compacted log: {left:,} records in {reading_s:.2f} s")
         log.close()
+        again = PartitionLog(root / "t-1", LogConfig(segment_bytes=args.segment_bytes))
+        fill(again, args.records, args.keys, args.batch, args.value_bytes)
+        asyncio.run(clean_beside_a_loop(again))
+        again.close()
     finally:
         shutil.rmtree(root)
 
