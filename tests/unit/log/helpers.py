@@ -3,9 +3,12 @@ temporary directory with a fixed clock."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from unittest import mock
 
 from broker.log import LogConfig, PartitionLog, Record, build_batch, iter_batches
+from broker.log.batch import RecordBatch, iter_records
 
 CLOCK_MS = 1_700_000_000_000
 SMALL_CONFIG = LogConfig(segment_bytes=2048, index_interval_bytes=256, max_message_bytes=1024)
@@ -47,3 +50,43 @@ def read_all(log: PartitionLog, max_bytes: int = 1 << 20) -> list[tuple[int, int
 
 def segment_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.log"))
+
+
+def start_fsync_stubs() -> list[mock._patch[object]]:
+    """fsync and fdatasync as no-ops (for the model tests: durability is not what they
+    check, and it keeps them fast); stop() each when done."""
+    patches = [
+        mock.patch.object(os, "fsync", lambda descriptor: None),
+        mock.patch.object(os, "fdatasync", lambda descriptor: None),
+    ]
+    for patch in patches:
+        patch.start()
+    return patches
+
+
+Row = tuple[int, bytes | None, bytes | None]  # offset, key, value
+
+
+def compacted_batches(log: PartitionLog) -> list[RecordBatch]:
+    """Every batch from the log start, checked as a follower or consumer checks a batch of
+    a compacted log; they must hold every offset once, in order."""
+    found: list[RecordBatch] = []
+    offset = log.log_start_offset
+    while offset < log.log_end_offset:
+        data = log.read(offset, 1 << 20)
+        assert data, f"nothing at {offset} below the log end {log.log_end_offset}"
+        for batch in iter_batches(data):
+            batch.validate(compacted=True)
+            assert batch.base_offset == offset, "every offset in one batch, in order"
+            found.append(batch)
+            offset = batch.next_offset
+    return found
+
+
+def rows_of(log: PartitionLog) -> list[Row]:
+    """(offset, key, value) of every record from the log start."""
+    return [
+        (record.offset, record.key, record.value)
+        for batch in compacted_batches(log)
+        for record in iter_records(batch)
+    ]

@@ -22,7 +22,7 @@ from broker.log import (
     build_batch,
     cleaner,
 )
-from broker.log.batch import NO_PRODUCER_ID, RecordBatch, iter_batches, iter_records
+from broker.log.batch import NO_PRODUCER_ID, iter_batches, iter_records
 from broker.log.cleaner import (
     DELETE_RETENTION_MS,
     CleaningCancelled,
@@ -30,12 +30,10 @@ from broker.log.cleaner import (
     clean,
 )
 from broker.log.compression import CompressionType
-from tests.unit.log.helpers import CLOCK_MS, open_log
+from tests.unit.log.helpers import CLOCK_MS, Row, compacted_batches, open_log, rows_of
 
 # about three one-record batches a segment
 CONFIG = LogConfig(segment_bytes=256, index_interval_bytes=100)
-
-Row = tuple[int, bytes | None, bytes | None]  # offset, key, value
 
 
 def keyed(
@@ -56,30 +54,6 @@ def keyed(
         producer_epoch=0 if producer_id != NO_PRODUCER_ID else -1,
         base_sequence=base_sequence,
     )
-
-
-def batches_of(log: PartitionLog) -> list[RecordBatch]:
-    """Every batch from the log start, checked as a follower or consumer checks them; the
-    batches must hold every offset exactly once."""
-    found: list[RecordBatch] = []
-    offset = log.log_start_offset
-    while offset < log.log_end_offset:
-        data = log.read(offset, 1 << 20)
-        assert data, f"nothing at {offset} below the log end {log.log_end_offset}"
-        for batch in iter_batches(data):
-            batch.validate(compacted=True)
-            assert batch.base_offset == offset, "the batches hold every offset once"
-            found.append(batch)
-            offset = batch.next_offset
-    return found
-
-
-def rows_of(log: PartitionLog) -> list[Row]:
-    return [
-        (record.offset, record.key, record.value)
-        for batch in batches_of(log)
-        for record in iter_records(batch)
-    ]
 
 
 def compacted(rows: list[Row], end: int) -> list[Row]:
@@ -131,7 +105,7 @@ def test_a_batch_keeps_its_surviving_records_and_its_offsets(tmp_path: Path) -> 
     for n in range(6):  # roll past them
         log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
     run_pass(log)
-    first = batches_of(log)[0]
+    first = compacted_batches(log)[0]
     assert (first.base_offset, first.last_offset, first.records_count) == (0, 2, 2)
     assert [(r.offset, r.key) for r in iter_records(first)] == [(0, b"a"), (2, b"c")]
     log.close()
@@ -151,7 +125,7 @@ def test_wholly_obsolete_batches_become_one_empty_batch_per_leader_epoch(tmp_pat
     run_pass(log)
     shapes = [
         (batch.base_offset, batch.last_offset, batch.records_count, batch.partition_leader_epoch)
-        for batch in batches_of(log)
+        for batch in compacted_batches(log)
         if batch.base_offset < 10
     ]
     # one empty batch per segment and epoch: 0-4 may span segments, so look at records only
@@ -225,7 +199,7 @@ def test_a_compressed_batch_is_thinned_and_compressed_again(
     for n in range(6):
         log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
     run_pass(log)
-    first = batches_of(log)[0]
+    first = compacted_batches(log)[0]
     assert first.compression == codec
     assert [(r.offset, r.key, r.value) for r in iter_records(first)] == [
         (1, b"b", b"1"),
@@ -242,7 +216,7 @@ def test_a_producers_last_batch_stays_with_its_sequence(tmp_path: Path) -> None:
     for n in range(6):
         log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
     run_pass(log)
-    kept = [b for b in batches_of(log) if b.producer_id == 7]
+    kept = [b for b in compacted_batches(log) if b.producer_id == 7]
     assert [(b.base_offset, b.records_count, b.base_sequence) for b in kept] == [(1, 0, 1)]
     log.close()
 

@@ -14,50 +14,26 @@ fsync is stubbed out: durability is test_cleaner.py's crash test's concern."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
-from unittest import mock
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from broker.log import LogConfig, PartitionLog, Record, build_batch
-from broker.log.batch import iter_batches, iter_records
 from broker.log.cleaner import clean
-from tests.unit.log.helpers import CLOCK_MS
+from tests.unit.log.helpers import CLOCK_MS, Row, rows_of, start_fsync_stubs
 
 CONFIG = LogConfig(segment_bytes=200, index_interval_bytes=100)  # a few batches a segment
 KEYS = [b"a", b"b", b"c", b"d", b"e"]
-
-Row = tuple[int, bytes | None, bytes | None]
-
-
-def read_rows(log: PartitionLog) -> list[Row]:
-    rows: list[Row] = []
-    offset = log.log_start_offset
-    while offset < log.log_end_offset:
-        data = log.read(offset, 1 << 20)
-        assert data, f"nothing at {offset} below the log end {log.log_end_offset}"
-        for batch in iter_batches(data):
-            batch.validate(compacted=True)
-            assert batch.base_offset == offset, "every offset in one batch, in order"
-            rows += [(r.offset, r.key, r.value) for r in iter_records(batch)]
-            offset = batch.next_offset
-    return rows
 
 
 class CompactionMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.patches = [
-            mock.patch.object(os, "fsync", lambda descriptor: None),
-            mock.patch.object(os, "fdatasync", lambda descriptor: None),
-        ]
-        for patch in self.patches:
-            patch.start()
+        self.patches = start_fsync_stubs()
         self.directory = Path(tempfile.mkdtemp(prefix="cleaner-model-"))
         self.log = self.open()
         self.written: dict[int, Row] = {}
@@ -102,14 +78,14 @@ class CompactionMachine(RuleBasedStateMachine):
         ends = [self.log.end_offset_for_epoch(e) for e in range(self.epoch + 2)]
         result = clean(plan)
         self.log.install_cleaned(result)
-        below = [key for offset, key, _ in read_rows(self.log) if offset < result.end_offset]
+        below = [key for offset, key, _ in rows_of(self.log) if offset < result.end_offset]
         assert len(below) == len(set(below)), "right after a pass, each key once below its end"
         assert self.log.leader_epoch_entries() == self.epochs_before
         assert [self.log.end_offset_for_epoch(e) for e in range(self.epoch + 2)] == ends
 
     @rule(crash=st.booleans())
     def reopen(self, crash: bool) -> None:
-        rows = read_rows(self.log)
+        rows = rows_of(self.log)
         if crash:
             self.log.abandon()
         else:
@@ -117,7 +93,7 @@ class CompactionMachine(RuleBasedStateMachine):
         self.log = self.open()
         assert not self.log.recovery_report.lost_data or crash
         if not self.log.recovery_report.lost_data:
-            assert read_rows(self.log) == rows
+            assert rows_of(self.log) == rows
         else:  # an unflushed tail went with the crash: the model forgets it too
             for offset in [o for o in self.written if o >= self.log.log_end_offset]:
                 del self.written[offset]
@@ -128,7 +104,7 @@ class CompactionMachine(RuleBasedStateMachine):
         try:
             while follower.log_end_offset < self.log.log_end_offset:
                 follower.append_as_follower(self.log.read(follower.log_end_offset, 500))
-            assert read_rows(follower) == read_rows(self.log)
+            assert rows_of(follower) == rows_of(self.log)
             assert follower.leader_epoch_entries() == self.log.leader_epoch_entries()
         finally:
             follower.close()
@@ -136,7 +112,7 @@ class CompactionMachine(RuleBasedStateMachine):
 
     @invariant()
     def nothing_invented_and_only_superseded_records_gone(self) -> None:
-        rows = read_rows(self.log)
+        rows = rows_of(self.log)
         assert all(self.written[offset] == (offset, key, value) for offset, key, value in rows)
         kept = {offset for offset, _, _ in rows}
         latest_kept = {}

@@ -11,7 +11,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import settings
@@ -26,7 +25,7 @@ from broker.log import (
     assign_offsets,
     iter_batches,
 )
-from tests.unit.log.helpers import CLOCK_MS, make_batch, segment_files
+from tests.unit.log.helpers import CLOCK_MS, make_batch, segment_files, start_fsync_stubs
 
 MODEL_CONFIG = LogConfig(
     segment_bytes=1500,
@@ -47,12 +46,7 @@ class ModelBatch:
 class PartitionLogMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.patches = [
-            mock.patch.object(os, "fsync", lambda descriptor: None),
-            mock.patch.object(os, "fdatasync", lambda descriptor: None),
-        ]
-        for patch in self.patches:
-            patch.start()
+        self.patches = start_fsync_stubs()
         self.directory = Path(tempfile.mkdtemp(prefix="partition-log-model-"))
         self.log = self.open()
         self.batches: list[ModelBatch] = []
