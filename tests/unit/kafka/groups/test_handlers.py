@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import datetime
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,11 +52,14 @@ SETTINGS = CoordinatorSettings(
 @dataclass
 class OffsetsLog(FakeData):
     """FakeData whose offsets topic is a real in-memory log: batches get offsets on produce
-    and are read back by fetch; `failure` makes produces to it fail with that code."""
+    and are read back by fetch; `failure` makes produces to it fail with that code, and
+    while `hold` is set a produce appends, then waits for it before it is answered (as an
+    acks=all write waits for its followers)."""
 
     batches: dict[int, list[bytes]] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     failure: ErrorCode | None = None
+    hold: asyncio.Event | None = None
 
     async def produce(
         self, topic: str, partition_id: int, records: bytes, acks: int, timeout_ms: int
@@ -70,6 +73,8 @@ class OffsetsLog(FakeData):
         (batch,) = iter_batches(records)
         self.batches.setdefault(partition_id, []).append(assign_offsets(records, base, 3))
         self.ends[partition_id] = base + batch.records_count
+        if self.hold is not None:
+            await self.hold.wait()
         return ProduceResult(ErrorCode.NONE, base_offset=base, log_start_offset=0, leader_id=1)
 
     async def fetch(
@@ -809,11 +814,19 @@ RETENTION_MS = 60_000
 EXPIRING = dataclasses.replace(SETTINGS, offsets_retention_ms=RETENTION_MS)
 
 
+async def settled(condition: Callable[[], bool], what: str) -> None:
+    """Lets the loop turn until `condition` holds (these fakes answer within a few turns)."""
+    for _ in range(1_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{what} did not happen within 1,000 loop turns")
+
+
 async def expiry_round(coordinator: GroupCoordinator) -> None:
     """One expiry check, and the writes it starts."""
     coordinator.expire_offsets()
-    while coordinator._tasks:
-        await asyncio.sleep(0)
+    await settled(lambda: not coordinator._tasks, "the expiry writes")
 
 
 async def test_an_empty_consumer_group_loses_its_offsets_a_retention_after_it_emptied() -> None:
@@ -874,6 +887,31 @@ async def test_expiry_runs_from_the_coordinators_tick_every_check_interval() -> 
     assert not coordinator._tasks, "not yet: the check interval has not passed"
     clock[0] += 1
     coordinator.tick()
-    while coordinator._tasks:
-        await asyncio.sleep(0)
+    await settled(lambda: not coordinator._tasks, "the expiry writes")
     assert await fetch_offsets(fixture, group) == (KafkaError.none, {})
+
+
+async def test_a_commit_racing_the_expiry_tombstone_is_written_again_after_it() -> None:
+    """The commit is written first but applied after the expiry decided; the tombstone
+    lands after it: the coordinator writes the commit once more, so a successor that loads
+    the log has it too."""
+    wall = [1_000_000]
+    fixture, coordinator, log = groups_fixture(settings=EXPIRING, wall_clock=wall)
+    group = group_led_by(1, "racing")
+    await loaded(fixture, coordinator, group)
+    await commit(fixture, group, "", -1, {("orders", 0): 4})
+    wall[0] += RETENTION_MS
+    log.hold = asyncio.Event()
+    committing = asyncio.ensure_future(commit(fixture, group, "", -1, {("orders", 0): 9}))
+    # the commit's record is in the log, its answer not yet
+    await settled(lambda: log.ends.get(partition_for(group, OFFSETS_PARTITIONS), 0) == 2, "C")
+    coordinator.expire_offsets()  # decides on the old offset: a tombstone goes out
+    await asyncio.sleep(0)
+    log.hold.set()
+    await committing
+    await settled(lambda: not coordinator._tasks, "the expiry writes")
+
+    assert await fetch_offsets(fixture, group) == (KafkaError.none, {("orders", 0): 9})
+    successor_fixture, successor, _ = groups_fixture(log, settings=EXPIRING, wall_clock=wall)
+    await loaded(successor_fixture, successor, group)
+    assert await fetch_offsets(successor_fixture, group) == (KafkaError.none, {("orders", 0): 9})
