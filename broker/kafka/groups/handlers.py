@@ -453,16 +453,24 @@ async def handle_offset_delete(
     services: BrokerServices, context: RequestContext, request: Any
 ) -> Any:
     """KIP-496 (kafka-consumer-groups --delete-offsets): a group error for the whole request
-    (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, NOT_COORDINATOR, ...) or one per partition."""
-    partitions = [
+    (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, NOT_COORDINATOR, ...) or one per partition (as
+    Kafka, UNKNOWN_TOPIC_OR_PARTITION for a partition the cluster does not have)."""
+    image = services.image()
+    requested = [
         (topic.name, int(p.partition_index)) for topic in request.topics for p in topic.partitions
     ]
+    unknown = {
+        (name, partition): KafkaError.unknown_topic_or_partition
+        for name, partition in requested
+        if (topic := image.topic(name)) is None or partition not in topic.partitions
+    }
     errors: dict[tuple[str, int], KafkaError] = {}
     try:
-        _check_group_and_partitions(request.group_id, len(partitions))
+        _check_group_and_partitions(request.group_id, len(requested))
         group_error, errors = await _coordinator(services).delete_offsets(
-            request.group_id, partitions
+            request.group_id, [p for p in requested if p not in unknown]
         )
+        errors = {**errors, **unknown}
     except CoordinatorError as refusal:
         group_error = refusal.error
     answered = request.topics if group_error is KafkaError.none else ()

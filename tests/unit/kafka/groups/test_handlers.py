@@ -753,11 +753,17 @@ async def test_offset_delete_drops_an_empty_groups_offsets_for_good() -> None:
     await loaded(fixture, coordinator, group)
     await commit(fixture, group, "", -1, {("orders", 0): 4, ("orders", 1): 2})
 
-    outcome = await delete_offsets(fixture, group, [("orders", 0), ("orders", 2)])
+    wanted = [("orders", 0), ("orders", 2), ("orders", 9), ("gone", 0)]
+    outcome = await delete_offsets(fixture, group, wanted)
 
     assert outcome == (
         KafkaError.none,
-        {("orders", 0): KafkaError.none, ("orders", 2): KafkaError.none},
+        {
+            ("orders", 0): KafkaError.none,
+            ("orders", 2): KafkaError.none,
+            ("orders", 9): KafkaError.unknown_topic_or_partition,
+            ("gone", 0): KafkaError.unknown_topic_or_partition,
+        },
     )
     assert await fetch_offsets(fixture, group) == (KafkaError.none, {("orders", 1): 2})
     stored = log.contents(partition_for(group, OFFSETS_PARTITIONS))
