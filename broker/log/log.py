@@ -22,6 +22,7 @@ Not thread-safe: one owner (the partition's task or storage thread) calls it.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import threading
 import time
@@ -514,11 +515,11 @@ class PartitionLog:
         close() does this too. The log's owner calls it before waiting for that thread."""
         self._cleaning_cancelled.set()
 
-    def install_cleaned(self, result: CleaningResult) -> int:
+    def install_cleaned(self, result: CleaningResult) -> CleaningResult:
         """Swaps in the segments a pass rewrote, each only if it is still the segment that
         was planned (retention or a truncation may have removed or cut it meanwhile), and
-        records where the pass ended; returns how many were swapped. The cleaning directory
-        goes either way.
+        records where the pass ended; returns the result with only the segments swapped in
+        (what the pass really removed). The cleaning directory goes either way.
 
         The swap goes in three steps over all the segments, each ending with one directory
         fsync: the old indexes are unlinked, the cleaned `.log` files renamed over the old
@@ -561,7 +562,9 @@ class PartitionLog:
             ) from error
         finally:
             remove_cleaning_directory(self.directory)
-        return len(swaps)
+        swapped = {segment.base_offset for _, segment in swaps}
+        installed = [c for c in result.cleaned if c.planned.base_offset in swapped]
+        return dataclasses.replace(result, cleaned=tuple(installed))
 
     def _planned_segment_index(self, planned: PlannedSegment) -> int | None:
         """Where the planned segment is in the log, if it is still there, closed, unchanged."""

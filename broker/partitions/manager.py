@@ -738,20 +738,21 @@ class ReplicaManager:
         if self.partitions.get(key) is not partition or self._closed:
             return  # removed meanwhile; its directory went with the cleaning files
         try:
-            swapped = partition.log.install_cleaned(result)
+            installed = partition.log.install_cleaned(result)
         except PartitionLogError as error:
             log.error("partition.cleaning_failed", partition=partition.name, reason=str(error))
             self.storage_failed(error)
             return
         if self.metrics is not None:
-            self.metrics.on_log_cleaned(result.records_removed, result.bytes_reclaimed)
+            self.metrics.on_log_cleaned(installed.records_removed, installed.bytes_reclaimed)
         log.info(
             "partition.compacted",
             partition=partition.name,
             segments=len(plan.segments),
-            segments_rewritten=swapped,
-            records_removed=result.records_removed,
-            bytes_reclaimed=result.bytes_reclaimed,
+            segments_rewritten=len(installed.cleaned),
+            skipped_as_changed=len(result.cleaned) - len(installed.cleaned),
+            records_removed=installed.records_removed,
+            bytes_reclaimed=installed.bytes_reclaimed,
             keys=result.keys_mapped,
             cleaned_up_to=result.end_offset,
             seconds=round(time.monotonic() - started, 3),

@@ -391,3 +391,25 @@ def test_a_compacted_log_refuses_a_record_without_a_key(
     plain = open_log(tmp_path / "plain", LogConfig(segment_bytes=256))
     assert plain.append_as_leader(keyless, 0) == (0, 1), "a topic that deletes takes them"
     plain.close()
+
+
+def test_a_segment_truncated_during_the_pass_is_left_as_it_is(tmp_path: Path) -> None:
+    """A follower truncated below a planned segment while the pass ran: that segment and
+    the later ones are not swapped in, and the pass reports only what it installed."""
+    log = open_log(tmp_path, CONFIG)
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n % 4}", f"v{n}")), 0)
+    plan = log.cleaning_plan(log.log_end_offset, CLOCK_MS)
+    assert plan is not None
+    result = clean(plan)
+    cut = result.cleaned[2].planned.base_offset + 1  # inside the third rewritten segment
+    log.truncate_to(cut)
+    before = rows_of(log)
+    installed = log.install_cleaned(result)
+    assert [c.planned for c in installed.cleaned] == [c.planned for c in result.cleaned[:2]]
+    assert installed.records_removed == sum(c.records_removed for c in result.cleaned[:2])
+    rows = rows_of(log)
+    assert [row for row in rows if row[0] >= result.cleaned[2].planned.base_offset] == [
+        row for row in before if row[0] >= result.cleaned[2].planned.base_offset
+    ]
+    log.close()
