@@ -6,10 +6,16 @@ A request (broker registration, heartbeat, topic administration) is a msgpack ma
 forwarded over rpc to the quorum leader, which answers with a map: the result, or
 `{"error_code", "message", "error_type"}` for a refusal. Admin writes return once committed
 and applied on the node that took the request, so a client reads its own writes there.
+
+Admin reads that must see writes made through another node first catch up to the
+controller's read index (`read_index`): the node asks the active controller for its high
+watermark and waits until it has applied that far. A write acknowledged by any node is then
+visible on this one, whichever node a client's admin library picked for the read.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,8 +37,12 @@ log = structlog.get_logger(__name__)
 
 FORWARD_TIMEOUT_S = 10.0
 APPLY_TIMEOUT_S = 10.0
+# How long an admin read waits to catch up before it answers from this node's image as is:
+# a describe stays available (if possibly stale) while the quorum has no leader.
+READ_INDEX_TIMEOUT_S = 2.0
+READ_INDEX_RETRY_S = 0.05
 CONTROLLER_REQUEST_KINDS = frozenset(
-    {"register_broker", "broker_heartbeat", "alter_partition", "admin"}
+    {"register_broker", "broker_heartbeat", "alter_partition", "admin", "read_index"}
 )
 _ERROR_TYPES: dict[str, type[ControllerError]] = {
     name: value
@@ -132,6 +142,8 @@ class ControllerGateway:
         if kind == "admin":
             _, offset = await service.submit(_admin_operation(body))
             return {"offset": offset}
+        if kind == "read_index":
+            return self._read_index()
         raise errors.InvalidRequestError(f"unknown controller request kind {kind!r}")
 
     async def _register_broker(
@@ -206,6 +218,40 @@ class ControllerGateway:
             "leader_epoch": response.leader_epoch,
             "partition_epoch": response.partition_epoch,
         }
+
+    def _read_index(self) -> dict[str, Any]:
+        read_index = self._runtime.read_index()
+        if read_index is None:
+            raise NotControllerError(
+                f"node {self.node_id} is not an active controller that has committed in its "
+                "epoch yet"
+            )
+        return {"read_index": read_index}
+
+    async def catch_up_metadata(self, timeout_s: float = READ_INDEX_TIMEOUT_S) -> bool:
+        """Waits until this node has applied every metadata record the active controller
+        had committed when asked. False when that did not happen within `timeout_s` (no
+        controller, a partition): the caller then reads this node's image as it is."""
+        last_refusal: Exception | None = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    try:
+                        answer = await self.call({"kind": "read_index"})
+                        raise_if_error(answer)
+                        break
+                    except (NotControllerError, NoLeaderError) as refusal:
+                        # an election in progress, or a leader yet to commit in its epoch
+                        last_refusal = refusal
+                        await asyncio.sleep(READ_INDEX_RETRY_S)
+                read_index = int(answer["read_index"])
+                if read_index > 0:
+                    await self._runtime.wait_applied(read_index - 1, timeout_s)
+        except (ControllerError, TimeoutError) as error:
+            reason = last_refusal if isinstance(error, TimeoutError) and last_refusal else error
+            log.info("metadata.read_index_missed", reason=str(reason) or type(reason).__name__)
+            return False
+        return True
 
     # --- AdminFacade writes ----------------------------------------------------------------
 

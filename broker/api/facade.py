@@ -102,6 +102,13 @@ class AdminFacade(Protocol):
         """How many committed metadata records this node has not applied yet."""
         ...
 
+    async def catch_up_metadata(self) -> bool:
+        """Waits until this node has applied every record the active controller had
+        committed when asked, so a read that follows sees every write acknowledged before,
+        through any node. False when no controller answered in time (READ_INDEX_TIMEOUT_S):
+        the read then serves this node's image as it is."""
+        ...
+
     async def create_topic(
         self,
         name: str,

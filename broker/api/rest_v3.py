@@ -71,6 +71,13 @@ def _cluster(request: web.Request) -> tuple[AdminFacade, str]:
     return admin, cluster_id
 
 
+async def _caught_up_image(admin: AdminFacade) -> MetadataImage:
+    """This node's image once it holds every write the controller had committed (a write
+    acknowledged by another node included); as it is when no controller answers in time."""
+    await admin.catch_up_metadata()
+    return admin.metadata_image()
+
+
 def _topic(image: MetadataImage, name: str) -> TopicImage:
     topic = image.topic(name)
     if topic is None:
@@ -127,13 +134,13 @@ async def get_cluster(request: web.Request) -> web.Response:
 
 async def list_brokers(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    return _json(shapes.broker_list_body(_base(request), cluster_id, admin.metadata_image()))
+    return _json(shapes.broker_list_body(_base(request), cluster_id, await _caught_up_image(admin)))
 
 
 async def get_broker(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
     broker_id = parse_broker_id(request.match_info["broker_id"])
-    broker = admin.metadata_image().brokers.get(broker_id)
+    broker = (await _caught_up_image(admin)).brokers.get(broker_id)
     if broker is None:
         raise ApiError(ErrorCode.BROKER_NOT_FOUND, f"broker {broker_id} not found in this cluster")
     return _json(shapes.broker_body(_base(request), cluster_id, broker))
@@ -144,7 +151,7 @@ async def get_broker(request: web.Request) -> web.Response:
 
 async def list_topics(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    return _json(shapes.topic_list_body(_base(request), cluster_id, admin.metadata_image()))
+    return _json(shapes.topic_list_body(_base(request), cluster_id, await _caught_up_image(admin)))
 
 
 async def create_topic(request: web.Request) -> web.Response:
@@ -178,7 +185,7 @@ async def create_topic(request: web.Request) -> web.Response:
 
 async def get_topic(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    topic = _topic(admin.metadata_image(), request.match_info["topic_name"])
+    topic = _topic(await _caught_up_image(admin), request.match_info["topic_name"])
     return _json(shapes.topic_image_body(_base(request), cluster_id, topic))
 
 
@@ -202,27 +209,27 @@ async def update_partitions_count(request: web.Request) -> web.Response:
 
 async def list_partitions(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    topic = _topic(admin.metadata_image(), request.match_info["topic_name"])
+    topic = _topic(await _caught_up_image(admin), request.match_info["topic_name"])
     return _json(shapes.partition_list_body(_base(request), cluster_id, topic))
 
 
 async def get_partition(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    topic = _topic(admin.metadata_image(), request.match_info["topic_name"])
+    topic = _topic(await _caught_up_image(admin), request.match_info["topic_name"])
     partition = _partition(request, topic)
     return _json(shapes.partition_body(_base(request), cluster_id, topic.name, partition))
 
 
 async def list_replicas(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    topic = _topic(admin.metadata_image(), request.match_info["topic_name"])
+    topic = _topic(await _caught_up_image(admin), request.match_info["topic_name"])
     partition = _partition(request, topic)
     return _json(shapes.replica_list_body(_base(request), cluster_id, topic.name, partition))
 
 
 async def get_replica(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    topic = _topic(admin.metadata_image(), request.match_info["topic_name"])
+    topic = _topic(await _caught_up_image(admin), request.match_info["topic_name"])
     partition = _partition(request, topic)
     broker_id = parse_broker_id(request.match_info["broker_id"])
     if broker_id not in partition.replicas:
@@ -241,14 +248,14 @@ async def get_replica(request: web.Request) -> web.Response:
 
 async def list_topic_configs(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    image = admin.metadata_image()
+    image = await _caught_up_image(admin)
     topic = _topic(image, request.match_info["topic_name"])
     return _json(shapes.topic_config_list_body(_base(request), cluster_id, topic.name, image))
 
 
 async def get_topic_config(request: web.Request) -> web.Response:
     admin, cluster_id = _cluster(request)
-    image = admin.metadata_image()
+    image = await _caught_up_image(admin)
     topic = _topic(image, request.match_info["topic_name"])
     name = request.match_info["config_name"]
     if name not in shapes.topic_config_names(image.configs("topic", topic.name)):

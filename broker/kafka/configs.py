@@ -118,6 +118,9 @@ def _broker_refusal(services: BrokerServices, name: str) -> Refusal | None:
 async def handle_describe_configs(
     services: BrokerServices, context: RequestContext, request: Any
 ) -> Any:
+    # Admin clients send a describe to any broker, often not the one that took the alter
+    # before it: catch up to the controller first so the describe reads that write.
+    await services.admin.catch_up_metadata()
     image = services.image()
     broker_config = _broker_config(services)
     refusals = _request_refusals(request.resources)

@@ -75,6 +75,10 @@ class AdminOperations(Protocol):
         validate_only: bool = False,
     ) -> None: ...
 
+    async def catch_up_metadata(self) -> bool:
+        """See broker.api.facade.AdminFacade.catch_up_metadata."""
+        ...
+
 
 class ProducerIds(Protocol):
     """broker.kafka.producers.ProducerIdAllocator; refusals raise ProducerIdsUnavailableError."""

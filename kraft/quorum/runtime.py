@@ -269,6 +269,10 @@ class QuorumRuntime:
     def status(self) -> QuorumStatus:
         return self._require_core().status()
 
+    def read_index(self) -> int | None:
+        """See RaftCore.read_index: what a linearizable metadata read waits to apply."""
+        return self._require_core().read_index()
+
     @property
     def role(self) -> Role:
         return self._require_core().role

@@ -138,6 +138,19 @@ class RaftCore:
     def log_end_offset(self) -> int:
         return self._ctx.log.end_offset
 
+    def read_index(self) -> int | None:
+        """On a leader that has committed an entry of its own epoch, its high watermark;
+        None elsewhere. Committing the epoch's LEADER_CHANGE entry commits everything any
+        earlier leader committed, so a node that has applied up to the read index has seen
+        every write acknowledged before it was asked (Raft thesis §6.4). A deposed leader
+        that does not know it yet answers until check-quorum makes it resign."""
+        ctx = self._ctx
+        if not isinstance(ctx.role, Leader):
+            return None
+        if ctx.high_watermark <= ctx.role.state.leader_change_offset:
+            return None
+        return ctx.high_watermark
+
     def status(self) -> QuorumStatus:
         ctx = self._ctx
         replicas: tuple[ReplicaStatus, ...] = ()

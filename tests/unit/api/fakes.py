@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.api.facade import QuorumDescription, ReplicaDescription
@@ -118,7 +118,8 @@ class FakeNode:
 class FakeAdmin:
     """An AdminFacade over a real MetadataImage that its writes change by applying records,
     refusing as the controller does (the refusals the routes must pass through). `error`
-    makes every write raise it; `calls` records each write that reached the facade."""
+    makes every write raise it; `calls` records each write that reached the facade;
+    `elsewhere` holds writes committed through other nodes, applied here on catch-up."""
 
     builder: ImageBuilder = field(default_factory=sample_builder)
     node_id: int = 1
@@ -127,6 +128,7 @@ class FakeAdmin:
     lag: int = 0
     error: BaseException | None = None
     calls: list[tuple[object, ...]] = field(default_factory=list)
+    elsewhere: list[Callable[[ImageBuilder], object]] = field(default_factory=list)
 
     def metadata_image(self) -> MetadataImage:
         return self.builder.image
@@ -136,6 +138,15 @@ class FakeAdmin:
 
     def metadata_lag(self) -> int:
         return self.lag
+
+    async def catch_up_metadata(self) -> bool:
+        """Applies the writes made through other nodes (`elsewhere`) that this node has
+        not applied yet; False, applying nothing, when `controller` is None."""
+        if self.controller is None:
+            return False
+        while self.elsewhere:
+            self.elsewhere.pop(0)(self.builder)
+        return True
 
     def _begin(self, *call: object) -> None:
         self.calls.append(call)

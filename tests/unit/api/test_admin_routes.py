@@ -674,6 +674,30 @@ async def test_get_unknown_config_answers_404_with_40404(api: TestClient[Any, An
     assert message.startswith("config 'nope' not found for topic 'orders'; the topic configs are ")
 
 
+async def test_reads_see_writes_committed_through_another_node(
+    api: TestClient[Any, Any], admin: FakeAdmin
+) -> None:
+    admin.elsewhere.append(lambda b: b.config("topic", "orders", "retention.ms", "5000"))
+    admin.elsewhere.append(lambda b: b.topic("made-elsewhere", [(1, 2, 3)]))
+
+    config = await (await api.get(f"/v3{CLUSTER}/topics/orders/configs/retention.ms")).json()
+    topic = await api.get(f"/v3{CLUSTER}/topics/made-elsewhere")
+
+    assert config["value"] == "5000"
+    assert topic.status == 200
+
+
+async def test_reads_without_a_controller_answer_from_this_nodes_image(
+    api: TestClient[Any, Any], admin: FakeAdmin
+) -> None:
+    admin.controller = None
+    admin.elsewhere.append(lambda b: b.config("topic", "orders", "retention.ms", "5000"))
+
+    config = await (await api.get(f"/v3{CLUSTER}/topics/orders/configs/retention.ms")).json()
+
+    assert config["value"] == "60000"
+
+
 @pytest.mark.parametrize("prefix", PREFIXES)
 async def test_put_config_sets_it_and_answers_204(
     api: TestClient[Any, Any], admin: FakeAdmin, prefix: str

@@ -30,8 +30,18 @@ class FakeStatus:
 class FakeRuntime:
     role = Role.LEADER
 
+    def __init__(self, read_index: int | None = 100) -> None:
+        self._read_index = read_index
+        self.waited_for: list[int] = []
+
     def status(self) -> FakeStatus:
         return FakeStatus()
+
+    def read_index(self) -> int | None:
+        return self._read_index
+
+    async def wait_applied(self, offset: int, timeout_s: float) -> None:
+        self.waited_for.append(offset)
 
 
 class ServiceOverController:
@@ -47,13 +57,15 @@ class ServiceOverController:
         return result.response, COMMITTED_AT if result.records else -1
 
 
-def gateway_over(harness: ControllerHarness) -> ControllerGateway:
+def gateway_over(
+    harness: ControllerHarness, runtime: FakeRuntime | None = None
+) -> ControllerGateway:
     async def no_leader() -> int:
         raise AssertionError("the gateway runs requests locally on the leader")
 
     return ControllerGateway(
         node_id=1,
-        runtime=cast(QuorumRuntime, FakeRuntime()),
+        runtime=cast(QuorumRuntime, runtime or FakeRuntime()),
         service=cast(ControllerService, ServiceOverController(harness)),
         transport=cast(PeerTransport, None),
         known_leader=no_leader,
@@ -154,3 +166,29 @@ def test_not_controller_answers_become_retriable_no_leader_errors() -> None:
         raise_if_error(
             {"error_code": 50003, "message": "not active", "error_type": "NotControllerError"}
         )
+
+
+async def test_catching_up_waits_to_apply_up_to_the_controllers_read_index(
+    cluster: ControllerHarness,
+) -> None:
+    runtime = FakeRuntime(read_index=100)
+
+    caught_up = await gateway_over(cluster, runtime).catch_up_metadata()
+
+    assert caught_up
+    assert runtime.waited_for == [99]
+
+
+async def test_a_controller_without_a_read_index_is_retried_then_given_up(
+    cluster: ControllerHarness,
+) -> None:
+    """A leader that has not committed in its epoch yet cannot say what is committed: the
+    read waits for it a bounded time, then serves this node's image as it is."""
+    runtime = FakeRuntime(read_index=None)
+    answer = await gateway_over(cluster, runtime).handle({"kind": "read_index"})
+
+    caught_up = await gateway_over(cluster, runtime).catch_up_metadata(timeout_s=0.2)
+
+    assert answer["error_type"] == "NotControllerError"
+    assert not caught_up
+    assert runtime.waited_for == []

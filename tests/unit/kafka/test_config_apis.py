@@ -177,6 +177,15 @@ async def test_describe_unknown_topic_is_refused_for_that_resource_only() -> Non
     assert len(found.configs) == 7
 
 
+async def test_describe_reads_an_alter_committed_through_another_broker() -> None:
+    fixture = Fixture()
+    fixture.admin.elsewhere.append(lambda b: b.config("topic", "orders", "retention.ms", "5000"))
+
+    body = await describe(fixture, 2, describe_resource(2, TOPIC, "orders", ["retention.ms"]))
+
+    assert by_name(body.results[0])["retention.ms"].value == "5000"
+
+
 async def test_describe_or_alter_an_invalid_topic_name_is_invalid_topic() -> None:
     fixture = Fixture()
     body = await describe(fixture, 4, describe_resource(4, TOPIC, "bad name!"))

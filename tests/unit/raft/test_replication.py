@@ -258,6 +258,32 @@ def test_new_leader_commits_old_entries_only_with_its_leader_change() -> None:
     assert core.high_watermark == 3
 
 
+def test_read_index_waits_for_the_leader_change_to_commit() -> None:
+    """Raft thesis §6.4: a new leader's high watermark can be short of what an earlier
+    leader committed until its own LEADER_CHANGE commits, so it has no read index until
+    then; a follower never has one."""
+    core = make_core(
+        node_id=1, entries=entries_of([1, 1]), election_state=ElectionState(1, voted_id=2)
+    )
+    _elect_alone(core)
+
+    core.step(2, _fetch(2, 2, 2, 1))
+    drain(core)
+    before_commit = core.read_index()
+    core.step(2, _fetch(2, 2, 3, 2))
+    drain(core)
+
+    assert before_commit is None
+    assert core.read_index() == core.high_watermark == 3
+
+
+def test_a_follower_has_no_read_index() -> None:
+    cluster = _leader_cluster()
+
+    assert cluster.core(1).read_index() == cluster.core(1).high_watermark
+    assert cluster.core(2).read_index() is None
+
+
 def test_leader_answers_fetch_below_log_start_with_snapshot_id() -> None:
     """KIP-630: entries below the log start are gone; the follower must load the snapshot."""
     cluster = _leader_cluster()
