@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from chaos.cluster import free_ports as chaos_free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DEADLINE_S = 30.0
@@ -53,17 +54,11 @@ def wait_for(
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now (bound then released together, so distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Distinct ports free now, from below Linux's ephemeral range (chaos.cluster's rule):
+    a port the kernel hands out for bind(0) or an outgoing connection could be taken
+    between this check and the node's bind, and the node would stop at start (seen when
+    another test run shared the machine: every wait for the cluster timed out)."""
+    return chaos_free_ports(count)
 
 
 def http_json(
