@@ -41,6 +41,11 @@ TOPIC_CONFIG_BROKER_SYNONYMS = {
     "retention.ms": "log.retention.ms",
     "segment.bytes": "log.segment.bytes",
     "unclean.leader.election.enable": "unclean.leader.election.enable",
+    "segment.ms": "log.roll.ms",
+    "delete.retention.ms": "log.cleaner.delete.retention.ms",
+    "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
+    "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
 }
 # resource_name of the cluster-wide broker configs in the image ("" = cluster default).
 CLUSTER_DEFAULT_BROKER = ""

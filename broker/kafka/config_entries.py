@@ -18,16 +18,22 @@ from dataclasses import dataclass
 
 from broker.api.rest_shapes import TOPIC_CONFIG_BROKER_SYNONYMS
 from broker.kafka.errors import KafkaError
+from broker.log import config as log_defaults
 from broker.log.config import MAX_MESSAGE_BYTES
 from broker.partitions.manager import ReplicaSettings
 from kraft.config import KEYS, KEYS_BY_NAME, LONG_MAX
 from kraft.controller.configs import (
     CLEANUP_POLICY,
     DEFAULT_CLEANUP_POLICY,
+    DELETE_RETENTION_MS,
+    MAX_COMPACTION_LAG_MS,
+    MIN_CLEANABLE_DIRTY_RATIO,
+    MIN_COMPACTION_LAG_MS,
     MIN_INSYNC_REPLICAS,
     RETENTION_BYTES,
     RETENTION_MS,
     SEGMENT_BYTES,
+    SEGMENT_MS,
     TOPIC_CONFIG_CHECKS,
     UNCLEAN_LEADER_ELECTION_ENABLE,
 )
@@ -115,6 +121,11 @@ TOPIC_CONFIG_TYPES: dict[str, ConfigType] = {
     RETENTION_MS: ConfigType.LONG,
     SEGMENT_BYTES: ConfigType.INT,
     UNCLEAN_LEADER_ELECTION_ENABLE: ConfigType.BOOLEAN,
+    SEGMENT_MS: ConfigType.LONG,
+    DELETE_RETENTION_MS: ConfigType.LONG,
+    MIN_COMPACTION_LAG_MS: ConfigType.LONG,
+    MAX_COMPACTION_LAG_MS: ConfigType.LONG,
+    MIN_CLEANABLE_DIRTY_RATIO: ConfigType.DOUBLE,
 }
 TOPIC_CONFIG_DOCS: dict[str, str] = {
     CLEANUP_POLICY: "delete or compact old segments: delete, compact or compact,delete",
@@ -124,11 +135,23 @@ TOPIC_CONFIG_DOCS: dict[str, str] = {
     RETENTION_MS: "segment age before deletion, in ms; -1: keep",
     SEGMENT_BYTES: "size at which a segment rolls",
     UNCLEAN_LEADER_ELECTION_ENABLE: "elect a leader from outside the ISR (may lose data)",
+    SEGMENT_MS: "ms between a segment's first batch and an append that rolls it",
+    DELETE_RETENTION_MS: "ms a compacted topic keeps a tombstone after its segment's last append",
+    MIN_COMPACTION_LAG_MS: "ms after a segment's last append before compaction may clean it",
+    MAX_COMPACTION_LAG_MS: "ms after a segment's last append by which compaction cleans it, "
+    "whatever the dirty ratio",
+    MIN_CLEANABLE_DIRTY_RATIO: "share of the log written since the last compaction that "
+    "starts the next",
 }
 # Topic configs whose default no broker key of ours sets: the data plane's built-in value.
 BUILT_IN_TOPIC_DEFAULTS: dict[str, str] = {
     CLEANUP_POLICY: DEFAULT_CLEANUP_POLICY,
     MAX_MESSAGE_BYTES_CONFIG: str(MAX_MESSAGE_BYTES),
+    SEGMENT_MS: str(log_defaults.SEGMENT_MS),
+    DELETE_RETENTION_MS: str(log_defaults.DELETE_RETENTION_MS),
+    MIN_COMPACTION_LAG_MS: str(log_defaults.MIN_COMPACTION_LAG_MS),
+    MAX_COMPACTION_LAG_MS: str(log_defaults.MAX_COMPACTION_LAG_MS),
+    MIN_CLEANABLE_DIRTY_RATIO: str(log_defaults.MIN_CLEANABLE_DIRTY_RATIO),
 }
 assert set(TOPIC_CONFIG_TYPES) == set(TOPIC_CONFIG_CHECKS), "a type for every topic config"
 assert set(TOPIC_CONFIG_DOCS) == set(TOPIC_CONFIG_CHECKS), "a doc for every topic config"

@@ -52,10 +52,14 @@ from broker.log.batch import (
     record_spans,
     thinned_batch,
 )
+from broker.log.config import (
+    DELETE_RETENTION_MS,
+    MAX_COMPACTION_LAG_MS,
+    MIN_CLEANABLE_DIRTY_RATIO,
+    MIN_COMPACTION_LAG_MS,
+)
 from broker.log.segment import Segment
 
-MIN_CLEANABLE_DIRTY_RATIO = 0.5  # min.cleanable.dirty.ratio (Kafka's default)
-DELETE_RETENTION_MS = 24 * 60 * 60 * 1000  # delete.retention.ms (Kafka's default: one day)
 # Keys one pass maps (Kafka sizes this as log.cleaner.dedupe.buffer.size). A pass maps
 # whole segments until it holds this many, at least one segment; the next pass goes on.
 CLEANER_MAX_KEYS = 1_000_000
@@ -145,6 +149,16 @@ class CleaningResult:
         return sum(segment.planned.size_bytes - segment.size_bytes for segment in self.cleaned)
 
 
+@dataclass(frozen=True, slots=True)
+class CleaningRules:
+    """The topic's compaction configs (LogConfig has them by Kafka's names)."""
+
+    min_dirty_ratio: float = MIN_CLEANABLE_DIRTY_RATIO  # min.cleanable.dirty.ratio
+    min_compaction_lag_ms: int = MIN_COMPACTION_LAG_MS
+    max_compaction_lag_ms: int = MAX_COMPACTION_LAG_MS
+    delete_retention_ms: int = DELETE_RETENTION_MS
+
+
 def plan(
     directory: Path,
     segments: list[PlannedSegment],
@@ -152,11 +166,21 @@ def plan(
     index_interval_bytes: int,
     now_ms: int,
     cancelled: threading.Event,
-    min_dirty_ratio: float = MIN_CLEANABLE_DIRTY_RATIO,
+    rules: CleaningRules = CleaningRules(),
 ) -> CleaningPlan | None:
-    """A pass over `segments` (the closed ones below the cleanable end, oldest first) if the
-    part at or above `cleaned_up_to` (the last pass's end) is at least min_dirty_ratio of
-    their bytes; None otherwise."""
+    """A pass over `segments` (the closed ones below the high watermark, oldest first) up
+    to the first appended to within min_compaction_lag_ms, if the part at or above
+    `cleaned_up_to` (the last pass's end) is at least min_dirty_ratio of their bytes, or
+    its oldest segment was last appended to max_compaction_lag_ms ago or earlier; None
+    otherwise. A segment's age is that of its last append (its file's mtime), which no
+    producer timestamp can move."""
+    if rules.min_compaction_lag_ms > 0:  # 0: no wait, whatever the clocks say
+        youngest_allowed_ms = now_ms - rules.min_compaction_lag_ms
+        old_enough = next(
+            (i for i, seg in enumerate(segments) if seg.modified_ms > youngest_allowed_ms),
+            len(segments),
+        )
+        segments = segments[:old_enough]
     first_dirty = next(
         (index for index, segment in enumerate(segments) if segment.next_offset > cleaned_up_to),
         None,
@@ -165,10 +189,17 @@ def plan(
         return None
     total_bytes = sum(segment.size_bytes for segment in segments)
     dirty_bytes = sum(segment.size_bytes for segment in segments[first_dirty:])
-    if total_bytes == 0 or dirty_bytes / total_bytes < min_dirty_ratio:
+    overdue = segments[first_dirty].modified_ms <= now_ms - rules.max_compaction_lag_ms
+    if total_bytes == 0 or (dirty_bytes / total_bytes < rules.min_dirty_ratio and not overdue):
         return None
     return CleaningPlan(
-        directory, tuple(segments), first_dirty, index_interval_bytes, now_ms, cancelled
+        directory,
+        tuple(segments),
+        first_dirty,
+        index_interval_bytes,
+        now_ms,
+        cancelled,
+        rules.delete_retention_ms,
     )
 
 

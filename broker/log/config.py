@@ -18,6 +18,11 @@ RETENTION_BYTES_UNLIMITED = -1
 FLUSH_INTERVAL_MESSAGES: int | None = None
 INDEX_INTERVAL_BYTES = 4096  # index.interval.bytes
 MAX_MESSAGE_BYTES = 1024 * 1024 + 12  # max.message.bytes (Kafka: 1048588)
+# Compaction (cleaner.py), Kafka's defaults:
+DELETE_RETENTION_MS = 24 * 60 * 60 * 1000  # delete.retention.ms: tombstones kept a day
+MIN_COMPACTION_LAG_MS = 0  # min.compaction.lag.ms
+MAX_COMPACTION_LAG_MS = 2**63 - 1  # max.compaction.lag.ms: Long.MAX_VALUE, no deadline
+MIN_CLEANABLE_DIRTY_RATIO = 0.5  # min.cleanable.dirty.ratio
 # Positions in the offset index are int32, so a segment may not pass 2 GiB.
 SEGMENT_BYTES_LIMIT = 2**31 - 1
 
@@ -34,7 +39,11 @@ class LogConfig:
     LogConfig.delete. A compacted topic (__consumer_offsets, Connect's and Schema Registry's
     topics) is kept whatever its age: its oldest records are its live keys.
     compacts: the policy lists `compact`: the log cleaner (cleaner.py) keeps the latest
-    record of each key.
+    record of each key. delete_retention_ms: how long a tombstone outlives its segment's
+    last append. min_compaction_lag_ms: a segment is cleaned only this long after its last
+    append. max_compaction_lag_ms: a segment appended to longer ago than this is cleaned
+    even below the dirty ratio. min_cleanable_dirty_ratio: the share of the cleanable bytes
+    appended since the last pass that starts one.
     """
 
     segment_bytes: int = SEGMENT_BYTES
@@ -46,6 +55,10 @@ class LogConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     retention_deletes: bool = True
     compacts: bool = False
+    delete_retention_ms: int = DELETE_RETENTION_MS
+    min_compaction_lag_ms: int = MIN_COMPACTION_LAG_MS
+    max_compaction_lag_ms: int = MAX_COMPACTION_LAG_MS
+    min_cleanable_dirty_ratio: float = MIN_CLEANABLE_DIRTY_RATIO
 
     def validate(self) -> None:
         """Raises ValueError naming the setting, its value and the rule it breaks."""
@@ -63,6 +76,20 @@ class LogConfig:
         if self.flush_interval_messages is not None and self.flush_interval_messages < 1:
             raise ValueError(
                 f"flush.messages={self.flush_interval_messages} must be at least 1 (or unset)"
+            )
+        if self.delete_retention_ms < 0 or self.min_compaction_lag_ms < 0:
+            raise ValueError(
+                f"delete.retention.ms={self.delete_retention_ms} and min.compaction.lag.ms="
+                f"{self.min_compaction_lag_ms} must be at least 0"
+            )
+        if self.max_compaction_lag_ms < max(1, self.min_compaction_lag_ms):
+            raise ValueError(
+                f"max.compaction.lag.ms={self.max_compaction_lag_ms} must be at least 1 and "
+                f"at least min.compaction.lag.ms={self.min_compaction_lag_ms}"
+            )
+        if not 0 <= self.min_cleanable_dirty_ratio <= 1:
+            raise ValueError(
+                f"min.cleanable.dirty.ratio={self.min_cleanable_dirty_ratio} must lie in [0, 1]"
             )
         if self.index_interval_bytes < 0:
             raise ValueError(f"index.interval.bytes={self.index_interval_bytes} must be >= 0")

@@ -43,6 +43,7 @@ from broker.log.cleaner import (
     CLEANER_CHECKPOINT_NAME,
     CleaningPlan,
     CleaningResult,
+    CleaningRules,
     PlannedSegment,
     plan,
     remove_cleaning_directory,
@@ -508,6 +509,12 @@ class PartitionLog:
             self.config.index_interval_bytes,
             self._clock_ms() if now_ms is None else now_ms,
             self._cleaning_cancelled,
+            CleaningRules(
+                min_dirty_ratio=self.config.min_cleanable_dirty_ratio,
+                min_compaction_lag_ms=self.config.min_compaction_lag_ms,
+                max_compaction_lag_ms=self.config.max_compaction_lag_ms,
+                delete_retention_ms=self.config.delete_retention_ms,
+            ),
         )
 
     def stop_cleaning(self) -> None:

@@ -37,6 +37,7 @@ from broker.log import (
     PartitionLogError,
     RecordBatchError,
 )
+from broker.log import config as log_defaults
 from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
 from broker.log.cleaner import CleaningCancelled, clean
 from broker.log.config import MAX_MESSAGE_BYTES
@@ -64,6 +65,7 @@ from broker.replication import (
 )
 from broker.replication.producer_state import DuplicateBatch, ProducerError, RefuseBatch
 from kraft.config import LOG_CLEANER_BACKOFF_MS_DEFAULT
+from kraft.controller import configs as topic_config
 from kraft.controller.configs import CLEANUP_POLICY, DEFAULT_CLEANUP_POLICY, cleanup_policies
 from kraft.controller.image import MetadataImage, PartitionRegistration
 from kraft.controller.records import (
@@ -367,6 +369,22 @@ class ReplicaManager:
             # retention.ms and retention.bytes apply only with `delete` (Kafka's LogConfig)
             retention_deletes="delete" in policies,
             compacts="compact" in policies,
+            segment_ms=int(configs.get(topic_config.SEGMENT_MS, log_defaults.SEGMENT_MS)),
+            delete_retention_ms=int(
+                configs.get(topic_config.DELETE_RETENTION_MS, log_defaults.DELETE_RETENTION_MS)
+            ),
+            min_compaction_lag_ms=int(
+                configs.get(topic_config.MIN_COMPACTION_LAG_MS, log_defaults.MIN_COMPACTION_LAG_MS)
+            ),
+            max_compaction_lag_ms=int(
+                configs.get(topic_config.MAX_COMPACTION_LAG_MS, log_defaults.MAX_COMPACTION_LAG_MS)
+            ),
+            min_cleanable_dirty_ratio=float(
+                configs.get(
+                    topic_config.MIN_CLEANABLE_DIRTY_RATIO,
+                    log_defaults.MIN_CLEANABLE_DIRTY_RATIO,
+                )
+            ),
         )
 
     def _open_partition(self, topic: str, topic_id: str, partition_id: int) -> Partition:

@@ -19,6 +19,11 @@ CLEANUP_POLICY = "cleanup.policy"
 MIN_INSYNC_REPLICAS = "min.insync.replicas"
 MAX_MESSAGE_BYTES = "max.message.bytes"
 UNCLEAN_LEADER_ELECTION_ENABLE = "unclean.leader.election.enable"
+SEGMENT_MS = "segment.ms"
+DELETE_RETENTION_MS = "delete.retention.ms"
+MIN_COMPACTION_LAG_MS = "min.compaction.lag.ms"
+MAX_COMPACTION_LAG_MS = "max.compaction.lag.ms"
+MIN_CLEANABLE_DIRTY_RATIO = "min.cleanable.dirty.ratio"
 
 LONG_MAX = 2**63 - 1  # Kafka's long and int ranges
 INT_MAX = 2**31 - 1
@@ -65,6 +70,16 @@ def _check_boolean(value: str, replication_factor: int) -> str | None:
     return None if value.lower() in ("true", "false") else "true or false"
 
 
+_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20}")
+
+
+def _check_ratio(value: str, replication_factor: int) -> str | None:
+    rule = "a decimal number from 0 to 1"
+    if _DECIMAL.fullmatch(value) is None:
+        return rule
+    return None if 0 <= float(value) <= 1 else rule
+
+
 TOPIC_CONFIG_CHECKS: dict[str, Check] = {
     RETENTION_MS: _integer_check(-1, LONG_MAX),
     RETENTION_BYTES: _integer_check(-1, LONG_MAX),
@@ -73,6 +88,11 @@ TOPIC_CONFIG_CHECKS: dict[str, Check] = {
     MIN_INSYNC_REPLICAS: _check_min_insync_replicas,
     MAX_MESSAGE_BYTES: _integer_check(0, INT_MAX),
     UNCLEAN_LEADER_ELECTION_ENABLE: _check_boolean,
+    SEGMENT_MS: _integer_check(1, LONG_MAX),
+    DELETE_RETENTION_MS: _integer_check(0, LONG_MAX),
+    MIN_COMPACTION_LAG_MS: _integer_check(0, LONG_MAX),
+    MAX_COMPACTION_LAG_MS: _integer_check(1, LONG_MAX),
+    MIN_CLEANABLE_DIRTY_RATIO: _check_ratio,
 }
 
 
@@ -98,6 +118,18 @@ def validate_topic_configs(configs: Mapping[str, str], replication_factor: int) 
             raise InvalidConfigError(
                 f"invalid value {value!r} for config {name!r}: must be {broken_rule}"
             )
+
+
+def validate_topic_config_set(configs: Mapping[str, str]) -> None:
+    """Rules across configs, on the set a topic would have (each value already valid):
+    Kafka's LogConfig refuses a min.compaction.lag.ms above max.compaction.lag.ms."""
+    min_lag, max_lag = configs.get(MIN_COMPACTION_LAG_MS), configs.get(MAX_COMPACTION_LAG_MS)
+    if int(min_lag or 0) > int(max_lag or LONG_MAX):
+        raise InvalidConfigError(
+            f"conflict: {MIN_COMPACTION_LAG_MS}={min_lag or 0} is above "
+            f"{MAX_COMPACTION_LAG_MS}={max_lag or LONG_MAX}; a record cannot have to wait "
+            "longer before compaction than it may wait at most"
+        )
 
 
 def parse_boolean(value: str) -> bool:

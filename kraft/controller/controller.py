@@ -25,6 +25,7 @@ from kraft.controller.configs import (
     UNCLEAN_LEADER_ELECTION_ENABLE,
     parse_boolean,
     validate_config_name,
+    validate_topic_config_set,
     validate_topic_configs,
 )
 from kraft.controller.elections import (
@@ -272,6 +273,7 @@ class QuorumController:
             )
         assignments = self._place(partitions, replication_factor, start_partition_id=0)
         validate_topic_configs(configs, replication_factor)
+        validate_topic_config_set(configs)
         response = CreateTopicResponse(name, None, partitions, replication_factor, dict(configs))
         if validate_only:
             return ControllerResult([], response)
@@ -328,6 +330,7 @@ class QuorumController:
         validate_topic_configs(set_configs, replication_factor)
         current = self._image.configs(TOPIC_RESOURCE, name)
         result = {k: v for k, v in {**current, **set_configs}.items() if k not in delete_configs}
+        validate_topic_config_set(result)
         if validate_only:
             return ControllerResult([], result)
         records: list[MetadataRecord] = []

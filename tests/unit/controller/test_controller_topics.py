@@ -174,6 +174,17 @@ def test_alter_configs_sets_and_deletes(cluster: ControllerHarness) -> None:
     assert cluster.image.configs("topic", "orders") == expected
 
 
+def test_a_topic_cannot_be_created_with_min_compaction_lag_above_max(
+    cluster: ControllerHarness,
+) -> None:
+    configs = {"min.compaction.lag.ms": "2", "max.compaction.lag.ms": "1"}
+
+    with pytest.raises(InvalidConfigError, match="conflict: min.compaction.lag.ms=2 is above"):
+        cluster.controller.create_topic("orders", 1, 3, configs, False)
+
+    assert cluster.image.topic("orders") is None
+
+
 def test_alter_configs_validate_only_writes_nothing(cluster: ControllerHarness) -> None:
     cluster.create_topic("orders", 1, 3)
 
@@ -191,6 +202,8 @@ def test_alter_configs_validate_only_writes_nothing(cluster: ControllerHarness) 
         ({"min.insync.replicas": "3"}, (), "replication factor 2"),
         ({}, ("nope",), "unknown topic config 'nope'"),
         ({"retention.ms": "1"}, ("retention.ms",), "both set and deleted"),
+        # with the topic's max.compaction.lag.ms of 60000 (set at creation, below)
+        ({"min.compaction.lag.ms": "60001"}, (), "conflict: min.compaction.lag.ms=60001"),
     ],
 )
 def test_invalid_config_changes_are_refused(
@@ -199,7 +212,7 @@ def test_invalid_config_changes_are_refused(
     delete_configs: tuple[str, ...],
     message: str,
 ) -> None:
-    cluster.create_topic("orders", 1, 2, {"retention.ms": "5"})
+    cluster.create_topic("orders", 1, 2, {"retention.ms": "5", "max.compaction.lag.ms": "60000"})
     before = cluster.image.copy()
 
     with pytest.raises(InvalidConfigError, match=message):

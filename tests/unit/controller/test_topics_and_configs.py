@@ -56,6 +56,13 @@ def test_a_name_only_collides_with_another_topic() -> None:
         {"max.message.bytes": "0"},
         {"unclean.leader.election.enable": "true"},
         {"unclean.leader.election.enable": "False"},
+        {"segment.ms": "1"},
+        {"delete.retention.ms": "0"},
+        {"min.compaction.lag.ms": "60000", "max.compaction.lag.ms": "60000"},
+        {"min.cleanable.dirty.ratio": "0"},
+        {"min.cleanable.dirty.ratio": "0.01"},
+        {"min.cleanable.dirty.ratio": "1.0"},
+        {"min.cleanable.dirty.ratio": ".5"},
     ],
 )
 def test_valid_topic_configs(configs: dict[str, str]) -> None:
@@ -78,6 +85,13 @@ def test_valid_topic_configs(configs: dict[str, str]) -> None:
         ({"max.message.bytes": "-1"}, "max.message.bytes"),
         ({"unclean.leader.election.enable": "yes"}, "must be true or false"),
         ({"retention.ms": " 1"}, "retention.ms"),
+        ({"segment.ms": "0"}, "'0' for config 'segment.ms': must be an integer from 1"),
+        ({"delete.retention.ms": "-1"}, "delete.retention.ms"),
+        ({"max.compaction.lag.ms": "0"}, "max.compaction.lag.ms"),
+        ({"min.cleanable.dirty.ratio": "1.5"}, "must be a decimal number from 0 to 1"),
+        ({"min.cleanable.dirty.ratio": "-0.1"}, "min.cleanable.dirty.ratio"),
+        ({"min.cleanable.dirty.ratio": "half"}, "min.cleanable.dirty.ratio"),
+        ({"min.cleanable.dirty.ratio": "nan"}, "min.cleanable.dirty.ratio"),
     ],
 )
 def test_invalid_topic_configs_are_refused_naming_key_value_and_rule(

@@ -122,11 +122,16 @@ async def test_describe_topic_gives_every_topic_config_with_its_source() -> None
     configs = by_name(result)
     assert set(configs) == {
         "cleanup.policy",
+        "delete.retention.ms",
+        "max.compaction.lag.ms",
         "max.message.bytes",
+        "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms",
         "min.insync.replicas",
         "retention.bytes",
         "retention.ms",
         "segment.bytes",
+        "segment.ms",
         "unclean.leader.election.enable",
     }
     retention = configs["retention.ms"]
@@ -151,6 +156,15 @@ async def test_describe_topic_gives_every_topic_config_with_its_source() -> None
         ConfigSource.DEFAULT_CONFIG,
         ConfigType.LIST,
     )
+    ratio = configs["min.cleanable.dirty.ratio"]
+    assert (ratio.value, ratio.config_source, ratio.config_type) == (
+        "0.5",
+        ConfigSource.DEFAULT_CONFIG,
+        ConfigType.DOUBLE,
+    )
+    assert [(s.name, s.value) for s in configs["delete.retention.ms"].synonyms] == [
+        ("log.cleaner.delete.retention.ms", "86400000")
+    ]
 
 
 async def test_describe_v1_omits_synonyms_unless_asked_and_filters_by_key() -> None:
@@ -174,7 +188,7 @@ async def test_describe_unknown_topic_is_refused_for_that_resource_only() -> Non
     assert missing.error_message == "topic 'nope' does not exist"
     assert missing.configs == ()
     assert found.error_code == KafkaError.none
-    assert len(found.configs) == 7
+    assert len(found.configs) == 12
 
 
 async def test_describe_reads_an_alter_committed_through_another_broker() -> None:

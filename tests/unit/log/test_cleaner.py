@@ -7,6 +7,7 @@ to a follower as any other batches."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -247,6 +248,82 @@ def test_a_pass_waits_for_enough_dirty_records(tmp_path: Path) -> None:
     log.append_as_leader(keyed(("k0", "again" * 20)), 0)
     log.append_as_leader(keyed(("k1", "again" * 20)), 0)
     assert run_pass(log) is None, "one new segment against nine cleaned: below the ratio"
+    log.close()
+
+
+def test_delete_retention_ms_of_the_topic_sets_how_long_tombstones_stay(tmp_path: Path) -> None:
+    log = open_log(tmp_path, dataclasses.replace(CONFIG, delete_retention_ms=60_000))
+    log.append_as_leader(keyed(("gone", "value")), 0)
+    log.append_as_leader(keyed(("gone", None)), 0)
+    for n in range(6):
+        log.append_as_leader(keyed((f"x{n}", "filler" * 10)), 0)
+    age_segments(tmp_path, 120_000)
+
+    assert run_pass(log, now_ms=time.time_ns() // 1_000_000) is not None
+
+    assert all(k != b"gone" for _, k, _ in rows_of(log)), "two minutes past one: gone"
+    log.close()
+
+
+def test_min_compaction_lag_keeps_recent_segments_out_of_a_pass(tmp_path: Path) -> None:
+    """min.compaction.lag.ms: a segment is cleaned only that long after its last append,
+    so a consumer has that long to read every update; the older segments are cleaned."""
+    log = open_log(tmp_path, dataclasses.replace(CONFIG, min_compaction_lag_ms=60_000))
+    for n in range(12):
+        log.append_as_leader(keyed(("k", f"old{n}")), 0)
+    age_segments(tmp_path, 120_000)
+    for n in range(12):
+        log.append_as_leader(keyed(("k", f"new{n}")), 0)
+    before = rows_of(log)
+    # the segment of the first new record was appended to just now, and every one after it
+    old_end = max(base for base in log.segment_base_offsets() if base <= 12)
+    now_ms = time.time_ns() // 1_000_000
+
+    result = run_pass(log, now_ms=now_ms)
+
+    assert result is not None and result.end_offset == old_end
+    assert rows_of(log) == compacted(before, old_end)
+    recent = [row for row in before if row[0] >= old_end]
+    assert len(recent) >= 12 and [row for row in rows_of(log) if row[0] >= old_end] == recent
+    age_segments(tmp_path, 120_000)
+    assert run_pass(log, now_ms=now_ms) is not None
+    assert len(rows_of(log)) == 1 + (log.log_end_offset - cleaned_end(log))
+    log.close()
+
+
+def test_min_cleanable_dirty_ratio_of_the_topic_decides_when_a_pass_runs(
+    tmp_path: Path,
+) -> None:
+    log = open_log(tmp_path, dataclasses.replace(CONFIG, min_cleanable_dirty_ratio=0.01))
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n}", "v")), 0)
+    assert run_pass(log) is not None
+    log.append_as_leader(keyed(("k0", "again" * 20)), 0)
+    log.append_as_leader(keyed(("k1", "again" * 20)), 0)
+
+    assert run_pass(log) is not None, "one new segment against nine is above 1 %"
+    log.close()
+
+
+def test_max_compaction_lag_cleans_an_old_dirty_segment_below_the_ratio(
+    tmp_path: Path,
+) -> None:
+    """max.compaction.lag.ms: a segment last appended to that long ago is cleaned however
+    little of the log is dirty (for deletions that must happen by a deadline)."""
+    config = dataclasses.replace(CONFIG, max_compaction_lag_ms=60_000)
+    log = open_log(tmp_path, config)
+    for n in range(30):
+        log.append_as_leader(keyed((f"k{n}", "v")), 0)
+    assert run_pass(log) is not None
+    log.append_as_leader(keyed(("k0", "again" * 20)), 0)
+    log.append_as_leader(keyed(("k1", "again" * 20)), 0)
+    now_ms = time.time_ns() // 1_000_000
+    assert run_pass(log, now_ms=now_ms) is None, "below the ratio, not yet overdue"
+
+    age_segments(tmp_path, 120_000)
+
+    assert run_pass(log, now_ms=now_ms) is not None
+    assert [v for _, k, v in rows_of(log) if k == b"k0"] == [b"again" * 20]
     log.close()
 
 

@@ -16,6 +16,7 @@ from broker.log.batch import Record, build_batch, iter_batches, iter_records
 from broker.log.cleaner import CleaningPlan, CleaningResult, clean
 from broker.partitions import manager as manager_module
 from broker.partitions.manager import ReplicaManager
+from kraft.controller.records import ConfigRecord
 from kraft.protocol.errors import ErrorCode
 from tests.unit.api.images import ImageBuilder
 from tests.unit.partitions.helpers import single_broker_manager
@@ -116,4 +117,39 @@ async def test_a_partition_removed_while_its_pass_runs_leaves_nothing_behind(
         assert not directory.exists()
     finally:
         go_on.set()
+        await replicas.close()
+
+
+async def test_the_topics_compaction_configs_reach_its_logs_and_follow_changes(
+    tmp_path: Path,
+) -> None:
+    builder, replicas = topic(tmp_path, "compact")
+    try:
+        log = log_of(replicas)
+        assert (log.config.delete_retention_ms, log.config.min_cleanable_dirty_ratio) == (
+            86_400_000,
+            0.5,
+        ), "Kafka's defaults"
+        configs = {
+            "segment.ms": "3600000",
+            "delete.retention.ms": "1000",
+            "min.compaction.lag.ms": "2000",
+            "max.compaction.lag.ms": "3000",
+            "min.cleanable.dirty.ratio": "0.25",
+        }
+        records = [ConfigRecord("topic", "t", name, value) for name, value in configs.items()]
+        for record in records:
+            builder.apply(record)
+        replicas.on_metadata_applied(records, 0)
+        replicas._reconcile()
+
+        config = log_of(replicas).config
+        assert (
+            config.segment_ms,
+            config.delete_retention_ms,
+            config.min_compaction_lag_ms,
+            config.max_compaction_lag_ms,
+            config.min_cleanable_dirty_ratio,
+        ) == (3_600_000, 1000, 2000, 3000, 0.25)
+    finally:
         await replicas.close()
