@@ -46,6 +46,7 @@ TOPIC_CONFIG_BROKER_SYNONYMS = {
     "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
     "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
     "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
+    "message.timestamp.type": "log.message.timestamp.type",
 }
 # resource_name of the cluster-wide broker configs in the image ("" = cluster default).
 CLUSTER_DEFAULT_BROKER = ""

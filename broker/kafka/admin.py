@@ -139,6 +139,8 @@ def _created_topic(
             configs=None,
         )
     first = created.partitions[min(created.partitions)] if created.partitions else None
+    # The answer lists the topic's configs from v5 on (KIP-525); v0-v4 have no such field.
+    has_configs = context.response_has("CreatableTopicResult", "configs")
     configs = tuple(
         context.build(
             "CreatableTopicConfigs",
@@ -149,6 +151,7 @@ def _created_topic(
             is_sensitive=False,
         )
         for name, value in sorted(image.configs("topic", created.name).items())
+        if has_configs
     )
     return context.build(
         "CreatableTopicResult",

@@ -27,6 +27,7 @@ from kraft.controller.configs import (
     DEFAULT_CLEANUP_POLICY,
     DELETE_RETENTION_MS,
     MAX_COMPACTION_LAG_MS,
+    MESSAGE_TIMESTAMP_TYPE,
     MIN_CLEANABLE_DIRTY_RATIO,
     MIN_COMPACTION_LAG_MS,
     MIN_INSYNC_REPLICAS,
@@ -126,6 +127,7 @@ TOPIC_CONFIG_TYPES: dict[str, ConfigType] = {
     MIN_COMPACTION_LAG_MS: ConfigType.LONG,
     MAX_COMPACTION_LAG_MS: ConfigType.LONG,
     MIN_CLEANABLE_DIRTY_RATIO: ConfigType.DOUBLE,
+    MESSAGE_TIMESTAMP_TYPE: ConfigType.STRING,
 }
 TOPIC_CONFIG_DOCS: dict[str, str] = {
     CLEANUP_POLICY: "delete or compact old segments: delete, compact or compact,delete",
@@ -142,6 +144,8 @@ TOPIC_CONFIG_DOCS: dict[str, str] = {
     "whatever the dirty ratio",
     MIN_CLEANABLE_DIRTY_RATIO: "share of the log written since the last compaction that "
     "starts the next",
+    MESSAGE_TIMESTAMP_TYPE: "CreateTime: records keep the producer's timestamps; "
+    "LogAppendTime: the leader stamps each batch with its append time",
 }
 # Topic configs whose default no broker key of ours sets: the data plane's built-in value.
 BUILT_IN_TOPIC_DEFAULTS: dict[str, str] = {
@@ -152,6 +156,7 @@ BUILT_IN_TOPIC_DEFAULTS: dict[str, str] = {
     MIN_COMPACTION_LAG_MS: str(log_defaults.MIN_COMPACTION_LAG_MS),
     MAX_COMPACTION_LAG_MS: str(log_defaults.MAX_COMPACTION_LAG_MS),
     MIN_CLEANABLE_DIRTY_RATIO: str(log_defaults.MIN_CLEANABLE_DIRTY_RATIO),
+    MESSAGE_TIMESTAMP_TYPE: "CreateTime",
 }
 assert set(TOPIC_CONFIG_TYPES) == set(TOPIC_CONFIG_CHECKS), "a type for every topic config"
 assert set(TOPIC_CONFIG_DOCS) == set(TOPIC_CONFIG_CHECKS), "a doc for every topic config"

@@ -202,7 +202,7 @@ def _produce_response(
             partition_index=partition.partition_index,
             error_code=outcome.error_code,
             base_offset=-1 if result is None else result.base_offset,
-            log_append_time_ms=-1,
+            log_append_time_ms=-1 if result is None else result.log_append_time_ms,
             log_start_offset=-1 if result is None else result.log_start_offset,
             record_errors=(),
             error_message=outcome.error_message,

@@ -79,6 +79,8 @@ VARLONG_MAX_BYTES = 10
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _OFFSET_LENGTH_EPOCH = struct.Struct(">qii")
 _INT32 = struct.Struct(">i")
+_INT16 = struct.Struct(">h")
+_INT64 = struct.Struct(">q")
 _UINT32 = struct.Struct(">I")
 assert _HEADER.size == BATCH_HEADER_SIZE_BYTES
 
@@ -580,6 +582,9 @@ def iter_records(batch: RecordBatch) -> Iterator[DecodedRecord]:
 def _decode_records(data: bytes, position: int, batch: RecordBatch) -> Iterator[DecodedRecord]:
     base_offset = batch.base_offset
     base_timestamp = batch.base_timestamp
+    # A LogAppendTime batch: every record's timestamp is the batch's append time.
+    append_time = batch.max_timestamp
+    log_append_time = batch.timestamp_type is TimestampType.LOG_APPEND_TIME
     end = len(data)
     for _ in range(batch.records_count):
         length, position = _varint(data, position, end)
@@ -601,7 +606,7 @@ def _decode_records(data: bytes, position: int, batch: RecordBatch) -> Iterator[
             headers.append(((header_key or b"").decode("utf-8", "replace"), header_value))
         yield DecodedRecord(
             base_offset + offset_delta,
-            base_timestamp + timestamp_delta,
+            append_time if log_append_time else base_timestamp + timestamp_delta,
             key,
             value,
             tuple(headers),
@@ -724,6 +729,20 @@ def assign_offsets(
         batch_bytes[: len(prefix)] = prefix
         return bytes(batch_bytes)
     return b"".join((prefix, view[len(prefix) :]))
+
+
+def with_log_append_time(batch_bytes: bytes | bytearray, append_time_ms: int) -> bytearray:
+    """The batch stamped with the broker's append time, as Kafka's LogValidator does for a
+    topic whose message.timestamp.type is LogAppendTime: the timestamp-type attribute set
+    and maxTimestamp the append time (readers give every record that time; the records'
+    own deltas stay). Both fields lie in the CRC's range, so the CRC is computed again."""
+    assert append_time_ms >= 0, f"append time {append_time_ms}"
+    data = bytearray(batch_bytes)
+    attributes = int(_INT16.unpack_from(data, ATTRIBUTES_POSITION)[0])
+    _INT16.pack_into(data, ATTRIBUTES_POSITION, attributes | TIMESTAMP_TYPE_MASK)
+    _INT64.pack_into(data, MAX_TIMESTAMP_POSITION, append_time_ms)
+    _UINT32.pack_into(data, CRC_POSITION, crc32c.crc32c(memoryview(data)[CRC_START_POSITION:]))
+    return data
 
 
 def thinned_batch(batch: RecordBatch, section: bytes, kept: list[RecordSpan]) -> bytes:

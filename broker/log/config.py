@@ -43,7 +43,9 @@ class LogConfig:
     last append. min_compaction_lag_ms: a segment is cleaned only this long after its last
     append. max_compaction_lag_ms: a segment appended to longer ago than this is cleaned
     even below the dirty ratio. min_cleanable_dirty_ratio: the share of the cleanable bytes
-    appended since the last pass that starts one.
+    appended since the last pass that starts one. log_append_time: the topic's
+    message.timestamp.type is LogAppendTime: the leader stamps each produced batch with the
+    time it appends it (PartitionLog.append_as_leader is given that time).
     """
 
     segment_bytes: int = SEGMENT_BYTES
@@ -59,6 +61,7 @@ class LogConfig:
     min_compaction_lag_ms: int = MIN_COMPACTION_LAG_MS
     max_compaction_lag_ms: int = MAX_COMPACTION_LAG_MS
     min_cleanable_dirty_ratio: float = MIN_CLEANABLE_DIRTY_RATIO
+    log_append_time: bool = False
 
     def validate(self) -> None:
         """Raises ValueError naming the setting, its value and the rule it breaks."""

@@ -37,6 +37,7 @@ from broker.log.batch import (
     batch_size_at,
     iter_batches,
     record_spans,
+    with_log_append_time,
 )
 from broker.log.checkpoint import read_single_offset, write_single_offset
 from broker.log.cleaner import (
@@ -172,6 +173,11 @@ class PartitionLog:
     def leader_epoch_entries(self) -> list[tuple[int, int]]:
         return self.epoch_cache.entries()
 
+    def now_ms(self) -> int:
+        """The log's clock, wall time in ms (injected in tests): what segment.ms, retention
+        and a LogAppendTime stamp (append_as_leader's log_append_time_ms) go by."""
+        return self._clock_ms()
+
     @property
     def _active(self) -> Segment:
         assert self._segments, "a partition log always has an active segment"
@@ -185,11 +191,16 @@ class PartitionLog:
     # -- appends ---------------------------------------------------------------------------
 
     def append_as_leader(
-        self, batch_bytes: bytes | bytearray, leader_epoch: int
+        self,
+        batch_bytes: bytes | bytearray,
+        leader_epoch: int,
+        log_append_time_ms: int | None = None,
     ) -> tuple[int, int]:
         """Validates one producer batch, assigns it the next offsets and `leader_epoch`, and
-        appends it; returns (base offset, last offset). Raises MessageTooLargeError,
-        CorruptRecordError or InvalidRecordError with nothing written."""
+        appends it; returns (base offset, last offset). With `log_append_time_ms` (a topic
+        whose message.timestamp.type is LogAppendTime) the batch is stamped with that time.
+        Raises MessageTooLargeError, CorruptRecordError or InvalidRecordError with nothing
+        written."""
         self._check_usable()
         size_bytes = len(batch_bytes)
         if size_bytes > self.config.max_message_bytes:
@@ -207,6 +218,8 @@ class PartitionLog:
         assert latest_epoch is None or leader_epoch >= latest_epoch, (
             f"leader epoch {leader_epoch} is older than the log's latest {latest_epoch}"
         )
+        if log_append_time_ms is not None:
+            batch_bytes = with_log_append_time(batch_bytes, log_append_time_ms)
         base_offset = self.log_end_offset
         stored = RecordBatch(assign_offsets(batch_bytes, base_offset, leader_epoch))
         self._append_batch(stored)

@@ -38,7 +38,7 @@ from broker.log import (
     RecordBatchError,
 )
 from broker.log import config as log_defaults
-from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch
+from broker.log.batch import BATCH_HEADER_SIZE_BYTES, RecordBatch, TimestampType, iter_batches
 from broker.log.cleaner import CleaningCancelled, clean
 from broker.log.config import MAX_MESSAGE_BYTES
 from broker.partitions.errors import log_error_code, replication_error_code
@@ -142,6 +142,7 @@ class ProduceResult:
     log_start_offset: int = -1
     leader_id: int = -1
     leader_epoch: int = -1
+    log_append_time_ms: int = -1  # the batch's append time on a LogAppendTime topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +386,8 @@ class ReplicaManager:
                     log_defaults.MIN_CLEANABLE_DIRTY_RATIO,
                 )
             ),
+            log_append_time=configs.get(topic_config.MESSAGE_TIMESTAMP_TYPE)
+            == topic_config.LOG_APPEND_TIME,
         )
 
     def _open_partition(self, topic: str, topic_id: str, partition_id: int) -> Partition:
@@ -849,7 +852,7 @@ class ReplicaManager:
             return self._produce_error(topic, partition_id, log_error_code(error_), str(error_))
         if isinstance(appended, RefuseBatch):
             return self._produce_error(topic, partition_id, appended.error, appended.message)
-        base_offset, last_offset = appended
+        base_offset, last_offset, log_append_time_ms = appended
         try:
             produce_id = leader.register_pending_produce(
                 last_offset, acks_value, partition.min_insync_replicas
@@ -860,7 +863,11 @@ class ReplicaManager:
             )
         if produce_id is None:  # acks=0
             self._drain(partition)  # the high watermark moves at once when the ISR is us
-            return ProduceResult(ErrorCode.NONE, log_start_offset=partition.log.log_start_offset)
+            return ProduceResult(
+                ErrorCode.NONE,
+                log_start_offset=partition.log.log_start_offset,
+                log_append_time_ms=log_append_time_ms,
+            )
         waiter: asyncio.Future[ProduceCompletion] = asyncio.get_running_loop().create_future()
         partition.produce_waiters[produce_id] = waiter
         partition.produce_started_ms[produce_id] = monotonic_ms()
@@ -900,24 +907,33 @@ class ReplicaManager:
             log_start_offset=partition.log.log_start_offset,
             leader_id=self.broker_id,
             leader_epoch=leader.leader_epoch,
+            log_append_time_ms=log_append_time_ms,
         )
 
     def _append_as_leader(
         self, partition: Partition, leader: PartitionLeaderState, records: bytes
-    ) -> tuple[int, int] | RefuseBatch:
+    ) -> tuple[int, int, int] | RefuseBatch:
         """Appends a produced batch after the producer-state check, or finds the batch it
-        retries: (base offset, last offset) either way. Runs without an await, so pipelined
-        produces are checked and appended in arrival order (broker/kafka/data.py)."""
+        retries: (base offset, last offset, append time on a LogAppendTime topic else -1)
+        either way. Runs without an await, so pipelined produces are checked and appended
+        in arrival order (broker/kafka/data.py)."""
         fields = producer_batch_of(records)
         verdict = None if fields is None else partition.producers.check(fields)
         if isinstance(verdict, RefuseBatch):
             return verdict
+        log_append_time = partition.log.config.log_append_time
         if isinstance(verdict, DuplicateBatch):
             # a retry must still be a valid batch (Kafka validates before the state check)
             RecordBatch(records).validate()
             original = verdict.original
-            return original.first_offset, original.last_offset
-        base_offset, last_offset = partition.log.append_as_leader(records, leader.leader_epoch)
+            append_time_ms = (
+                self._append_time_of(partition, original.first_offset) if log_append_time else -1
+            )
+            return original.first_offset, original.last_offset, append_time_ms
+        append_time_ms = partition.log.now_ms() if log_append_time else -1
+        base_offset, last_offset = partition.log.append_as_leader(
+            records, leader.leader_epoch, append_time_ms if log_append_time else None
+        )
         if fields is not None:
             partition.producers.on_append(fields, base_offset, last_offset)
         leader.on_local_append(partition.log.log_end_offset)
@@ -926,7 +942,19 @@ class ReplicaManager:
             self.metrics.count_produced(
                 partition.topic, last_offset - base_offset + 1, len(records)
             )
-        return base_offset, last_offset
+        return base_offset, last_offset, append_time_ms
+
+    @staticmethod
+    def _append_time_of(partition: Partition, offset: int) -> int:
+        """The append time of the stored batch holding `offset` (what a retried batch is
+        answered with), -1 when it is gone or not stamped."""
+        try:
+            stored = next(iter_batches(partition.log.read(offset, BATCH_HEADER_SIZE_BYTES)), None)
+        except PartitionLogError:
+            return -1
+        if stored is None or stored.timestamp_type is not TimestampType.LOG_APPEND_TIME:
+            return -1
+        return stored.max_timestamp
 
     def _produce_error(
         self, topic: str, partition_id: int, code: ErrorCode | ProducerError, message: str

@@ -24,6 +24,9 @@ DELETE_RETENTION_MS = "delete.retention.ms"
 MIN_COMPACTION_LAG_MS = "min.compaction.lag.ms"
 MAX_COMPACTION_LAG_MS = "max.compaction.lag.ms"
 MIN_CLEANABLE_DIRTY_RATIO = "min.cleanable.dirty.ratio"
+MESSAGE_TIMESTAMP_TYPE = "message.timestamp.type"
+TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+LOG_APPEND_TIME = "LogAppendTime"
 
 LONG_MAX = 2**63 - 1  # Kafka's long and int ranges
 INT_MAX = 2**31 - 1
@@ -70,6 +73,10 @@ def _check_boolean(value: str, replication_factor: int) -> str | None:
     return None if value.lower() in ("true", "false") else "true or false"
 
 
+def _check_timestamp_type(value: str, replication_factor: int) -> str | None:
+    return None if value in TIMESTAMP_TYPES else " or ".join(TIMESTAMP_TYPES)
+
+
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20}")
 
 
@@ -93,6 +100,7 @@ TOPIC_CONFIG_CHECKS: dict[str, Check] = {
     MIN_COMPACTION_LAG_MS: _integer_check(0, LONG_MAX),
     MAX_COMPACTION_LAG_MS: _integer_check(1, LONG_MAX),
     MIN_CLEANABLE_DIRTY_RATIO: _check_ratio,
+    MESSAGE_TIMESTAMP_TYPE: _check_timestamp_type,
 }
 
 

@@ -280,3 +280,45 @@ def test_aiokafka_describes_and_alters_topic_configs(cluster: LocalCluster) -> N
     assert error_code == 40  # INVALID_CONFIG
     assert "'segment.bytes'" in message
     http_shows(cluster, topic, "retention.ms", "5000")
+
+
+def test_a_log_append_time_topic_gives_librdkafka_the_brokers_append_time(
+    cluster: LocalCluster,
+) -> None:
+    """message.timestamp.type=LogAppendTime: the delivery report and the consumer both see
+    the leader's append time, not the producer's (old) timestamp."""
+    import confluent_kafka
+    from confluent_kafka.admin import NewTopic
+
+    topic = "cfg-append-time"
+    admin = confluent_admin(cluster)
+    config = {"message.timestamp.type": "LogAppendTime"}
+    (future,) = admin.create_topics([NewTopic(topic, 1, 3, config=config)]).values()
+    future.result(timeout=DEADLINE_S)
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka_bootstrap(cluster)})
+    delivered: list[tuple[int, int]] = []
+    producer.produce(
+        topic,
+        value=b"v",
+        timestamp=1_000,
+        on_delivery=lambda error, message: delivered.append(message.timestamp()),
+    )
+    assert producer.flush(DEADLINE_S) == 0
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": kafka_bootstrap(cluster), "group.id": "append-time"}
+    )
+    try:
+        consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
+        message = wait_for(
+            lambda: next(
+                (m for m in [consumer.poll(0.5)] if m is not None and m.error() is None), None
+            ),
+            deadline_s=DEADLINE_S,
+            what="the record",
+        )
+    finally:
+        consumer.close()
+    ((timestamp_type, append_time),) = delivered
+    assert timestamp_type == confluent_kafka.TIMESTAMP_LOG_APPEND_TIME
+    assert append_time > 1_000
+    assert message.timestamp() == (confluent_kafka.TIMESTAMP_LOG_APPEND_TIME, append_time)

@@ -21,8 +21,9 @@ from tests.unit.api.test_kv_routes import error_of
 PREFIXES = ["/v3", "/kafka/v3"]
 KNOWN = (
     "known configs: cleanup.policy, delete.retention.ms, max.compaction.lag.ms, "
-    "max.message.bytes, min.cleanable.dirty.ratio, min.compaction.lag.ms, min.insync.replicas, "
-    "retention.bytes, retention.ms, segment.bytes, segment.ms, unclean.leader.election.enable"
+    "max.message.bytes, message.timestamp.type, min.cleanable.dirty.ratio, "
+    "min.compaction.lag.ms, min.insync.replicas, retention.bytes, retention.ms, segment.bytes, "
+    "segment.ms, unclean.leader.election.enable"
 )
 CLUSTER = f"/clusters/{CLUSTER_ID}"
 

@@ -63,6 +63,8 @@ def test_a_name_only_collides_with_another_topic() -> None:
         {"min.cleanable.dirty.ratio": "0.01"},
         {"min.cleanable.dirty.ratio": "1.0"},
         {"min.cleanable.dirty.ratio": ".5"},
+        {"message.timestamp.type": "LogAppendTime"},
+        {"message.timestamp.type": "CreateTime"},
     ],
 )
 def test_valid_topic_configs(configs: dict[str, str]) -> None:
@@ -92,6 +94,7 @@ def test_valid_topic_configs(configs: dict[str, str]) -> None:
         ({"min.cleanable.dirty.ratio": "-0.1"}, "min.cleanable.dirty.ratio"),
         ({"min.cleanable.dirty.ratio": "half"}, "min.cleanable.dirty.ratio"),
         ({"min.cleanable.dirty.ratio": "nan"}, "min.cleanable.dirty.ratio"),
+        ({"message.timestamp.type": "logappendtime"}, "must be CreateTime or LogAppendTime"),
     ],
 )
 def test_invalid_topic_configs_are_refused_naming_key_value_and_rule(

@@ -46,6 +46,19 @@ async def test_create_topics_creates_and_describes_the_topic_from_v5() -> None:
     assert fixture.builder.image.topic("events") is not None
 
 
+async def test_create_topics_before_v5_creates_a_topic_with_configs_without_listing_them() -> None:
+    """librdkafka sends CreateTopics v4, whose answer has no configs field (KIP-525 added
+    it in v5): building one failed the request and closed the connection."""
+    fixture = Fixture()
+    config = nested(ApiKey.CREATE_TOPICS, 4, "CreatableTopicConfig", name="retention.ms", value="5")
+
+    body = await create(fixture, 4, new_topic(4, "events", configs=(config,)))
+
+    [result] = body.topics
+    assert result.error_code is KafkaError.none
+    assert fixture.builder.image.configs("topic", "events") == {"retention.ms": "5"}
+
+
 async def test_each_controller_refusal_gets_its_kafka_code() -> None:
     fixture = Fixture()
     body = await create(

@@ -125,6 +125,7 @@ async def test_describe_topic_gives_every_topic_config_with_its_source() -> None
         "delete.retention.ms",
         "max.compaction.lag.ms",
         "max.message.bytes",
+        "message.timestamp.type",
         "min.cleanable.dirty.ratio",
         "min.compaction.lag.ms",
         "min.insync.replicas",
@@ -188,7 +189,7 @@ async def test_describe_unknown_topic_is_refused_for_that_resource_only() -> Non
     assert missing.error_message == "topic 'nope' does not exist"
     assert missing.configs == ()
     assert found.error_code == KafkaError.none
-    assert len(found.configs) == 12
+    assert len(found.configs) == 13
 
 
 async def test_describe_reads_an_alter_committed_through_another_broker() -> None:

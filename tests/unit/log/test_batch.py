@@ -27,8 +27,10 @@ from broker.log.batch import (
     CRC_START_POSITION,
     MAGIC_POSITION,
     CompressionType,
+    TimestampType,
     decode_varint,
     encode_varint,
+    with_log_append_time,
 )
 from tests.unit.log.helpers import make_batch
 
@@ -235,3 +237,25 @@ def test_batch_flagged_gzip_whose_records_are_not_gzip_is_corrupt() -> None:
 def test_iter_batches_splits_a_run_of_batches() -> None:
     run = assign_offsets(make_batch(2), 0, 0) + assign_offsets(make_batch(3), 2, 0)
     assert [(b.base_offset, b.records_count) for b in iter_batches(run)] == [(0, 2), (2, 3)]
+
+
+@pytest.mark.parametrize("codec", [CompressionType.NONE, CompressionType.ZSTD])
+def test_a_batch_stamped_with_log_append_time_gives_every_record_that_time(
+    codec: CompressionType,
+) -> None:
+    """message.timestamp.type=LogAppendTime, as Kafka's LogValidator: the timestamp-type
+    bit and maxTimestamp change, the CRC is computed again, the records stay as sent."""
+    records = [Record(b"k%d" % n, b"v", (), 1_000 + n) for n in range(3)]
+    sent = build_batch(records, compression=codec)
+
+    stamped = RecordBatch(with_log_append_time(sent, 1_700_000_000_123))
+
+    stamped.validate()
+    assert stamped.timestamp_type is TimestampType.LOG_APPEND_TIME
+    assert stamped.compression == codec
+    assert [(r.timestamp_ms, r.key) for r in iter_records(stamped)] == [
+        (1_700_000_000_123, b"k0"),
+        (1_700_000_000_123, b"k1"),
+        (1_700_000_000_123, b"k2"),
+    ]
+    assert stamped.buffer[BATCH_HEADER_SIZE_BYTES:] == sent[BATCH_HEADER_SIZE_BYTES:]
