@@ -334,6 +334,7 @@ class Node:
             producer_ids=ProducerIdAllocator(lambda: lifecycle.state.broker_epoch),
             broker_config=config.raw,
             groups=self._groups,
+            auto_create_topics=config.auto_create_topics_enable,
         )
         self._kafka_server = server = KafkaServer(*config.client_listener, services)
         server.metrics = KafkaListenerMetrics(self.registry, lambda: server.connection_count)

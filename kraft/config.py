@@ -148,7 +148,7 @@ KEYS: tuple[KeySpec, ...] = (
     _spec(
         "auto.create.topics.enable",
         AUTO_CREATE_TOPICS_ENABLE_DEFAULT,
-        "create a topic on first produce or fetch",
+        "create a topic a Kafka Metadata request names that does not exist",
     ),
     _spec(
         "replica.lag.time.max.ms",

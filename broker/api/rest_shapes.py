@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from broker.kafka.groups.offsets_topic import OFFSETS_TOPIC
 from kraft.controller.configs import TOPIC_CONFIG_CHECKS
 from kraft.controller.image import (
     BrokerRegistration,
@@ -174,7 +175,7 @@ def topic_body(
         "cluster_id": cluster_id,
         "topic_name": name,
         "topic_id": topic_id,
-        "is_internal": False,
+        "is_internal": name == OFFSETS_TOPIC,  # as Kafka's Metadata marks it
         "replication_factor": replication_factor,
         "partitions_count": partitions_count,
         "partitions": _link(f"{url}/partitions"),

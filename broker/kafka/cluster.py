@@ -1,5 +1,11 @@
 """ApiVersions, Metadata and DescribeCluster: answered from this broker's own metadata image.
 
+A Metadata request naming a topic that does not exist creates it when the broker's
+auto.create.topics.enable is on and the request allows it (allow_auto_topic_creation, v4+;
+always before), as Kafka: num.partitions partitions of default.replication.factor replicas.
+The answer waits for the creation (at most AUTO_CREATE_TIMEOUT_S) and describes the new
+topic; LEADER_NOT_AVAILABLE, which clients retry, when it is not done in time.
+
 Brokers are listed with their CLIENT endpoint (the Kafka listener) and only while unfenced, as
 Kafka lists live brokers. The "controller" a KRaft cluster shows its clients is a broker they
 can reach (clients send topic administration there, and any broker forwards it to the active
@@ -8,22 +14,30 @@ controller): the quorum leader when it is a live broker, else the lowest live br
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import uuid
 from typing import Any
 
+import structlog
+
+from broker.api.facade import NoLeaderError
 from broker.kafka.apis import SUPPORTED_VERSIONS, ApiKey
 from broker.kafka.codec import ZERO_UUID, topic_id_text
 from broker.kafka.context import AUTHORIZED_OPERATIONS_OMITTED, RequestContext
-from broker.kafka.errors import KafkaError
+from broker.kafka.errors import KafkaError, admin_error
 from broker.kafka.groups.offsets_topic import OFFSETS_TOPIC
 from broker.kafka.services import BrokerServices
-from kraft.controller.errors import InvalidTopicNameError
+from kraft.controller.errors import ControllerError, InvalidTopicNameError, TopicExistsError
 from kraft.controller.image import BrokerRegistration, MetadataImage, TopicImage
 from kraft.controller.topics import validate_topic_name
 
+log = structlog.get_logger(__name__)
+
 CLIENT_LISTENER = "CLIENT"
+# How long a Metadata request waits for the topics it auto-creates.
+AUTO_CREATE_TIMEOUT_S = 5.0
 # KIP-511: client software name and version in ApiVersions v3+
 _SOFTWARE_FIELD = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 ENDPOINT_TYPE_BROKER = 1
@@ -130,7 +144,12 @@ async def handle_metadata(services: BrokerServices, context: RequestContext, req
             if (topic := image.topic(name)) is not None
         )
     else:
-        topics = tuple(_requested_topic(context, image, entry, live_ids) for entry in requested)
+        refusals = await _auto_create(services, request, image)
+        if refusals is not None:
+            image = services.image()
+        topics = tuple(
+            _requested_topic(context, image, entry, live_ids, refusals) for entry in requested
+        )
     return context.build(
         "MetadataResponse",
         throttle_time=0,
@@ -142,8 +161,61 @@ async def handle_metadata(services: BrokerServices, context: RequestContext, req
     )
 
 
+async def _auto_create(
+    services: BrokerServices, request: Any, image: MetadataImage
+) -> dict[str, KafkaError] | None:
+    """Creates the requested topics that do not exist, if this broker and the request allow
+    it; None when none was to be created, else for each one not created the code to answer
+    it with (an empty map when all were)."""
+    if not services.auto_create_topics or not getattr(request, "allow_auto_topic_creation", True):
+        return None
+    missing = sorted(
+        {
+            entry.name
+            for entry in request.topics
+            if entry.name is not None
+            and image.topic(entry.name) is None
+            and entry.name not in INTERNAL_TOPICS
+            and _is_valid_topic_name(entry.name)
+        }
+    )
+    if not missing:
+        return None
+    outcomes = await asyncio.gather(*(_create(services, name) for name in missing))
+    return {name: code for name, code in zip(missing, outcomes, strict=True) if code is not None}
+
+
+async def _create(services: BrokerServices, name: str) -> KafkaError | None:
+    try:
+        async with asyncio.timeout(AUTO_CREATE_TIMEOUT_S):
+            await services.admin.create_topic(name, None, None, {})
+    except TopicExistsError:
+        return None  # another request created it meanwhile
+    except (NoLeaderError, TimeoutError) as error:
+        log.info("topic.auto_create_pending", topic=name, reason=str(error) or "timed out")
+        return KafkaError.leader_not_available
+    except ControllerError as error:
+        code, message = admin_error(error)
+        log.warning("topic.auto_create_refused", topic=name, error=code.name, message=message)
+        return code
+    log.info("topic.auto_created", topic=name)
+    return None
+
+
+def _is_valid_topic_name(name: str) -> bool:
+    try:
+        validate_topic_name(name)
+    except InvalidTopicNameError:
+        return False
+    return True
+
+
 def _requested_topic(
-    context: RequestContext, image: MetadataImage, entry: Any, live_ids: set[int]
+    context: RequestContext,
+    image: MetadataImage,
+    entry: Any,
+    live_ids: set[int],
+    auto_create_refusals: dict[str, KafkaError] | None = None,
 ) -> Any:
     name: str | None = entry.name
     topic_id: uuid.UUID | None = getattr(entry, "topic_id", None)
@@ -160,7 +232,11 @@ def _requested_topic(
         return _topic_error(context, name, ZERO_UUID, KafkaError.invalid_topic_exception)
     topic = image.topic(name)
     if topic is None:
-        return _topic_error(context, name, ZERO_UUID, KafkaError.unknown_topic_or_partition)
+        error = KafkaError.unknown_topic_or_partition
+        if auto_create_refusals is not None and name not in INTERNAL_TOPICS:
+            # created, but not applied here yet: a moment more (clients retry this code)
+            error = auto_create_refusals.get(name, KafkaError.leader_not_available)
+        return _topic_error(context, name, ZERO_UUID, error)
     return _topic_answer(context, topic, live_ids)
 
 

@@ -99,3 +99,5 @@ class BrokerServices:
     broker_config: Mapping[str, str] = field(default_factory=dict)
     producer_ids: ProducerIds | None = None  # InitProducerId (None: COORDINATOR_NOT_AVAILABLE)
     groups: GroupCoordinator | None = None  # consumer groups (None: not served)
+    # auto.create.topics.enable: a Metadata request may create the topics it names
+    auto_create_topics: bool = False

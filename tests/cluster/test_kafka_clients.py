@@ -478,3 +478,24 @@ def test_a_produce_with_a_corrupt_batch_answers_corrupt_message(cluster: LocalCl
     (error_code,) = struct.unpack_from(">h", answer, position)
     assert error_code == 2  # CORRUPT_MESSAGE
     assert api_versions_v0_works(cluster)
+
+
+def test_a_producer_sending_to_a_missing_topic_creates_it(cluster: LocalCluster) -> None:
+    """auto.create.topics.enable (on by default, as Kafka): librdkafka's metadata request
+    for the topic creates it with the broker defaults (here one partition, one replica)."""
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap(cluster), "acks": "all"})
+    delivered: list[tuple[object, int]] = []
+    producer.produce(
+        "auto-made",
+        value=b"first",
+        on_delivery=lambda error, message: delivered.append((error, message.offset())),
+    )
+    assert producer.flush(DEADLINE_S) == 0
+    assert delivered == [(None, 0)]
+    state = wait_for(
+        lambda: partition_state(cluster.nodes[1], "auto-made", 0),
+        deadline_s=DEADLINE_S,
+        what="auto-made on node 1",
+    )
+    assert len(state["replicas"]) == 1

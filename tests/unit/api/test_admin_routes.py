@@ -228,6 +228,22 @@ async def test_get_topic_answers_confluents_topic_shape(
     }
 
 
+async def test_the_offsets_topic_is_internal_as_kafka_marks_it(
+    api: TestClient[Any, Any], admin: FakeAdmin
+) -> None:
+    admin.builder.topic("__consumer_offsets", [(1, 2, 3)])
+
+    internal = await (await api.get(f"/v3{CLUSTER}/topics/__consumer_offsets")).json()
+    listed = await (await api.get(f"/v3{CLUSTER}/topics")).json()
+
+    assert internal["is_internal"] is True
+    assert {t["topic_name"]: t["is_internal"] for t in listed["data"]} == {
+        "__consumer_offsets": True,
+        "audit.log": False,
+        "orders": False,
+    }
+
+
 async def test_self_links_follow_the_host_header(api: TestClient[Any, Any]) -> None:
     response = await api.get(f"/v3{CLUSTER}/topics/orders", headers={"Host": "kafka.example:8082"})
 

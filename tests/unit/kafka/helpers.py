@@ -167,6 +167,7 @@ class Fixture:
     controller: int | None = 1
     broker_config: dict[str, str] = field(default_factory=dict)  # the node's configuration
     groups: Any = None  # a GroupCoordinator, for the consumer-group APIs
+    auto_create_topics: bool = False  # auto.create.topics.enable
     admin: FakeAdmin = field(init=False)
 
     def __post_init__(self) -> None:
@@ -183,6 +184,7 @@ class Fixture:
             controller_id=lambda: self.controller,
             broker_config=self.broker_config,
             groups=self.groups,
+            auto_create_topics=self.auto_create_topics,
         )
 
     async def call(self, api_key: ApiKey, version: int, **fields: Any) -> Any:

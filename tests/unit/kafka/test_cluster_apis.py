@@ -7,8 +7,10 @@ import uuid
 
 from kio.schema.errors import ErrorCode as KafkaError
 
+from broker.api.facade import NoLeaderError
 from broker.kafka.apis import ApiKey
 from broker.kafka.codec import topic_uuid
+from kraft.controller.errors import InvalidReplicationFactorError
 from tests.unit.kafka.helpers import CLUSTER_ID, Fixture, nested, topic_id_for
 
 
@@ -19,10 +21,12 @@ def metadata_topic(version: int, name: str | None, topic_id: uuid.UUID | None = 
     return nested(ApiKey.METADATA, version, "MetadataRequestTopic", **fields)
 
 
-async def metadata(fixture: Fixture, version: int, topics: object) -> object:
+async def metadata(
+    fixture: Fixture, version: int, topics: object, allow_auto_topic_creation: bool = False
+) -> object:
     fields: dict[str, object] = {"topics": topics}
     if version >= 4:
-        fields["allow_auto_topic_creation"] = False
+        fields["allow_auto_topic_creation"] = allow_auto_topic_creation
     if 8 <= version <= 10:
         fields["include_cluster_authorized_operations"] = False
     if version >= 8:
@@ -68,6 +72,70 @@ async def test_unknown_and_illegal_topic_names_get_their_own_errors() -> None:
     body = await metadata(Fixture(), 12, asked)
     codes = [t.error_code for t in body.topics]  # type: ignore[attr-defined]
     assert codes == [KafkaError.unknown_topic_or_partition, KafkaError.invalid_topic_exception]
+
+
+async def test_with_auto_create_on_a_metadata_request_creates_the_topic_it_names() -> None:
+    """auto.create.topics.enable, as Kafka: the broker defaults' partitions and replicas,
+    and the answer describes the new topic."""
+    fixture = Fixture(auto_create_topics=True)
+
+    body = await metadata(fixture, 12, (metadata_topic(12, "new"),), allow_auto_topic_creation=True)
+
+    [topic] = body.topics  # type: ignore[attr-defined]
+    assert (topic.name, topic.error_code) == ("new", KafkaError.none)
+    assert len(topic.partitions) == 1
+    assert fixture.admin.calls == [("create_topic", "new", None, None, {})]
+
+
+async def test_before_v4_a_metadata_request_always_allows_auto_creation() -> None:
+    fixture = Fixture(auto_create_topics=True)
+
+    body = await metadata(fixture, 3, (metadata_topic(3, "new"),))
+
+    assert body.topics[0].error_code is KafkaError.none  # type: ignore[attr-defined]
+    assert fixture.builder.image.topic("new") is not None
+
+
+async def test_nothing_is_created_unless_both_the_broker_and_the_request_allow_it() -> None:
+    for auto_create_topics, allow in ((True, False), (False, True)):
+        fixture = Fixture(auto_create_topics=auto_create_topics)
+
+        body = await metadata(
+            fixture, 12, (metadata_topic(12, "new"),), allow_auto_topic_creation=allow
+        )
+
+        assert body.topics[0].error_code is KafkaError.unknown_topic_or_partition  # type: ignore[attr-defined]
+        assert fixture.admin.calls == []
+
+
+async def test_internal_and_illegal_names_are_never_auto_created() -> None:
+    fixture = Fixture(auto_create_topics=True)
+    asked = (metadata_topic(12, "__consumer_offsets"), metadata_topic(12, "bad name!"))
+
+    body = await metadata(fixture, 12, asked, allow_auto_topic_creation=True)
+
+    codes = [t.error_code for t in body.topics]  # type: ignore[attr-defined]
+    assert codes == [KafkaError.unknown_topic_or_partition, KafkaError.invalid_topic_exception]
+    assert fixture.admin.calls == []
+
+
+async def test_an_auto_creation_the_controller_refuses_answers_its_code() -> None:
+    fixture = Fixture(auto_create_topics=True)
+    fixture.admin.error = InvalidReplicationFactorError("replication factor 3 is larger than 2")
+
+    body = await metadata(fixture, 12, (metadata_topic(12, "new"),), allow_auto_topic_creation=True)
+
+    assert body.topics[0].error_code is KafkaError.invalid_replication_factor  # type: ignore[attr-defined]
+
+
+async def test_an_auto_creation_without_a_controller_is_leader_not_available() -> None:
+    """Clients retry LEADER_NOT_AVAILABLE, and the next request tries again."""
+    fixture = Fixture(auto_create_topics=True)
+    fixture.admin.error = NoLeaderError("no controller")
+
+    body = await metadata(fixture, 12, (metadata_topic(12, "new"),), allow_auto_topic_creation=True)
+
+    assert body.topics[0].error_code is KafkaError.leader_not_available  # type: ignore[attr-defined]
 
 
 async def test_topics_are_found_by_id_from_v10() -> None:
