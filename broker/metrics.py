@@ -245,7 +245,7 @@ class BrokerMetrics:
             registry=registry,
         )
         self.cleaner_bytes_reclaimed = Counter(
-            "kraft_log_cleaner_bytes_reclaimed",
+            "kraft_log_cleaner_reclaimed_bytes",
             "Bytes of segment files the log cleaner's passes freed.",
             registry=registry,
         )

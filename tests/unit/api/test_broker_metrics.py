@@ -184,7 +184,7 @@ def test_log_cleaner_passes_are_counted() -> None:
 
     assert value(samples, "kraft_log_cleaner_passes_total") == 2
     assert value(samples, "kraft_log_cleaner_records_removed_total") == 30
-    assert value(samples, "kraft_log_cleaner_bytes_reclaimed_total") == 4096
+    assert value(samples, "kraft_log_cleaner_reclaimed_bytes_total") == 4096
 
 
 def test_latencies_are_histograms_from_sub_millisecond_to_seconds() -> None:
