@@ -58,7 +58,9 @@ class RecordMetadata:
     topic: str
     partition: int
     offset: int
-    timestamp: int  # ms since the epoch, the record's CreateTime
+    # ms since the epoch: the record's CreateTime, or on a topic whose
+    # message.timestamp.type is LogAppendTime the time the leader appended it
+    timestamp: int
 
 
 def record_size_bytes(record: Record) -> int:

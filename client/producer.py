@@ -444,17 +444,27 @@ class Producer:
                 self._handle_result(batch, error.code, error.message, -1)
         else:
             for batch in batches:
-                code, message, base_offset = results.get(
+                code, message, base_offset, append_time_ms = results.get(
                     batch.topic_partition,
-                    (ErrorCode.UNKNOWN_SERVER_ERROR, "the answer does not list the partition", -1),
+                    (
+                        ErrorCode.UNKNOWN_SERVER_ERROR,
+                        "the answer does not list the partition",
+                        -1,
+                        -1,
+                    ),
                 )
-                self._handle_result(batch, code, message, base_offset)
+                self._handle_result(batch, code, message, base_offset, append_time_ms)
         finally:
             self._in_flight_per_broker[broker_id] -= 1
             self._wakeup.set()
 
     def _handle_result(
-        self, batch: ProducerBatch, code: int, message: str | None, base_offset: int
+        self,
+        batch: ProducerBatch,
+        code: int,
+        message: str | None,
+        base_offset: int,
+        log_append_time_ms: int = -1,
     ) -> None:
         outcome = produce_outcome(code, len(batch.records))
         now_ms = self._now_ms()
@@ -480,7 +490,7 @@ class Producer:
         self._accumulator.complete(batch)
         self._space_freed.set()
         if outcome is Outcome.DONE:
-            _acknowledge(batch, base_offset)
+            _acknowledge(batch, base_offset, log_append_time_ms)
         else:
             _fail(batch, KafkaError(code, message))
 
@@ -507,12 +517,13 @@ class Producer:
 
 def _partition_results(
     answer: dict[str, object],
-) -> dict[TopicPartition, tuple[int, str | None, int]]:
-    """(error_code, error_message, base_offset) per partition of a produce answer."""
+) -> dict[TopicPartition, tuple[int, str | None, int, int]]:
+    """(error_code, error_message, base_offset, log_append_time_ms) per partition of a
+    produce answer (the append time -1 unless the topic is LogAppendTime)."""
     entries = answer.get("partitions")
     if not isinstance(entries, list):
         raise MalformedResponseError(f"produce answer has partitions {entries!r}, not a list")
-    results: dict[TopicPartition, tuple[int, str | None, int]] = {}
+    results: dict[TopicPartition, tuple[int, str | None, int, int]] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise MalformedResponseError(f"produce answer partitions[{index}] is not a map")
@@ -521,20 +532,23 @@ def _partition_results(
         if not (isinstance(topic, str) and type(partition) is int and type(code) is int):
             raise MalformedResponseError(f"produce answer partitions[{index}] is {entry!r}")
         message = entry.get("error_message")
+        append_time_ms = entry.get("log_append_time_ms", -1)  # absent from older brokers
         results[(topic, partition)] = (
             code,
             message if isinstance(message, str) else None,
             base_offset if type(base_offset) is int else -1,
+            append_time_ms if type(append_time_ms) is int else -1,
         )
     return results
 
 
-def _acknowledge(batch: ProducerBatch, base_offset: int) -> None:
+def _acknowledge(batch: ProducerBatch, base_offset: int, log_append_time_ms: int = -1) -> None:
     for index, (record, future) in enumerate(zip(batch.records, batch.futures, strict=True)):
         if future.done():
             continue  # the caller cancelled it; the record was written all the same
         offset = base_offset + index if base_offset >= 0 else -1
-        future.set_result(RecordMetadata(batch.topic, batch.partition, offset, record.timestamp_ms))
+        timestamp = log_append_time_ms if log_append_time_ms >= 0 else record.timestamp_ms
+        future.set_result(RecordMetadata(batch.topic, batch.partition, offset, timestamp))
 
 
 def _fail(batch: ProducerBatch, error: Exception) -> None:

@@ -102,14 +102,15 @@ class DataPlane:
                     for i, timestamp in zip(indexes, timestamps, strict=True)
                 ]
             )
-            code, message, base_offset = await self._produce_batch(
+            code, message, base_offset, append_time_ms = await self._produce_batch(
                 topic, partition, batch, acks, timeout_ms
             )
             for position, (i, timestamp) in enumerate(zip(indexes, timestamps, strict=True)):
                 offset = (
                     base_offset + position if code is ErrorCode.NONE and base_offset >= 0 else -1
                 )
-                outcomes[i] = RecordOutcome(partition, offset, timestamp, code, message)
+                stored_timestamp = append_time_ms if append_time_ms >= 0 else timestamp
+                outcomes[i] = RecordOutcome(partition, offset, stored_timestamp, code, message)
 
         await asyncio.gather(*(produce_group(p, indexes) for p, indexes in groups.items()))
         assert all(outcome is not None for outcome in outcomes), "every record has an outcome"
@@ -117,7 +118,8 @@ class DataPlane:
 
     async def _produce_batch(
         self, topic: str, partition: int, batch: bytes, acks: int, timeout_ms: int
-    ) -> tuple[ErrorCode, str | None, int]:
+    ) -> tuple[ErrorCode, str | None, int, int]:
+        """(code, message, base offset, append time on a LogAppendTime topic else -1)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
         while True:
@@ -125,28 +127,30 @@ class DataPlane:
             remaining_ms = max(0, int((deadline - loop.time()) * 1000))
             if leader == self._manager.broker_id:
                 result = await self._manager.produce(topic, partition, batch, acks, remaining_ms)
-                code, message, base_offset = (
+                code, message, base_offset, append_time_ms = (
                     _native_code(result.error_code),
                     result.error_message,
                     result.base_offset,
+                    result.log_append_time_ms,
                 )
             elif leader < 0:
-                code, message, base_offset = (
+                code, message, base_offset, append_time_ms = (
                     ErrorCode.LEADER_NOT_AVAILABLE,
                     f"partition {partition} of {topic!r} has no leader right now",
                     -1,
+                    -1,
                 )
             else:
-                code, message, base_offset = await self._forward_produce(
+                code, message, base_offset, append_time_ms = await self._forward_produce(
                     leader, topic, partition, batch, acks, remaining_ms
                 )
             if code not in _RETRY_CODES or loop.time() + LEADER_RETRY_BACKOFF_S >= deadline:
-                return code, message, base_offset
+                return code, message, base_offset, append_time_ms
             await asyncio.sleep(LEADER_RETRY_BACKOFF_S)
 
     async def _forward_produce(
         self, leader: int, topic: str, partition: int, batch: bytes, acks: int, timeout_ms: int
-    ) -> tuple[ErrorCode, str | None, int]:
+    ) -> tuple[ErrorCode, str | None, int, int]:
         body = {
             "kind": KIND_PRODUCE,
             "acks": acks,
@@ -160,13 +164,16 @@ class DataPlane:
                 ErrorCode(int(item["error_code"])),
                 item.get("error_message"),
                 int(item["base_offset"]),
+                int(item.get("log_append_time_ms", -1)),  # absent from older brokers
             )
         except TimeoutError:
-            return ErrorCode.REQUEST_TIMED_OUT, f"leader {leader} did not answer in time", -1
+            return ErrorCode.REQUEST_TIMED_OUT, f"leader {leader} did not answer in time", -1, -1
         except (KeyError, IndexError, TypeError, ValueError) as error:
-            return ErrorCode.UNKNOWN_SERVER_ERROR, f"leader {leader} answered oddly: {error!r}", -1
+            message = f"leader {leader} answered oddly: {error!r}"
+            return ErrorCode.UNKNOWN_SERVER_ERROR, message, -1, -1
         except Exception as error:  # noqa: BLE001 - unreachable leader: retriable
-            return ErrorCode.NOT_LEADER_OR_FOLLOWER, f"leader {leader} unreachable: {error}", -1
+            message = f"leader {leader} unreachable: {error}"
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER, message, -1, -1
 
     # -- consume -----------------------------------------------------------------------------
 

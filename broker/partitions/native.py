@@ -249,6 +249,7 @@ def _produce_answer(topic: str, partition: int, result: ProduceResult) -> dict[s
         "log_start_offset": result.log_start_offset,
         "leader_id": result.leader_id,
         "leader_epoch": result.leader_epoch,
+        "log_append_time_ms": result.log_append_time_ms,
     }
 
 

@@ -49,6 +49,8 @@ class MemoryCluster:
         self.scripted: list[tuple[str, tuple[str, int], int]] = []
         self.requests: list[tuple[int, dict[str, Any]]] = []  # (broker id, body) received
         self.appended = asyncio.Event()
+        # set: every partition is LogAppendTime and answers produces with this append time
+        self.log_append_time_ms: int | None = None
 
     def fail_next(self, kind: str, topic: str, partition: int, code: ErrorCode) -> None:
         """The next `kind` request naming the partition gets `code` for it."""
@@ -147,6 +149,8 @@ class MemoryCluster:
             batch = RecordBatch(data)
             log.batches.append(assign_offsets(data, log.log_end_offset, log.leader_epoch))
             answer["base_offset"] = log.log_end_offset
+            if self.log_append_time_ms is not None:
+                answer["log_append_time_ms"] = self.log_append_time_ms
             log.log_end_offset += batch.records_count
             self.appended.set()
         answer.update(error_code=code, error_message=None if code == 0 else "scripted")

@@ -37,6 +37,16 @@ async def test_records_come_back_in_order_with_their_acknowledged_offsets() -> N
             assert by_position[(metadata.partition, metadata.offset)] == f"v{n}".encode()
 
 
+async def test_on_a_log_append_time_topic_the_metadata_carries_the_brokers_time() -> None:
+    async with asyncio.timeout(DEADLINE_S), running_cluster({"t": 1}) as cluster:
+        cluster.log_append_time_ms = 1_700_000_000_000
+        async with Producer(cluster.bootstrap()) as producer:
+            future = await producer.send("t", b"v", timestamp_ms=1_000)
+            await producer.flush()
+
+    assert future.result().timestamp == 1_700_000_000_000
+
+
 def _values(records: list[ConsumerRecord]) -> list[bytes | None]:
     return [record.value for record in records]
 

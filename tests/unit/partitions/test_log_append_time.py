@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+from broker.api.facade import OutgoingRecord
 from broker.log.batch import Record, build_batch, iter_batches, iter_records
+from broker.partitions.dataplane import DataPlane
 from broker.partitions.manager import ReplicaManager
 from kraft.protocol.errors import ErrorCode
 from tests.unit.api.images import ImageBuilder
@@ -87,3 +90,38 @@ async def test_a_create_time_topic_keeps_the_producers_timestamps(tmp_path: Path
             assert stored_timestamps(replicas) == [PRODUCER_TIMESTAMP_MS, PRODUCER_TIMESTAMP_MS + 1]
         finally:
             await replicas.close()
+
+
+async def test_the_http_produce_path_reports_the_append_time_here_and_from_a_leader(
+    tmp_path: Path,
+) -> None:
+    """The data plane behind HTTP produce: each record's outcome carries the append time,
+    whether this broker leads the partition or forwards the batch to the leader."""
+    builder = ImageBuilder()
+    builder.broker(1)
+    builder.broker(2)
+    builder.topic("here", [(1,)])
+    builder.topic("there", [(2,)])
+    for name in ("here", "there"):
+        builder.config("topic", name, "message.timestamp.type", "LogAppendTime")
+    replicas = single_broker_manager(builder, tmp_path)
+    replicas._reconcile()
+
+    async def leader_2(broker: int, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        assert broker == 2
+        return {
+            "partitions": [
+                {"error_code": 0, "base_offset": 7, "log_append_time_ms": 1_700_000_000_000}
+            ]
+        }
+
+    plane = DataPlane(replicas, lambda: builder.image, leader_2)
+    record = OutgoingRecord(b"v", timestamp_ms=PRODUCER_TIMESTAMP_MS)
+    try:
+        (here,) = await plane.produce_records("here", [record], 1, 5000)
+        (there,) = await plane.produce_records("there", [record], 1, 5000)
+    finally:
+        await replicas.close()
+
+    assert here.error_code == 0 and here.timestamp_ms > PRODUCER_TIMESTAMP_MS
+    assert (there.offset, there.timestamp_ms) == (7, 1_700_000_000_000)
