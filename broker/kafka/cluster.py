@@ -38,6 +38,9 @@ log = structlog.get_logger(__name__)
 CLIENT_LISTENER = "CLIENT"
 # How long a Metadata request waits for the topics it auto-creates.
 AUTO_CREATE_TIMEOUT_S = 5.0
+# Topics one Metadata request may auto-create; the others it names answer
+# LEADER_NOT_AVAILABLE, and the client's retry creates the next ones.
+MAX_AUTO_CREATED_TOPICS_PER_REQUEST = 100
 # KIP-511: client software name and version in ApiVersions v3+
 _SOFTWARE_FIELD = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 ENDPOINT_TYPE_BROKER = 1
@@ -181,8 +184,12 @@ async def _auto_create(
     )
     if not missing:
         return None
-    outcomes = await asyncio.gather(*(_create(services, name) for name in missing))
-    return {name: code for name, code in zip(missing, outcomes, strict=True) if code is not None}
+    now = missing[:MAX_AUTO_CREATED_TOPICS_PER_REQUEST]
+    later = missing[MAX_AUTO_CREATED_TOPICS_PER_REQUEST:]
+    outcomes = await asyncio.gather(*(_create(services, name) for name in now))
+    refusals = {name: code for name, code in zip(now, outcomes, strict=True) if code is not None}
+    refusals.update(dict.fromkeys(later, KafkaError.leader_not_available))
+    return refusals
 
 
 async def _create(services: BrokerServices, name: str) -> KafkaError | None:

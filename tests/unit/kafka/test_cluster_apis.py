@@ -9,6 +9,7 @@ from kio.schema.errors import ErrorCode as KafkaError
 
 from broker.api.facade import NoLeaderError
 from broker.kafka.apis import ApiKey
+from broker.kafka.cluster import MAX_AUTO_CREATED_TOPICS_PER_REQUEST
 from broker.kafka.codec import topic_uuid
 from kraft.controller.errors import InvalidReplicationFactorError
 from tests.unit.kafka.helpers import CLUSTER_ID, Fixture, nested, topic_id_for
@@ -126,6 +127,22 @@ async def test_an_auto_creation_the_controller_refuses_answers_its_code() -> Non
     body = await metadata(fixture, 12, (metadata_topic(12, "new"),), allow_auto_topic_creation=True)
 
     assert body.topics[0].error_code is KafkaError.invalid_replication_factor  # type: ignore[attr-defined]
+
+
+async def test_one_request_auto_creates_a_bounded_number_of_topics() -> None:
+    fixture = Fixture(auto_create_topics=True)
+    names = [f"t{n:03d}" for n in range(MAX_AUTO_CREATED_TOPICS_PER_REQUEST + 2)]
+    asked = tuple(metadata_topic(12, name) for name in names)
+
+    body = await metadata(fixture, 12, asked, allow_auto_topic_creation=True)
+
+    codes = [t.error_code for t in body.topics]  # type: ignore[attr-defined]
+    assert (
+        codes
+        == [KafkaError.none] * MAX_AUTO_CREATED_TOPICS_PER_REQUEST
+        + [KafkaError.leader_not_available] * 2
+    )
+    assert len(fixture.admin.calls) == MAX_AUTO_CREATED_TOPICS_PER_REQUEST
 
 
 async def test_an_auto_creation_without_a_controller_is_leader_not_available() -> None:
